@@ -1,0 +1,128 @@
+"""Bills from usage: tier charges, exact line sums, the one rounding per line, plan balances, free quota left."""
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Sequence
+
+from .accounts import OFFICIAL, Plan
+from .bills import Bill, BillLine, PlanBalance, TierCharge
+from .catalog import VOLUME, Api, Catalog
+from .clock import period_label
+from .money import check_int64, round_line, to_decimal
+from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage
+
+
+def volume_tier(api: Api, total: int) -> int:
+    """The tier that a month total of ``total`` PAYG calls reaches (volume pricing)."""
+    for t, tier in enumerate(api.tiers):
+        if tier.upto is None or total <= tier.upto:
+            return t
+    raise AssertionError("tier tables end with an open tier")
+
+
+def tier_calls(api: Api, counts: Sequence[int]) -> list[tuple[int, int]]:
+    """(tier, calls) of a line's PAYG calls, as billed: by position (graduated) or by total (volume)."""
+    payg = sum(counts[TIER0:])
+    if api.tier_mode == VOLUME:
+        return [(volume_tier(api, payg), payg)] if payg else []
+    return [(t, counts[TIER0 + t]) for t in range(len(api.tiers)) if counts[TIER0 + t]]
+
+
+def make_bills(
+    usage: Usage, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan]
+) -> list[Bill]:
+    """One bill per (party, month) with at least one counted record, sorted by account, channel, period.
+
+    ``usage`` must hold the party's whole history (plans and the verification pool span months).
+    """
+    clock = catalog.clock
+    by_bill: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for (party, period, api), counts in usage.lines.items():
+        if sum(counts) - counts[DUPLICATE] > 0:
+            by_bill[(party, period)].append(api)
+    # Cumulative verification pool use and plan use, month by month.
+    pool_by_period: dict[int, dict[int, int]] = defaultdict(dict)
+    for (party, period, api), counts in usage.lines.items():
+        if catalog.apis[api].kind == "verification" and counts[FREE]:
+            pool_by_period[party][period] = pool_by_period[party].get(period, 0) + counts[FREE]
+    plan_by_period: dict[int, dict[int, int]] = defaultdict(dict)
+    for (plan, period), units in usage.plan_used.items():
+        plan_by_period[plan][period] = units
+    plans_of: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for k, plan in enumerate(plans):
+        plans_of[(plan.account, plan.channel)].append(k)
+
+    bills = []
+    for (party, period), apis in by_bill.items():
+        account, channel = parties[party]
+        month_start, month_end = int(clock.month_starts[period]), int(clock.month_starts[period + 1])
+        lines = []
+        for api_index in sorted(apis):
+            lines.append(_line(catalog.apis[api_index], usage.lines[(party, period, api_index)]))
+        total = check_int64(sum(_micro(line.amount) for line in lines), what="bill total")
+        balances = []
+        for k in plans_of.get((account, channel), []):
+            plan = plans[k]
+            used_now = plan_by_period.get(k, {}).get(period, 0)
+            if not (plan.start < month_end and plan.effective_end > month_start) and not used_now:
+                continue
+            used_through = sum(u for p, u in plan_by_period.get(k, {}).items() if p <= period)
+            remaining = plan.quantity - used_through if plan.effective_end > month_end else 0
+            balances.append(PlanBalance(plan.id, used_now, remaining, clock.label(plan.effective_end)))
+        free_left: list[tuple[str, int]] = []
+        if channel == OFFICIAL:
+            pool_used = sum(u for p, u in pool_by_period.get(party, {}).items() if p <= period)
+            for line in lines:
+                api = catalog.api(line.api)
+                if api.kind == "verification":
+                    free_left.append((api.code, max(0, catalog.verification_free_total - pool_used)))
+                else:
+                    free_left.append((api.code, max(0, api.free_monthly - line.free)))
+        bills.append(
+            Bill(
+                account=account,
+                channel=channel,
+                period=period_label(period),
+                currency=catalog.currency,
+                lines=tuple(lines),
+                total=to_decimal(total).quantize(_CENTS),
+                plans=tuple(balances),
+                free_remaining=tuple(free_left),
+            )
+        )
+    return sorted(bills, key=lambda b: b.key)
+
+
+def _line(api: Api, counts: Sequence[int]) -> BillLine:
+    tiers = []
+    exact = 0
+    for t, calls in tier_calls(api, counts):
+        tier = api.tiers[t]
+        amount = check_int64(calls * tier.price, what=f"{api.code} tier {t + 1} amount")
+        exact += amount
+        tiers.append(TierCharge(api.tier_from(t), tier.upto, calls, to_decimal(tier.price).normalize(), to_decimal(amount)))
+    exact = check_int64(exact, what=f"{api.code} line amount")
+    payg = sum(counts[TIER0:])
+    shared_calls = counts[SHARED]
+    return BillLine(
+        api=api.code,
+        calls=counts[FAILED] + counts[REJECTED] + counts[FREE] + counts[DEDICATED] + shared_calls + payg,
+        failed=counts[FAILED],
+        rejected=counts[REJECTED],
+        free=counts[FREE],
+        dedicated=counts[DEDICATED],
+        shared_calls=shared_calls,
+        shared_points=shared_calls * api.shared_points,
+        payg=payg,
+        tiers=tuple(tiers),
+        amount_exact=to_decimal(exact),
+        amount=to_decimal(round_line(exact, api.rounding)).quantize(_CENTS),
+    )
+
+
+def _micro(amount: Decimal) -> int:
+    return int(amount.scaleb(6))
+
+
+_CENTS = Decimal("0.01")

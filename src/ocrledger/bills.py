@@ -1,0 +1,171 @@
+"""Bills as plain frozen dataclasses with Decimal amounts, and their JSON form (SPEC §6)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class TierCharge:
+    """PAYG calls of one price tier on a bill line."""
+
+    from_: int
+    to: int | None
+    calls: int
+    unit_price: Decimal
+    amount: Decimal
+    """Exact: calls x unit_price (6 places)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.from_,
+            "to": self.to,
+            "calls": self.calls,
+            "unit_price": _price(self.unit_price),
+            "amount": str(self.amount),
+        }
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """One API on one bill: ``calls = failed + rejected + free + dedicated + shared_calls + payg``."""
+
+    api: str
+    calls: int
+    failed: int
+    rejected: int
+    free: int
+    dedicated: int
+    shared_calls: int
+    shared_points: int
+    payg: int
+    tiers: tuple[TierCharge, ...]
+    amount_exact: Decimal
+    amount: Decimal
+    """amount_exact rounded once to 0.01 with the catalog's rounding mode."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "calls": self.calls,
+            "failed": self.failed,
+            "rejected": self.rejected,
+            "free": self.free,
+            "dedicated": self.dedicated,
+            "shared_calls": self.shared_calls,
+            "shared_points": self.shared_points,
+            "payg": self.payg,
+            "tiers": [t.to_dict() for t in self.tiers],
+            "amount_exact": str(self.amount_exact),
+            "amount": str(self.amount),
+        }
+
+
+@dataclass(frozen=True)
+class PlanBalance:
+    """A resource plan as it stood at the end of the bill's month."""
+
+    id: str
+    used: int
+    """Calls (dedicated) or points (shared) it paid for in this month."""
+    remaining: int
+    """What is left to use after the month; 0 once the plan has ended or was refunded."""
+    end: str
+    """When it stops paying (its end, or its refund if earlier), ISO 8601 in the billing zone."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "used": self.used, "remaining": self.remaining, "end": self.end}
+
+
+@dataclass(frozen=True)
+class Bill:
+    """The bill of one account on one channel for one calendar month."""
+
+    account: str
+    channel: str
+    period: str
+    currency: str
+    lines: tuple[BillLine, ...]
+    total: Decimal
+    plans: tuple[PlanBalance, ...]
+    free_remaining: tuple[tuple[str, int], ...]
+    """(API code, free calls left after the month) for each line's API; verification APIs show
+    the lifetime pool. Empty on the marketplace, which has no free quota."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.account, self.channel, self.period)
+
+    def line(self, api: str) -> BillLine:
+        for line in self.lines:
+            if line.api == api:
+                return line
+        raise KeyError(api)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "channel": self.channel,
+            "period": self.period,
+            "currency": self.currency,
+            "lines": [line.to_dict() for line in self.lines],
+            "total": str(self.total),
+            "plans": [p.to_dict() for p in self.plans],
+            "free_remaining": dict(self.free_remaining),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Bill":
+        return cls(
+            account=data["account"],
+            channel=data["channel"],
+            period=data["period"],
+            currency=data["currency"],
+            lines=tuple(
+                BillLine(
+                    api=ln["api"],
+                    calls=ln["calls"],
+                    failed=ln["failed"],
+                    rejected=ln["rejected"],
+                    free=ln["free"],
+                    dedicated=ln["dedicated"],
+                    shared_calls=ln["shared_calls"],
+                    shared_points=ln["shared_points"],
+                    payg=ln["payg"],
+                    tiers=tuple(
+                        TierCharge(t["from"], t["to"], t["calls"], Decimal(t["unit_price"]), Decimal(t["amount"]))
+                        for t in ln["tiers"]
+                    ),
+                    amount_exact=Decimal(ln["amount_exact"]),
+                    amount=Decimal(ln["amount"]),
+                )
+                for ln in data["lines"]
+            ),
+            total=Decimal(data["total"]),
+            plans=tuple(PlanBalance(p["id"], p["used"], p["remaining"], p["end"]) for p in data["plans"]),
+            free_remaining=tuple((k, int(v)) for k, v in data["free_remaining"].items()),
+        )
+
+
+def bills_to_json(bills: Iterable[Bill], indent: int | None = 2) -> str:
+    """A JSON list of bill objects, in the order given."""
+    return json.dumps([b.to_dict() for b in bills], indent=indent, ensure_ascii=False)
+
+
+def bills_from_json(text: str) -> list[Bill]:
+    data = json.loads(text)
+    return [Bill.from_dict(d) for d in (data if isinstance(data, list) else [data])]
+
+
+def sort_bills(bills: Sequence[Bill]) -> list[Bill]:
+    """Bills sorted by account, channel, period."""
+    return sorted(bills, key=lambda b: b.key)
+
+
+def _price(value: Decimal) -> str:
+    return format(value, "f")

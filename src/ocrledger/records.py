@@ -1,0 +1,257 @@
+"""Call records: reading CSV, Parquet, DataFrames, Arrow tables or dicts, then encoding them into kernel columns."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .accounts import CHANNELS, OFFICIAL
+from .catalog import Catalog
+from .clock import BillingClock
+from .errors import CallsError, OcrledgerError
+from .tables import Batch
+
+REQUIRED = ("record_id", "account", "api", "ts", "success")
+OPTIONAL = ("channel",)
+_TRUE = {"1", "true", "True", "TRUE"}
+_FALSE = {"0", "false", "False", "FALSE"}
+
+
+@dataclass
+class CallTable:
+    """Validated call records in input order (strings kept as numpy unicode arrays)."""
+
+    record_id: np.ndarray
+    account: np.ndarray
+    channel: np.ndarray
+    api: np.ndarray  # int32 catalog index
+    ts: np.ndarray  # int64 epoch ms
+    success: np.ndarray  # int8
+    source: str
+    row_base: int
+    """Row number of the first record in error messages (2 for a CSV file with a header)."""
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def read_calls(calls: Any, catalog: Catalog, *, source: str | None = None) -> CallTable:
+    """Read and validate call records from a path, a DataFrame, an Arrow table or a dict of columns."""
+    if isinstance(calls, (str, Path)):
+        path = Path(calls)
+        if path.suffix.lower() == ".parquet" or path.is_dir():
+            columns, name, base = _read_parquet(path), str(path), 1
+        else:
+            columns, name, base = _read_csv(path), str(path), 2
+    elif hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table
+        columns = {c: calls.column(c).to_numpy(zero_copy_only=False) for c in calls.column_names}
+        name, base = source or "<arrow table>", 1
+    elif hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
+        columns = {str(c): calls[c].to_numpy() for c in calls.columns}
+        name, base = source or "<dataframe>", 1
+    elif isinstance(calls, Mapping):
+        columns, name, base = dict(calls), source or "<columns>", 1
+    else:
+        raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
+    return _validate(columns, catalog, name, base)
+
+
+def _read_csv(path: Path) -> dict[str, Any]:
+    name = str(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CallsError(f"cannot read: {exc.strerror}", file=name) from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise CallsError("the file is empty (no header row)", file=name)
+            header = [h.strip() for h in header]
+            width = len(header)
+            columns: list[list[str]] = [[] for _ in header]
+            for row in reader:
+                if len(row) != width:
+                    if not row:
+                        continue  # blank line
+                    missing = header[len(row)] if len(row) < width else None
+                    detail = f"missing column {missing!r}" if missing else "more fields than the header"
+                    raise CallsError(
+                        f"has {len(row)} fields, the header has {width} ({detail})", file=name, row=reader.line_num
+                    )
+                for col, value in zip(columns, row):
+                    col.append(value)
+        except UnicodeDecodeError as exc:
+            raise CallsError(f"is not UTF-8 text ({exc.reason})", file=name) from None
+        except csv.Error as exc:
+            raise CallsError(f"CSV error: {exc}", file=name, row=reader.line_num) from None
+    if len(set(header)) != width:
+        raise CallsError("the header names a column twice", file=name, row=1)
+    return {h: np.array(col, dtype=str) for h, col in zip(header, columns)}
+
+
+def _read_parquet(path: Path) -> dict[str, Any]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CallsError("reading Parquet needs pyarrow: pip install 'ocrledger[parquet]'", file=str(path)) from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
+    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+
+
+def _validate(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
+    for col in REQUIRED:
+        if col not in columns:
+            raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
+    n = len(columns["record_id"])
+    for col in (*REQUIRED, *OPTIONAL):
+        if col in columns and len(columns[col]) != n:
+            raise CallsError(f"column {col!r} has {len(columns[col])} values, record_id has {n}", file=name)
+
+    def fail(message: str, index: int, field: str) -> CallsError:
+        return CallsError(message, file=name, row=base + int(index), field=field)
+
+    record_id = _strings(columns["record_id"], "record_id", fail)
+    account = _strings(columns["account"], "account", fail)
+    channel = (
+        _strings(columns["channel"], "channel", fail, default=OFFICIAL)
+        if "channel" in columns
+        else np.full(n, OFFICIAL, dtype="<U8")
+    )
+    bad = ~np.isin(channel, CHANNELS)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise fail(f"channel must be 'official' or 'marketplace', not {channel[i]!r}", i, "channel")
+    api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
+    ts = _instants(columns["ts"], catalog.clock, fail)
+    success = _flags(columns["success"], fail)
+    return CallTable(record_id, account, channel, api, ts, success, name, base)
+
+
+def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind != "U":
+        if any(v is not None and not isinstance(v, str) for v in arr):
+            i = next(i for i, v in enumerate(arr) if v is not None and not isinstance(v, str))
+            raise fail(f"must be text, not {arr[i]!r}", i, field)
+        arr = np.array(["" if v is None else v for v in arr], dtype=str)
+    arr = np.char.strip(arr) if len(arr) else arr.astype(str)
+    empty = arr == ""
+    if empty.any():
+        if default is None:
+            raise fail("is empty", int(np.argmax(empty)), field)
+        arr = np.where(empty, default, arr)
+    return arr
+
+
+def _codes(api: np.ndarray, catalog: Catalog, fail: Any) -> np.ndarray:
+    uniques, inverse = np.unique(api, return_inverse=True)
+    mapping = np.empty(len(uniques), dtype=np.int32)
+    for k, code in enumerate(uniques):
+        if code not in catalog.index:
+            raise fail(f"API {code!r} is not in the catalog", int(np.argmax(inverse == k)), "api")
+        mapping[k] = catalog.index[code]
+    return mapping[inverse.reshape(-1)] if len(api) else np.empty(0, dtype=np.int32)
+
+
+def _instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        ts = arr.astype(np.int64)
+    elif arr.dtype.kind == "M":
+        ts = arr.astype("datetime64[ms]").astype(np.int64)
+    else:
+        ts = np.empty(len(arr), dtype=np.int64)
+        for i, v in enumerate(arr):
+            if isinstance(v, float) or isinstance(v, np.floating):
+                raise fail(f"{v!r} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
+            try:
+                ts[i] = clock.instant(v if not isinstance(v, np.integer) else int(v), what="ts", naive_ok=False)
+            except OcrledgerError as exc:
+                raise fail(exc.message, i, "ts") from None
+        return ts
+    bad = (ts < clock.min_ms) | (ts >= clock.max_ms)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise fail(f"{int(ts[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i, "ts")
+    return ts
+
+
+def _flags(values: Any, fail: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int8)
+    if arr.dtype.kind in "iu":
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise fail(f"must be 1/0 or true/false, not {arr[i]!r}", i, "success")
+        return arr.astype(np.int8)
+    out = np.empty(len(arr), dtype=np.int8)
+    for i, v in enumerate(arr):
+        text = v.strip() if isinstance(v, str) else v
+        if text in _TRUE or text is True or (isinstance(text, (int, np.integer)) and text == 1):
+            out[i] = 1
+        elif text in _FALSE or text is False or (isinstance(text, (int, np.integer)) and text == 0):
+            out[i] = 0
+        else:
+            raise fail(f"must be 1/0 or true/false, not {v!r}", i, "success")
+    return out
+
+
+@dataclass
+class Encoded:
+    """A call table encoded for the kernel: the batch in charge order and how it maps back."""
+
+    batch: Batch
+    order: np.ndarray  # int64: input row of each batch position
+    parties: list[tuple[str, str]]
+
+
+def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple[str, str]]:
+    """Known parties first (file order), then the unknown (account, channel) pairs of the calls, sorted."""
+    seen = set(known)
+    pairs = set(zip(calls.account.tolist(), calls.channel.tolist())) if len(calls) else set()
+    return list(known) + sorted(pairs - seen)
+
+
+def encode(calls: CallTable, parties: Sequence[tuple[str, str]], clock: BillingClock) -> Encoded:
+    """Sort calls in (ts, record_id) order, mark repeated record ids per channel, map parties."""
+    index = {p: i for i, p in enumerate(parties)}
+    n = len(calls)
+    rid_uniques, rid_code = np.unique(calls.record_id, return_inverse=True)
+    rid_code = rid_code.reshape(-1).astype(np.int64)
+    order = np.lexsort((rid_code, calls.ts)) if n else np.empty(0, dtype=np.int64)
+    ts = calls.ts[order]
+    is_market = (calls.channel[order] != OFFICIAL).astype(np.int64)
+    key = rid_code[order] * 2 + is_market
+    duplicate = np.ones(n, dtype=np.int8)
+    if n:
+        _, first = np.unique(key, return_index=True)  # first occurrence in charge order
+        duplicate[first] = 0
+    acc_u, acc_i = np.unique(calls.account, return_inverse=True)
+    ch_u, ch_i = np.unique(calls.channel, return_inverse=True)
+    combo = acc_i.reshape(-1).astype(np.int64) * max(len(ch_u), 1) + ch_i.reshape(-1)
+    combo_u, combo_i = np.unique(combo, return_inverse=True)
+    party_of_combo = np.array(
+        [index[(str(acc_u[c // max(len(ch_u), 1)]), str(ch_u[c % max(len(ch_u), 1)]))] for c in combo_u],
+        dtype=np.int32,
+    )
+    party = party_of_combo[combo_i.reshape(-1)] if n else np.empty(0, dtype=np.int32)
+    batch = Batch(
+        party=np.ascontiguousarray(party[order], dtype=np.int32),
+        api=np.ascontiguousarray(calls.api[order], dtype=np.int32),
+        ts=np.ascontiguousarray(ts, dtype=np.int64),
+        period=clock.periods(ts),
+        success=np.ascontiguousarray(calls.success[order], dtype=np.int8),
+        duplicate=duplicate,
+    )
+    del rid_uniques
+    return Encoded(batch, order.astype(np.int64), list(parties))

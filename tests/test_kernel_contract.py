@@ -1,0 +1,91 @@
+"""The kernel contract: the compiled kernel is the one loaded, codes agree, batches carry counters."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from helpers import CATALOG, OCT, accounts, calls, official, repeat
+
+from ocrledger import _kernel, _reference
+from ocrledger.codes import Source, Status
+from ocrledger.records import encode, party_list, read_calls
+from ocrledger.tables import KernelState, build_tables
+
+
+def test_compiled_kernel_is_loaded() -> None:
+    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
+        pytest.skip("pure-Python run requested")
+    from ocrledger import _core
+
+    assert _kernel.IMPLEMENTATION == "cython"
+    assert _kernel.default is _core
+    assert _core.__file__.endswith((".so", ".pyd"))
+    assert "cython" in _kernel.KERNELS and "reference" in _kernel.KERNELS
+
+
+def test_c_enums_match_python_codes() -> None:
+    from ocrledger import _core
+
+    values = _core.enum_values()
+    assert values["source"] == {s.name: s.value for s in Source}
+    assert values["status"] == {s.name: s.value for s in Status}
+
+
+def _setup(rows, acc):  # type: ignore[no-untyped-def]
+    table = read_calls(calls(rows), CATALOG)
+    parties = party_list(acc.parties(), table)
+    tables, plans = build_tables(CATALOG, acc, parties)
+    enc = encode(table, parties, CATALOG.clock)
+    return tables, np.array([p.quantity for p in plans], dtype=np.int64), enc.batch
+
+
+@pytest.mark.parametrize("cuts", [[1], [100, 250], [7, 8, 9, 300], list(range(0, 640, 37))])
+def test_batches_carry_counters(kernel: str, cuts: list[int]) -> None:
+    acc = accounts(
+        CATALOG,
+        account=[official("u", "RecognizeIdcard", "RecognizeGeneral", "VerifyVATInvoice")],
+        plan=[{"id": "p", "account": "u", "kind": "shared", "quantity": 500, "start": OCT}],
+    )
+    rows = (repeat(300, "u", "RecognizeIdcard", OCT, prefix="a")
+            + repeat(250, "u", "RecognizeGeneral", OCT, prefix="b")
+            + repeat(90, "u", "VerifyVATInvoice", OCT, prefix="c"))
+    tables, quantity, batch = _setup(rows, acc)
+    impl = _kernel.get(kernel)
+    whole_state = KernelState.fresh(tables, quantity)
+    whole = _kernel.run(impl, tables, whole_state, batch)
+    state = KernelState.fresh(tables, quantity)
+    edges = [0, *cuts, len(batch)]
+    parts = [_kernel.run(impl, tables, state, batch.take(np.arange(a, b))) for a, b in zip(edges, edges[1:])]
+    for name in ("status", "source", "plan", "tier", "amount"):
+        assert np.array_equal(np.concatenate([getattr(p, name) for p in parts]), getattr(whole, name)), name
+    for name, arr in whole_state.counters().items():
+        assert np.array_equal(state.counters()[name], arr), name
+
+
+def test_late_month_is_an_error_and_restores_state(kernel: str) -> None:
+    acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard")])
+    tables, quantity, batch = _setup(
+        [("a", "u", "RecognizeIdcard", "2026-11-02T00:00:00+08:00", 1),
+         ("b", "u", "RecognizeIdcard", "2026-10-02T00:00:00+08:00", 1)], acc)
+    state = KernelState.fresh(tables, quantity)
+    impl = _kernel.get(kernel)
+    first = batch.take(np.array([1]))  # November call
+    _kernel.run(impl, tables, state, first)
+    before = {k: v.copy() for k, v in state.counters().items()}
+    from ocrledger.errors import StateError
+
+    with pytest.raises(StateError):
+        _kernel.run(impl, tables, state, batch.take(np.array([0])))  # October after November
+    for name, arr in before.items():
+        assert np.array_equal(state.counters()[name], arr)
+
+
+def test_reference_kernel_has_the_same_signature() -> None:
+    import inspect
+
+    from ocrledger import _core
+
+    ref = inspect.signature(_reference.rate_batch)
+    assert list(ref.parameters) == ["tables", "state", "batch", "out"]
+    assert "rate_batch(tables, state, batch, out)" in (_core.rate_batch.__doc__ or "")
