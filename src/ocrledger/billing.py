@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .accounts import OFFICIAL, Plan
 from .bills import Bill, BillLine, PlanBalance, TierCharge
@@ -29,13 +29,22 @@ def tier_calls(api: Api, counts: Sequence[int]) -> list[tuple[int, int]]:
     return [(t, counts[TIER0 + t]) for t in range(len(api.tiers)) if counts[TIER0 + t]]
 
 
+QpsLines = Mapping[tuple[int, int, int], tuple[int, int]]
+
+
 def make_bills(
-    usage: Usage, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan]
+    usage: Usage,
+    catalog: Catalog,
+    parties: Sequence[tuple[str, str]],
+    plans: Sequence[Plan],
+    qps: QpsLines | None = None,
 ) -> list[Bill]:
     """One bill per (party, month) with at least one counted record, sorted by account, channel, period.
 
-    ``usage`` must hold the party's whole history (plans and the verification pool span months).
+    ``usage`` must hold the party's whole history (plans and the verification pool span months);
+    ``qps`` gives (peak, seconds over) per (party, period, api), see ``qps.qps_lines``.
     """
+    qps = qps or {}
     clock = catalog.clock
     by_bill: dict[tuple[int, int], list[int]] = defaultdict(list)
     for (party, period, api), counts in usage.lines.items():
@@ -59,7 +68,8 @@ def make_bills(
         month_start, month_end = int(clock.month_starts[period]), int(clock.month_starts[period + 1])
         lines = []
         for api_index in sorted(apis):
-            lines.append(_line(catalog.apis[api_index], usage.lines[(party, period, api_index)]))
+            peak, over = qps.get((party, period, api_index), (0, 0))
+            lines.append(_line(catalog.apis[api_index], usage.lines[(party, period, api_index)], peak, over))
         total = check_int64(sum(_micro(line.amount) for line in lines), what="bill total")
         balances = []
         for k in plans_of.get((account, channel), []):
@@ -94,7 +104,7 @@ def make_bills(
     return sorted(bills, key=lambda b: b.key)
 
 
-def _line(api: Api, counts: Sequence[int]) -> BillLine:
+def _line(api: Api, counts: Sequence[int], qps_peak: int = 0, qps_over: int = 0) -> BillLine:
     tiers = []
     exact = 0
     for t, calls in tier_calls(api, counts):
@@ -118,6 +128,8 @@ def _line(api: Api, counts: Sequence[int]) -> BillLine:
         tiers=tuple(tiers),
         amount_exact=to_decimal(exact),
         amount=to_decimal(round_line(exact, api.rounding)).quantize(_CENTS),
+        qps_peak=qps_peak,
+        qps_over_seconds=qps_over,
     )
 
 

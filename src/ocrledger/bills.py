@@ -45,6 +45,10 @@ class BillLine:
     amount_exact: Decimal
     amount: Decimal
     """amount_exact rounded once to 0.01 with the catalog's rounding mode."""
+    qps_peak: int = 0
+    """Most calls (non-duplicate records, failed included) in any one second of the month."""
+    qps_over_seconds: int = 0
+    """Seconds of the month with more calls than the entitled QPS (API default plus add-ons)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,34 @@ class BillLine:
             "tiers": [t.to_dict() for t in self.tiers],
             "amount_exact": str(self.amount_exact),
             "amount": str(self.amount),
+            "qps_peak": self.qps_peak,
+            "qps_over_seconds": self.qps_over_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """Calls of a closed month that arrived after its close, charged on a later open bill."""
+
+    period: str
+    """The closed month the calls belong to."""
+    api: str
+    calls: int
+    """Late records (distinct, non-duplicate)."""
+    amount_exact: Decimal
+    """What the closed month's line would now be, minus what it was billed at (exact)."""
+    amount: Decimal
+    """amount_exact rounded once to 0.01."""
+    record_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "api": self.api,
+            "calls": self.calls,
+            "amount_exact": str(self.amount_exact),
+            "amount": str(self.amount),
+            "record_ids": list(self.record_ids),
         }
 
 
@@ -81,7 +113,10 @@ class PlanBalance:
 
 @dataclass(frozen=True)
 class Bill:
-    """The bill of one account on one channel for one calendar month."""
+    """The bill of one account on one channel for one calendar month.
+
+    ``total`` is the sum of the rounded line amounts plus the rounded adjustments.
+    """
 
     account: str
     channel: str
@@ -93,6 +128,8 @@ class Bill:
     free_remaining: tuple[tuple[str, int], ...]
     """(API code, free calls left after the month) for each line's API; verification APIs show
     the lifetime pool. Empty on the marketplace, which has no free quota."""
+    adjustments: tuple[Adjustment, ...] = ()
+    """Late calls of closed months carried onto this bill (only from an embedded ledger)."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -114,6 +151,7 @@ class Bill:
             "total": str(self.total),
             "plans": [p.to_dict() for p in self.plans],
             "free_remaining": dict(self.free_remaining),
+            "adjustments": [a.to_dict() for a in self.adjustments],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -143,12 +181,19 @@ class Bill:
                     ),
                     amount_exact=Decimal(ln["amount_exact"]),
                     amount=Decimal(ln["amount"]),
+                    qps_peak=ln.get("qps_peak", 0),
+                    qps_over_seconds=ln.get("qps_over_seconds", 0),
                 )
                 for ln in data["lines"]
             ),
             total=Decimal(data["total"]),
             plans=tuple(PlanBalance(p["id"], p["used"], p["remaining"], p["end"]) for p in data["plans"]),
             free_remaining=tuple((k, int(v)) for k, v in data["free_remaining"].items()),
+            adjustments=tuple(
+                Adjustment(a["period"], a["api"], a["calls"], Decimal(a["amount_exact"]), Decimal(a["amount"]),
+                           tuple(a["record_ids"]))
+                for a in data.get("adjustments", [])
+            ),
         )
 
 

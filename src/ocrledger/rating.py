@@ -15,6 +15,7 @@ from .bills import Bill
 from .catalog import VOLUME, Catalog, load_catalog
 from .clock import N_PERIODS, parse_period, period_label
 from .codes import Source
+from .qps import qps_lines, second_counts
 from .records import Encoded, encode, party_list, read_calls
 from .tables import KernelState, KernelTables, Outcomes, build_tables
 from .usage import summarize
@@ -73,7 +74,8 @@ def rate(
     enc = encode(table, parties, cat.clock)
     out = _kernel.run(impl, tables, state, enc.batch)
     price_volume(cat, tables, enc, out)
-    bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans)
+    qps = qps_lines(cat, acc, parties, *second_counts(enc.batch, out, tables.n_api))
+    bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
     if wanted is not None:
         bills = [b for b in bills if b.period == period_label(wanted)]
     return RatingResult(bills, _columns(cat, table.record_id, enc, out, plans), impl.IMPLEMENTATION)
