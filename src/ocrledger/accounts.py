@@ -97,9 +97,16 @@ class Accounts:
 
 
 def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
-    """Load and validate an accounts TOML file against the catalog; ``None`` means no accounts."""
+    """Load and validate an accounts TOML file (or a folder of account tables) against the catalog.
+
+    ``None`` means no accounts. A folder is read by ``account_tables.load_account_tables``.
+    """
     if path is None:
         return Accounts()
+    if Path(path).is_dir():
+        from .account_tables import load_account_tables
+
+        return load_account_tables(path, catalog)
     source = str(path)
     try:
         with open(path, "rb") as fh:
@@ -285,7 +292,7 @@ class _Reader:
 
     def alert(self, raw: Any, i: int, known: set[tuple[str, str]]) -> Alert:
         where = f"alert[{i}]"
-        raw = self.table(raw, where, _ALERT_KEYS, ("account", "kind", "threshold"))
+        raw = self.table(raw, where, _ALERT_KEYS, ("account", "kind"))
         account, channel = self.party(raw, where, known)
         kind = raw["kind"]
         if kind not in ALERT_KINDS:
@@ -293,10 +300,24 @@ class _Reader:
         target = raw.get("target")
         if target is not None:
             target = self.text(target, f"{where}.target")
-        threshold = raw["threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, str)):
-            raise self.fail("must be a count, a percentage such as \"10%\", or an amount string", f"{where}.threshold")
-        return Alert(account, channel, kind, target, str(threshold))
+            if kind == "free_exhausted":
+                self.api(target, f"{where}.target")
+        threshold = raw.get("threshold")
+        if kind == "plan_remaining":
+            text = str(threshold).strip() if isinstance(threshold, (int, str)) and not isinstance(threshold, bool) else ""
+            number = text[:-1] if text.endswith("%") else text
+            if not number.isdigit() or (text.endswith("%") and int(number) > 100):
+                raise self.fail("must be a count of calls/points or a percentage such as \"10%\"", f"{where}.threshold")
+            threshold = text
+        elif kind == "payg_spend":
+            try:
+                parse_amount(threshold, what="threshold")
+            except OcrledgerError as exc:
+                raise self.fail(exc.message, f"{where}.threshold") from None
+            threshold = str(threshold)
+        else:
+            threshold = ""
+        return Alert(account, channel, kind, target, threshold)
 
     def credential(self, raw: Any, i: int, known: set[tuple[str, str]]) -> Credential:
         where = f"credential[{i}]"

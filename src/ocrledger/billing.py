@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Mapping, Sequence
 
 from .accounts import OFFICIAL, Plan
-from .bills import Bill, BillLine, PlanBalance, TierCharge
+from .bills import Adjustment, Bill, BillLine, PlanBalance, TierCharge
 from .catalog import VOLUME, Api, Catalog
 from .clock import period_label
 from .money import check_int64, round_line, to_decimal
@@ -38,18 +38,24 @@ def make_bills(
     parties: Sequence[tuple[str, str]],
     plans: Sequence[Plan],
     qps: QpsLines | None = None,
+    adjustments: Mapping[tuple[int, int], Sequence[Adjustment]] | None = None,
 ) -> list[Bill]:
     """One bill per (party, month) with at least one counted record, sorted by account, channel, period.
 
     ``usage`` must hold the party's whole history (plans and the verification pool span months);
-    ``qps`` gives (peak, seconds over) per (party, period, api), see ``qps.qps_lines``.
+    ``qps`` gives (peak, seconds over) per (party, period, api), see ``qps.qps_lines``;
+    ``adjustments`` (party, period) -> late charges of closed months put on that bill (which then
+    exists even without records of its own).
     """
     qps = qps or {}
+    adjustments = adjustments or {}
     clock = catalog.clock
     by_bill: dict[tuple[int, int], list[int]] = defaultdict(list)
     for (party, period, api), counts in usage.lines.items():
         if sum(counts) - counts[DUPLICATE] > 0:
             by_bill[(party, period)].append(api)
+    for key in adjustments:
+        by_bill.setdefault(key, [])
     # Cumulative verification pool use and plan use, month by month.
     pool_by_period: dict[int, dict[int, int]] = defaultdict(dict)
     for (party, period, api), counts in usage.lines.items():
@@ -69,8 +75,11 @@ def make_bills(
         lines = []
         for api_index in sorted(apis):
             peak, over = qps.get((party, period, api_index), (0, 0))
-            lines.append(_line(catalog.apis[api_index], usage.lines[(party, period, api_index)], peak, over))
-        total = check_int64(sum(_micro(line.amount) for line in lines), what="bill total")
+            lines.append(bill_line(catalog.apis[api_index], usage.lines[(party, period, api_index)], peak, over))
+        adjusted = tuple(adjustments.get((party, period), ()))
+        total = check_int64(
+            sum(_micro(line.amount) for line in lines) + sum(_micro(a.amount) for a in adjusted), what="bill total"
+        )
         balances = []
         for k in plans_of.get((account, channel), []):
             plan = plans[k]
@@ -99,12 +108,13 @@ def make_bills(
                 total=to_decimal(total).quantize(_CENTS),
                 plans=tuple(balances),
                 free_remaining=tuple(free_left),
+                adjustments=adjusted,
             )
         )
     return sorted(bills, key=lambda b: b.key)
 
 
-def _line(api: Api, counts: Sequence[int], qps_peak: int = 0, qps_over: int = 0) -> BillLine:
+def bill_line(api: Api, counts: Sequence[int], qps_peak: int = 0, qps_over: int = 0) -> BillLine:
     tiers = []
     exact = 0
     for t, calls in tier_calls(api, counts):

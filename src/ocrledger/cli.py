@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __version__, _kernel
+from . import __version__, _kernel, ledger_cli
 from .errors import OcrledgerError
 
 EXIT_INPUT = 2
@@ -82,6 +82,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [_add_rate, _add_demo]
 """Sub-command registrars, in help order; feature modules append theirs here."""
+COMMANDS += ledger_cli.REGISTRARS
 
 
 def build_parser() -> argparse.ArgumentParser:

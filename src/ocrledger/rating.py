@@ -78,7 +78,7 @@ def rate(
     bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
     if wanted is not None:
         bills = [b for b in bills if b.period == period_label(wanted)]
-    return RatingResult(bills, _columns(cat, table.record_id, enc, out, plans), impl.IMPLEMENTATION)
+    return RatingResult(bills, outcome_columns(cat, table.record_id, enc, out, plans), impl.IMPLEMENTATION)
 
 
 def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outcomes) -> None:
@@ -106,9 +106,10 @@ def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outc
     out.amount[mask] = price[inverse.reshape(-1)]
 
 
-def _columns(
+def outcome_columns(
     catalog: Catalog, record_id: np.ndarray, enc: Encoded, out: Outcomes, plans: list[Plan]
 ) -> dict[str, np.ndarray]:
+    """Per-call outcome columns in charge order, with names instead of indices."""
     batch = enc.batch
     party_account = np.array([a for a, _ in enc.parties] or [""], dtype=str)
     party_channel = np.array([c for _, c in enc.parties] or [""], dtype=str)

@@ -40,23 +40,25 @@ class CallTable:
 
 def read_calls(calls: Any, catalog: Catalog, *, source: str | None = None) -> CallTable:
     """Read and validate call records from a path, a DataFrame, an Arrow table or a dict of columns."""
+    columns, name, base = read_columns(calls, source=source)
+    return validate_columns(columns, catalog, name, base)
+
+
+def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, Any], str, int]:
+    """The raw columns of a calls input, its name for messages, and the row number of its first record."""
     if isinstance(calls, (str, Path)):
         path = Path(calls)
         if path.suffix.lower() == ".parquet" or path.is_dir():
-            columns, name, base = _read_parquet(path), str(path), 1
-        else:
-            columns, name, base = _read_csv(path), str(path), 2
-    elif hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table
+            return _read_parquet(path), str(path), 1
+        return _read_csv(path), str(path), 2
+    if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table
         columns = {c: calls.column(c).to_numpy(zero_copy_only=False) for c in calls.column_names}
-        name, base = source or "<arrow table>", 1
-    elif hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
-        columns = {str(c): calls[c].to_numpy() for c in calls.columns}
-        name, base = source or "<dataframe>", 1
-    elif isinstance(calls, Mapping):
-        columns, name, base = dict(calls), source or "<columns>", 1
-    else:
-        raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
-    return _validate(columns, catalog, name, base)
+        return columns, source or "<arrow table>", 1
+    if hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
+        return {str(c): calls[c].to_numpy() for c in calls.columns}, source or "<dataframe>", 1
+    if isinstance(calls, Mapping):
+        return dict(calls), source or "<columns>", 1
+    raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
 
 
 def _read_csv(path: Path) -> dict[str, Any]:
@@ -106,7 +108,8 @@ def _read_parquet(path: Path) -> dict[str, Any]:
     return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
 
 
-def _validate(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
+def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
+    """Check and decode raw columns; errors name ``name``, the row (``base`` = first record) and field."""
     for col in REQUIRED:
         if col not in columns:
             raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
