@@ -68,6 +68,18 @@ CREATE TABLE IF NOT EXISTS alert_events(id INTEGER PRIMARY KEY AUTOINCREMENT, ac
 LineKey = tuple[str, str, int, str, int]  # account, channel, period, api code, target
 
 
+@dataclass
+class _Warm:
+    """Kernel tables and counters kept between ingests while nothing else changed the ledger."""
+
+    parties: list[tuple[str, str]]
+    tables: KernelTables
+    plans: list[Any]
+    state: KernelState
+    period: int | None
+    """The month whose counters ``state`` holds for every pair (None: not loaded yet)."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What one ``ingest`` did."""
@@ -104,6 +116,7 @@ class Ledger:
         self._lines: dict[LineKey, list[int]] = {}
         self._plan_used: dict[tuple[str, int], int] = {}
         self._closed: set[int] = set()
+        self._warm: _Warm | None = None
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -206,6 +219,7 @@ class Ledger:
         self._plan_used = {(pid, p): u for pid, p, u in self.db.execute("SELECT plan_id, period, units FROM plan_used")}
         self._closed = {p for (p,) in self.db.execute("SELECT period FROM closed")}
         self._generation = int(self._meta("generation") or 0)
+        self._warm = None
 
     # ------------------------------------------------------- accounts changes
     def _change_accounts(self, change: Any) -> None:
@@ -217,6 +231,7 @@ class Ledger:
             self._set_meta("accounts", json.dumps(accounts_to_dict(accounts)))
             self._bump()
             self.accounts = accounts
+            self._warm = None
 
     def add_account(self, account: str, channel: str = OFFICIAL, activated: dict[str, Any] | None = None) -> None:
         entry: dict[str, Any] = {"id": account, "channel": channel}
@@ -293,9 +308,12 @@ class Ledger:
                 raise OcrledgerError("missing column 'ts'", file=name)
             columns, bad_key = resolve(columns, _instants(columns["ts"], clock, fail), acc)
         table = validate_columns(columns, cat, name, base)
-        known = acc.parties() + sorted({(a, c) for a, c, *_ in self._lines} - set(acc.parties()))
-        parties = party_list(known, table)
-        tables, plans = build_tables(cat, acc, parties)
+        parties = party_list(self._parties(), table)
+        warm = self._warm
+        if warm is None or warm.parties != parties:
+            tables, plans = build_tables(cat, acc, parties)
+            warm = self._warm = _Warm(parties, tables, plans, self._state(tables, plans, parties), None)
+        tables, plans, state = warm.tables, warm.plans, warm.state
         enc = encode(table, parties, clock)
         batch, n = enc.batch, len(enc.batch)
         record_id = table.record_id[enc.order]
@@ -306,13 +324,14 @@ class Ledger:
         if bad_key is not None:  # unknown/expired credentials: the kernel must not charge them
             blocked = bad_key[enc.order] & (batch.duplicate == 0)
             batch.duplicate |= blocked.astype(np.int8)
-        state = self._state(tables, plans, parties)
         remaining_before = state.plan_remaining.copy()
         pool_before = state.pool_used.copy()
         out = Outcomes.empty(n)
         for period in np.unique(batch.period).tolist():
             rows = np.flatnonzero(batch.period == period)
-            self._month_counters(state, tables, parties, period)
+            if warm.period != period:
+                self._month_counters(state, tables, parties, period)
+                warm.period = period
             part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             for col in ("status", "source", "plan", "tier", "amount"):
                 getattr(out, col)[rows] = getattr(part, col)
@@ -393,6 +412,7 @@ class Ledger:
             zip(channel[fresh].tolist(), record_id[fresh].tolist(), [batch_id] * int(fresh.sum())),
         )
         late = 0
+        line_rows = []
         for (party, period, api), counts in usage.lines.items():
             a, c = parties[party]
             target = self._target(period) if period in self._closed else ON_TIME
@@ -400,7 +420,7 @@ class Ledger:
             mine = self._lines.setdefault(key, [0] * usage.width)
             for k, v in enumerate(counts):
                 mine[k] += v
-            db.execute("INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?)", (*key, json.dumps(mine)))
+            line_rows.append((*key, json.dumps(mine)))
             if target != ON_TIME:
                 late += sum(counts) - counts[DUPLICATE]
                 rows = (batch.party == party) & (batch.period == period) & (batch.api == api) & fresh
@@ -408,6 +428,7 @@ class Ledger:
                     "INSERT OR IGNORE INTO late_records VALUES (?, ?, ?, ?, ?, ?)",
                     ((a, c, period, codes[api], target, r) for r in record_id[rows].tolist()),
                 )
+        db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?)", line_rows)
         for (k, period), units in usage.plan_used.items():
             pid = plans[k].id
             self._plan_used[(pid, period)] = self._plan_used.get((pid, period), 0) + units

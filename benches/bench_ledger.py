@@ -1,0 +1,76 @@
+"""Ledger ingest throughput, SQLite commit included, beside rating alone on the same calls (same run).
+
+pytest benches/bench_ledger.py --benchmark-only        (pytest-benchmark tables)
+python benches/bench_ledger.py [--quick]               (calls/s and the ratio, printed)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synth import make  # noqa: E402
+
+from ocrledger.ledger import Ledger  # noqa: E402
+from ocrledger.rating import rate  # noqa: E402
+
+
+def _batches(n_calls: int, batch: int, n_accounts: int) -> tuple[object, list[dict[str, np.ndarray]]]:
+    work = make(n_calls=n_calls, n_accounts=n_accounts)
+    cols = work.columns(shuffle=False)
+    order = np.lexsort((cols["record_id"], cols["ts"]))
+    parts = [{k: v[order[i : i + batch]] for k, v in cols.items()} for i in range(0, n_calls, batch)]
+    return work, parts
+
+
+def measure(n_calls: int, batch: int, n_accounts: int = 2_000) -> dict[str, float]:
+    """Seconds and calls/s for ingesting ``n_calls`` in batches of ``batch`` into a fresh file."""
+    work, parts = _batches(n_calls, batch, n_accounts)
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = Ledger.create(Path(folder) / "bench.sqlite", work.catalog, work.accounts)
+        started = time.perf_counter()
+        for k, part in enumerate(parts):
+            ledger.ingest(part, f"b{k}")
+        ingest = time.perf_counter() - started
+        ledger.close_connection()
+    started = time.perf_counter()
+    for part in parts:
+        rate(part, work.catalog, work.accounts)
+    rating = time.perf_counter() - started
+    return {"calls": n_calls, "batch": batch, "ingest_s": ingest, "ingest_calls_per_s": n_calls / ingest,
+            "rate_s": rating, "rate_calls_per_s": n_calls / rating}
+
+
+@pytest.mark.parametrize("batch", [10_000, 1_000_000])
+def test_ledger_ingest(benchmark, batch: int) -> None:  # type: ignore[no-untyped-def]
+    work, parts = _batches(batch, batch, 2_000)
+    counter = iter(range(10**9))
+
+    def setup():  # type: ignore[no-untyped-def]
+        folder = tempfile.mkdtemp()
+        return (Ledger.create(Path(folder) / f"b{next(counter)}.sqlite", work.catalog, work.accounts),), {}
+
+    benchmark.pedantic(lambda ledger: ledger.ingest(parts[0], "b"), setup=setup, rounds=3, iterations=1)
+    benchmark.extra_info["calls"] = batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="100,000 calls only")
+    args = parser.parse_args()
+    cases = [(100_000, 10_000)] if args.quick else [(1_000_000, 10_000), (1_000_000, 1_000_000)]
+    for n, b in cases:
+        r = measure(n, b)
+        print(f"{n:>10,} calls in batches of {b:>9,}: ingest {r['ingest_calls_per_s']:>12,.0f} calls/s "
+              f"({r['ingest_s']:.2f} s), rate only {r['rate_calls_per_s']:>12,.0f} calls/s ({r['rate_s']:.2f} s), "
+              f"ingest/rate time {r['ingest_s'] / r['rate_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
