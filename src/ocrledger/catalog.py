@@ -11,7 +11,7 @@ import numpy as np
 
 from .clock import BillingClock
 from .errors import CatalogError, OcrledgerError
-from .money import INT64_MAX, ROUNDING_MODES, parse_amount
+from .money import INT64_MAX, ROUNDING_MODES, format_price, parse_amount
 
 RECOGNITION = "recognition"
 VERIFICATION = "verification"
@@ -19,6 +19,7 @@ GRADUATED = "graduated"
 VOLUME = "volume"
 
 _CATALOG_KEYS = {"currency", "timezone", "verification_free_total", "rounding", "api", "plan_offer"}
+_OFFER_KEYS = {"name", "kind", "api", "apis", "quantity", "price", "validity"}
 _API_KEYS = {
     "code", "name", "kind", "free_monthly", "shared_points", "dedicated", "shared", "qps",
     "tier_mode", "tiers", "rounding",
@@ -53,12 +54,50 @@ class Api:
 
 
 @dataclass(frozen=True)
+class PlanOffer:
+    """A resource plan the provider sells (``[[plan_offer]]``): what the plan advisor may buy.
+
+    ``quantity`` is calls (dedicated) or points (shared); ``price`` is micro-units; a plan bought
+    at ``t`` pays for calls in ``[t, t + validity_months)``.
+    """
+
+    name: str
+    kind: str
+    """'dedicated' or 'shared' (the same words as an accounts file's [[plan]])."""
+    apis: tuple[str, ...]
+    """The one API of a dedicated offer, or every API a shared offer pays for."""
+    quantity: int
+    price: int
+    validity_months: int = 12
+    apis_given: bool = field(default=True, compare=False, repr=False)
+    """False when a shared offer named no ``apis`` (it then pays for every API that takes shared plans)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``[[plan_offer]]`` table that parses back to this offer."""
+        data: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind == OFFER_DEDICATED:
+            data["api"] = self.apis[0]
+        elif self.apis_given:
+            data["apis"] = list(self.apis)
+        data["quantity"] = self.quantity
+        data["price"] = format_price(self.price)
+        data["validity"] = f"{self.validity_months // 12}y" if self.validity_months % 12 == 0 else f"{self.validity_months}m"
+        return data
+
+
+OFFER_DEDICATED = "dedicated"
+OFFER_SHARED = "shared"
+
+
+@dataclass(frozen=True)
 class Catalog:
     apis: tuple[Api, ...]
     currency: str = "CNY"
     timezone: str = "Asia/Shanghai"
     verification_free_total: int = 50
     source: str = "<catalog>"
+    plan_offers: tuple[PlanOffer, ...] = ()
+    """Resource plans on sale (``[[plan_offer]]``), in file order; used only by the plan advisor."""
     index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +109,11 @@ class Catalog:
 
     def api(self, code: str) -> Api:
         return self.apis[self.index[code]]
+
+    @property
+    def plan_offers_raw(self) -> list[dict[str, Any]]:
+        """The plan offers as ``[[plan_offer]]`` tables (what ``parse_catalog`` reads back)."""
+        return [offer.to_dict() for offer in self.plan_offers]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The dense per-API arrays the kernel reads (see ``tables.KernelTables``)."""
@@ -143,7 +187,90 @@ def parse_catalog(data: Mapping[str, Any], *, source: str = "<catalog>") -> Cata
             raise fail(f"API code {api.code!r} is listed twice", f"api[{i}].code")
         seen.add(api.code)
         apis.append(api)
-    return Catalog(tuple(apis), currency, tz, pool, source)
+    offers = _parse_offers(data.get("plan_offer", []), {a.code: a for a in apis}, fail)
+    return Catalog(tuple(apis), currency, tz, pool, source, offers)
+
+
+def _parse_offers(raw: Any, apis: Mapping[str, Api], fail: Any) -> tuple[PlanOffer, ...]:
+    """Validate ``[[plan_offer]]`` tables: kind, api (dedicated) or apis (shared), quantity, price, validity."""
+    if not isinstance(raw, list):
+        raise fail("must be an array of tables ([[plan_offer]])", "plan_offer")
+    offers: list[PlanOffer] = []
+    seen: dict[tuple[str, tuple[str, ...], int], int] = {}
+    for i, item in enumerate(raw):
+        where = f"plan_offer[{i}]"
+        if not isinstance(item, dict):
+            raise fail("must be a table", where)
+        unknown = set(item) - _OFFER_KEYS
+        if unknown:
+            raise fail(f"unknown key(s) {', '.join(sorted(unknown))}", where)
+        kind = item.get("kind")
+        quantity = _count(item.get("quantity"), f"{where}.quantity", fail)
+        if quantity < 1:
+            raise fail("must be at least 1", f"{where}.quantity")
+        given = True
+        if kind == OFFER_DEDICATED:
+            if "apis" in item:
+                raise fail("a dedicated offer names one 'api', not 'apis'", f"{where}.apis")
+            code = _string(item.get("api"), f"{where}.api", fail)
+            if code not in apis:
+                raise fail(f"API {code!r} is not in the catalog", f"{where}.api")
+            if not apis[code].dedicated:
+                raise fail(f"API {code!r} does not accept dedicated plans", f"{where}.api")
+            covered: tuple[str, ...] = (code,)
+        elif kind == OFFER_SHARED:
+            if "api" in item:
+                raise fail("a shared offer names 'apis' (a list), not 'api'", f"{where}.api")
+            listed = item.get("apis")
+            if listed is None:
+                given = False
+                covered = tuple(code for code, a in apis.items() if a.shared)
+                if not covered:
+                    raise fail("no API of the catalog accepts shared plans", where)
+            else:
+                if not isinstance(listed, list) or not listed:
+                    raise fail("must be a non-empty list of API codes", f"{where}.apis")
+                for code in listed:
+                    if not isinstance(code, str) or code not in apis:
+                        raise fail(f"API {code!r} is not in the catalog", f"{where}.apis")
+                    if not apis[code].shared:
+                        raise fail(f"API {code!r} does not accept shared plans", f"{where}.apis")
+                if len(set(listed)) != len(listed):
+                    raise fail("lists an API twice", f"{where}.apis")
+                # Catalog order, so two offers over the same APIs compare equal whatever their listing order.
+                covered = tuple(code for code in apis if code in set(listed))
+        else:
+            raise fail(f"kind must be 'dedicated' or 'shared', not {kind!r}", f"{where}.kind")
+        if "price" not in item:
+            raise fail("is required", f"{where}.price")
+        try:
+            price = parse_amount(item["price"], what="price")
+        except OcrledgerError as exc:
+            raise fail(exc.message, f"{where}.price") from None
+        months = _validity(item.get("validity", "1y"), f"{where}.validity", fail)
+        unit = "calls" if kind == OFFER_DEDICATED else "points"
+        default_name = f"{kind} {covered[0] + ' ' if kind == OFFER_DEDICATED else ''}{quantity:,} {unit}"
+        name = _string(item.get("name", default_name), f"{where}.name", fail)
+        key = (kind, covered, quantity)
+        if key in seen:
+            raise fail(f"offers the same plan as plan_offer[{seen[key]}] (kind, APIs and quantity)", where)
+        seen[key] = i
+        offers.append(PlanOffer(name, kind, covered, quantity, price, months, given))
+    return tuple(offers)
+
+
+def _validity(value: Any, where: str, fail: Any) -> int:
+    """``"1y"``, ``"6m"`` (or an integer count of months) -> months, at least 1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        months = value
+    elif isinstance(value, str) and value.strip()[:-1].isdigit() and value.strip()[-1:] in ("y", "m"):
+        text = value.strip()
+        months = int(text[:-1]) * (12 if text[-1] == "y" else 1)
+    else:
+        raise fail(f"must be a duration such as \"1y\" or \"6m\", not {value!r}", where)
+    if not 1 <= months <= 120:
+        raise fail(f"must be between 1 month and 10 years, not {value!r}", where)
+    return months
 
 
 def _parse_api(raw: Any, i: int, rounding: str, fail: Any) -> Api:

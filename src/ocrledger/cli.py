@@ -53,7 +53,9 @@ def _add_format(p: argparse.ArgumentParser, default: str = "json") -> None:
     from .render import FORMATS
 
     p.add_argument("--format", choices=FORMATS, default=default, help=f"output format (default: {default}); "
-                   "json is a list of bill objects (SPEC §6), text a readable statement per bill")
+                   "json is a list of bill objects (SPEC §6), text a readable statement per bill, markdown a "
+                   "document, csv one row per line, tier and total, html one self-contained printable file "
+                   "with a usage chart (see docs/statements.md)")
 
 
 def _run_rate(args: argparse.Namespace) -> int:
@@ -80,9 +82,130 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [_add_rate, _add_demo]
+def _add_explain(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "explain",
+        help="say why one call record cost what it did",
+        description="Rate the calls and explain one record: what paid for it (free quota, which plan and its "
+        "remainder before and after, or its PAYG position, tier and unit price), or why it was rejected, a "
+        "duplicate or failed.",
+    )
+    p.add_argument("--catalog", type=Path, help="catalog TOML; default: the bundled catalog")
+    p.add_argument("--accounts", type=Path, help="accounts TOML; default: none")
+    p.add_argument("--calls", type=Path, required=True, help="call records (CSV or Parquet)")
+    p.add_argument("--record", required=True, metavar="RECORD_ID", help="the record_id to explain")
+    p.add_argument("--channel", choices=("official", "marketplace"), help="only the record on this channel")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.set_defaults(handler=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from .explain import explain, explanations_json
+
+    items = explain(args.calls, args.record, args.catalog, args.accounts, channel=args.channel)
+    sys.stdout.write(explanations_json(items) if args.format == "json" else "\n".join(e.text() for e in items))
+    return 0
+
+
+def _add_advise(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "advise",
+        help="find the cheapest resource plans for an account's past usage",
+        description="Find the provably cheapest mix of the catalog's [[plan_offer]] entries (plus PAYG for the "
+        "rest) that would have paid for an account's calls in a window of months, bought at the window's start, "
+        "and show it beside what the account paid (see docs/statements.md for the model).",
+    )
+    p.add_argument("--catalog", type=Path, help="catalog TOML with [[plan_offer]]; default: the bundled catalog "
+                   "and its public Alibaba Cloud OCR plan offers")
+    p.add_argument("--accounts", type=Path, help="accounts TOML; default: none")
+    p.add_argument("--calls", type=Path, required=True, help="call records (CSV or Parquet)")
+    p.add_argument("--account", required=True, help="the account to advise")
+    p.add_argument("--channel", choices=("official", "marketplace"), default="official")
+    p.add_argument("--months", required=True, metavar="YYYY-MM..YYYY-MM", help="the window (or one YYYY-MM)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.set_defaults(handler=_run_advise)
+
+
+def _run_advise(args: argparse.Namespace) -> int:
+    from .advisor import advise
+
+    advice = advise(args.calls, args.account, args.months, args.catalog, args.accounts, channel=args.channel)
+    sys.stdout.write(advice.to_json() if args.format == "json" else advice.text())
+    return 0
+
+
+def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "rerate",
+        help="rerate a period of archived calls in bounded memory and explain every charge",
+        description="Rate archived calls from scratch in (ts, record_id) order, streaming in chunks with bounded "
+        "memory (input need not be sorted), and write DIR/bills.json, DIR/bills.txt, DIR/calls.parquet (what "
+        "paid for every call) and DIR/summary.json. With --against, also DIR/diff.json and DIR/diff.txt.",
+    )
+    p.add_argument("--catalog", type=Path, help="catalog TOML; default: the bundled Alibaba Cloud OCR catalog")
+    p.add_argument("--accounts", type=Path, help="accounts TOML, or a folder of account tables (accounts, "
+                   "activations, plans, qps_addons, alerts as CSV or Parquet)")
+    p.add_argument("--calls", type=Path, required=True, help="Parquet file, folder of Parquet files, or CSV")
+    p.add_argument("--month", metavar="YYYY-MM", help="bill and explain only this month (earlier calls are "
+                   "still rated: plans and the verification pool carry over)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (nothing is written "
+                   "outside it; temporary spill files live in a hidden folder inside it)")
+    p.add_argument("--against", type=Path, metavar="OLD", help="bills that were issued (JSON file or folder): "
+                   "write the differences (adjustments) too")
+    p.add_argument("--chunk-rows", type=int, default=None, help="rows read at a time")
+    p.add_argument("--bucket-rows", type=int, default=None, help="calls held in memory at once (memory bound)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown on a terminal only)")
+    p.set_defaults(handler=_run_rerate)
+
+
+def _run_rerate(args: argparse.Namespace) -> int:
+    from .rating import as_accounts, as_catalog
+    from .rerate import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, rerate
+
+    catalog = as_catalog(args.catalog)
+    result = rerate(
+        args.calls, catalog, as_accounts(args.accounts, catalog), month=args.month, out=args.out,
+        against=args.against, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+        bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS, progress=not args.no_progress,
+    )
+    s = result.summary
+    print(f"rated {s['calls_rated']:,} calls in {s['seconds']:.1f} s ({s['calls_per_second'] or 0:,} calls/s): "
+          f"{s['bills']:,} bills, total {s['bill_total']}; wrote {', '.join(str(f) for f in result.files.values())}")
+    if result.diff is not None:
+        sys.stdout.write(result.diff.to_text())
+    return 0
+
+
+def _add_diff(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "diff",
+        help="list the differences between two sets of bills (the adjustments to issue)",
+        description="Compare OLD and NEW bills (JSON files, rerate output folders, or folders of JSON bill "
+        "files) per account, channel, month and API: calls by source and amounts.",
+    )
+    p.add_argument("old", type=Path, metavar="OLD")
+    p.add_argument("new", type=Path, metavar="NEW")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.add_argument("--exit-code", action="store_true", help="exit 1 when the bills differ")
+    p.set_defaults(handler=_run_diff)
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from .diff import diff_bills, load_bills
+
+    result = diff_bills(load_bills(args.old), load_bills(args.new), old_name=str(args.old), new_name=str(args.new))
+    sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.to_text())
+    return 1 if args.exit_code and result.has_changes else 0
+
+
+COMMANDS: list[Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = [
+    _add_rate, _add_demo, _add_explain, _add_advise,
+]
 """Sub-command registrars, in help order; feature modules append theirs here."""
 COMMANDS += ledger_cli.REGISTRARS
+COMMANDS += [_add_rerate, _add_diff]
 
 
 def build_parser() -> argparse.ArgumentParser:
