@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
 from typing import Mapping, Sequence
 
 from .accounts import OFFICIAL, Plan
 from .bills import Adjustment, Bill, BillLine, PlanBalance, TierCharge
 from .catalog import VOLUME, Api, Catalog
 from .clock import period_label
-from .money import check_int64, round_line, to_decimal
+from .money import check_int64, round_line, to_cents_decimal, to_decimal
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage
 
 
@@ -64,6 +63,7 @@ def make_bills(
     plan_by_period: dict[int, dict[int, int]] = defaultdict(dict)
     for (plan, period), units in usage.plan_used.items():
         plan_by_period[plan][period] = units
+    month_starts = clock.month_starts.tolist()
     plans_of: dict[tuple[str, str], list[int]] = defaultdict(list)
     for k, plan in enumerate(plans):
         plans_of[(plan.account, plan.channel)].append(k)
@@ -71,15 +71,16 @@ def make_bills(
     bills = []
     for (party, period), apis in by_bill.items():
         account, channel = parties[party]
-        month_start, month_end = int(clock.month_starts[period]), int(clock.month_starts[period + 1])
+        month_start, month_end = month_starts[period], month_starts[period + 1]
         lines = []
+        total = 0
         for api_index in sorted(apis):
             peak, over = qps.get((party, period, api_index), (0, 0))
-            lines.append(bill_line(catalog.apis[api_index], usage.lines[(party, period, api_index)], peak, over))
+            line, rounded = _line(catalog.apis[api_index], usage.lines[(party, period, api_index)], peak, over)
+            lines.append(line)
+            total += rounded
         adjusted = tuple(adjustments.get((party, period), ()))
-        total = check_int64(
-            sum(_micro(line.amount) for line in lines) + sum(_micro(a.amount) for a in adjusted), what="bill total"
-        )
+        total = check_int64(total + sum(int(a.amount.scaleb(6)) for a in adjusted), what="bill total")
         balances = []
         for k in plans_of.get((account, channel), []):
             plan = plans[k]
@@ -105,7 +106,7 @@ def make_bills(
                 period=period_label(period),
                 currency=catalog.currency,
                 lines=tuple(lines),
-                total=to_decimal(total).quantize(_CENTS),
+                total=to_cents_decimal(total),
                 plans=tuple(balances),
                 free_remaining=tuple(free_left),
                 adjustments=adjusted,
@@ -115,17 +116,26 @@ def make_bills(
 
 
 def bill_line(api: Api, counts: Sequence[int], qps_peak: int = 0, qps_over: int = 0) -> BillLine:
+    """The bill line of one API from its counters (see ``usage``): tiers, exact sum, one rounding."""
+    return _line(api, counts, qps_peak, qps_over)[0]
+
+
+def _line(api: Api, counts: Sequence[int], qps_peak: int, qps_over: int) -> tuple[BillLine, int]:
+    """The line and its rounded amount in micro-units."""
     tiers = []
     exact = 0
-    for t, calls in tier_calls(api, counts):
-        tier = api.tiers[t]
-        amount = check_int64(calls * tier.price, what=f"{api.code} tier {t + 1} amount")
-        exact += amount
-        tiers.append(TierCharge(api.tier_from(t), tier.upto, calls, to_decimal(tier.price).normalize(), to_decimal(amount)))
-    exact = check_int64(exact, what=f"{api.code} line amount")
     payg = sum(counts[TIER0:])
+    if payg:
+        for t, calls in tier_calls(api, counts):
+            tier = api.tiers[t]
+            amount = check_int64(calls * tier.price, what=f"{api.code} tier {t + 1} amount")
+            exact += amount
+            tiers.append(TierCharge(api.tier_from(t), tier.upto, calls, to_decimal(tier.price).normalize(),
+                                    to_decimal(amount)))
+        exact = check_int64(exact, what=f"{api.code} line amount")
+    rounded = round_line(exact, api.rounding)
     shared_calls = counts[SHARED]
-    return BillLine(
+    line = BillLine(
         api=api.code,
         calls=counts[FAILED] + counts[REJECTED] + counts[FREE] + counts[DEDICATED] + shared_calls + payg,
         failed=counts[FAILED],
@@ -137,14 +147,8 @@ def bill_line(api: Api, counts: Sequence[int], qps_peak: int = 0, qps_over: int 
         payg=payg,
         tiers=tuple(tiers),
         amount_exact=to_decimal(exact),
-        amount=to_decimal(round_line(exact, api.rounding)).quantize(_CENTS),
+        amount=to_cents_decimal(rounded),
         qps_peak=qps_peak,
         qps_over_seconds=qps_over,
     )
-
-
-def _micro(amount: Decimal) -> int:
-    return int(amount.scaleb(6))
-
-
-_CENTS = Decimal("0.01")
+    return line, rounded

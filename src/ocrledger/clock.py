@@ -25,6 +25,7 @@ def period_of(year: int, month: int) -> int:
     return (year - FIRST_YEAR) * 12 + month - 1
 
 
+@lru_cache(maxsize=4096)
 def period_label(period: int) -> str:
     """Month index -> ``"YYYY-MM"``."""
     year, month0 = divmod(int(period), 12)

@@ -7,7 +7,6 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Sequence
@@ -24,7 +23,7 @@ from .clock import from_ms, parse_period, period_label
 from .codes import Source, Status
 from .credentials import resolve
 from .errors import OcrledgerError, StateError
-from .money import check_int64, round_line, to_decimal
+from .money import check_int64, round_line, to_cents_decimal, to_decimal
 from .persist import accounts_to_dict, catalog_to_dict
 from .qps import qps_lines, second_counts
 from .rating import as_accounts, as_catalog, outcome_columns
@@ -624,7 +623,7 @@ class Ledger:
                 "AND target = ? ORDER BY record_id", (a, c, src, api, target))]
             result[(index[(a, c)], period)].append(Adjustment(
                 period_label(src), api, sum(late) - late[DUPLICATE], to_decimal(exact),
-                to_decimal(round_line(exact, spec.rounding)).quantize(Decimal("0.01")), tuple(ids),
+                to_cents_decimal(round_line(exact, spec.rounding)), tuple(ids),
             ))
         return result
 

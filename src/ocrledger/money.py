@@ -55,17 +55,34 @@ def check_int64(value: int, *, what: str = "amount") -> int:
 
 def to_decimal(micro: int) -> Decimal:
     """Micro-units as an exact Decimal with 6 places."""
-    return Decimal(micro).scaleb(-6).quantize(Decimal("0.000001"))
+    return Decimal(micro).scaleb(-6)
+
+
+def to_cents_decimal(micro: int) -> Decimal:
+    """A whole number of cents (given in micro-units) as a Decimal with 2 places."""
+    if micro % CENT:
+        raise ValueError(f"{micro} micro-units is not a whole number of cents")
+    return Decimal(micro // CENT).scaleb(-2)
 
 
 def round_line(micro: int, mode: str) -> int:
     """Round an exact line amount (micro-units) to whole minor units (0.01), returned in micro-units.
 
-    This is the only rounding ocrledger does: once per bill line, with the catalog's mode.
+    This is the only rounding ocrledger does: once per bill line, with the catalog's mode. The
+    modes mean what Python's decimal module means by them (``down`` toward zero, ``up`` away from
+    zero, ``half_up`` ties away from zero, ``half_even`` ties to even), in integer arithmetic.
     """
-    rounding = ROUNDING_MODES[mode]
-    cents = Decimal(micro).scaleb(-4).quantize(Decimal(1), rounding=rounding)
-    return int(cents) * CENT
+    if mode not in ROUNDING_MODES:
+        raise ValueError(f"unknown rounding mode {mode!r}")
+    sign = -1 if micro < 0 else 1
+    cents, rest = divmod(abs(micro), CENT)
+    if mode == "up":
+        cents += rest > 0
+    elif mode == "half_up":
+        cents += 2 * rest >= CENT
+    elif mode == "half_even":
+        cents += 2 * rest > CENT or (2 * rest == CENT and cents % 2 == 1)
+    return sign * cents * CENT
 
 
 def format_exact(micro: int) -> str:
