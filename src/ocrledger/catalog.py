@@ -354,6 +354,6 @@ def _flag(value: Any, where: str, fail: Any) -> bool:
 
 
 def _rounding(value: Any, where: str, fail: Any) -> str:
-    if value not in ROUNDING_MODES:
+    if not isinstance(value, str) or value not in ROUNDING_MODES:
         raise fail(f"must be one of {', '.join(ROUNDING_MODES)}, not {value!r}", where)
     return str(value)
