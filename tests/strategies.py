@@ -42,6 +42,7 @@ PRICES = ("0", "0.0825", "0.0495", "0.009", "0.225", "1", "0.005", "2.5")
 ROUNDING = ("down", "half_up", "half_even", "up")
 PLAN_ID_ALPHABET = "abAB1-\u00e9"
 """Plan ids mix case, digits and a non-ASCII letter, so ties are broken by byte order."""
+PLAN_ID = st.text(alphabet=PLAN_ID_ALPHABET, min_size=1, max_size=3)
 
 
 class Scenario(NamedTuple):
@@ -203,9 +204,10 @@ def accounts_for(draw: st.DrawFn, catalog: Catalog, window: Window, landmarks: l
         ["shared"] if any(a.shared for a in catalog.apis) else [])
     ded_ok = [a.code for a in catalog.apis if a.dedicated]
     sh_ok = [a.code for a in catalog.apis if a.shared]
-    n_plans = draw(_D6)
-    ids = draw(st.lists(st.text(alphabet=PLAN_ID_ALPHABET, min_size=1, max_size=3), unique=True,
-                        min_size=n_plans, max_size=n_plans))
+    ids: list[str] = []
+    for _ in range(draw(_D6)):
+        pid = draw(PLAN_ID)
+        ids.append(pid if pid not in ids else f"{pid}{len(ids)}")  # unique without rejection sampling
     plans: list[dict[str, Any]] = []
     ends: list[int] = []
     for pid in ids if kinds else []:

@@ -210,3 +210,24 @@ def test_poked_call_columns(cols: dict) -> None:  # type: ignore[type-arg]
         rate(cols)
     except OcrledgerError as exc:
         assert "\n" not in str(exc) and str(exc).startswith("<columns>: "), str(exc)
+
+
+@FUZZ
+@given(which=st.sampled_from(["catalog", "accounts", "calls"]), data=st.data())
+def test_bytes_that_are_not_utf8(which: str, data: st.DataObject) -> None:
+    """Raw bytes spliced into a valid file (atheris found a crash on a non-UTF-8 TOML file)."""
+    text = {"catalog": CATALOG_TEXT, "accounts": ACCOUNTS_TEXT, "calls": CALLS_TEXT}[which].encode()
+    i = data.draw(st.integers(0, len(text)))
+    body = text[:i] + data.draw(st.binary(min_size=1, max_size=4)) + text[i:]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("f.csv" if which == "calls" else "f.toml")
+        path.write_bytes(body)
+        try:
+            if which == "catalog":
+                load_catalog(path)
+            elif which == "accounts":
+                load_accounts(path, default_catalog())
+            else:
+                rate(path)
+        except OcrledgerError as exc:
+            _check_error(exc, path)

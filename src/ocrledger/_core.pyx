@@ -1,11 +1,42 @@
 """The rating kernel in Cython: one nogil pass over encoded call columns (twin of ``_reference.py``)."""
-from libc.stdint cimport INT64_MAX
+from libc.stdint cimport INT32_MAX, INT64_MAX, uint8_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcmp, memcpy
 
 IMPLEMENTATION = "cython"
+
+cdef enum:
+    PREFETCH_AHEAD = 16  # calls between a pair's prefetch and its use (~100 ns of memory latency)
+    PACK_ALL_RATIO = 4   # a batch of >= n_pair / 4 calls may pack every pair up front
+    SAMPLE = 4096        # calls looked at to tell timestamp order from grouped
+    HASH_BLOCK = 64      # keys hashed (and their slots prefetched) before they are probed
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define OCR_PREFETCH(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #define OCR_LIKELY(x) __builtin_expect(!!(x), 1)
+    #define OCR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+    #else
+    #define OCR_PREFETCH(p) ((void)0)
+    #define OCR_LIKELY(x) (x)
+    #define OCR_UNLIKELY(x) (x)
+    #endif
+    #define OCR_K0 0x9E3779B97F4A7C15ULL
+    #define OCR_K1 0xBF58476D1CE4E5B9ULL
+    #define OCR_K2 0x94D049BB133111EBULL
+    #define OCR_HI32 0xFFFFFFFF00000000ULL
+    #define OCR_LO32 0x00000000FFFFFFFFULL
+    """
+    const uint64_t OCR_K0, OCR_K1, OCR_K2, OCR_HI32, OCR_LO32
+    void OCR_PREFETCH(const void* p) noexcept nogil
+    bint OCR_LIKELY(bint x) noexcept nogil
+    bint OCR_UNLIKELY(bint x) noexcept nogil
 
 
 cdef struct Tables:
     Py_ssize_t n_api
+    Py_ssize_t n_party
     money_t pool_total
     const int8_t* api_kind
     const int64_t* api_free
@@ -51,6 +82,24 @@ cdef struct Columns:
     money_t* amount
 
 
+cdef struct Pair:
+    # Everything the kernel reads or advances for one (party, API) pair, in one 64-byte cache
+    # line: in timestamp order pairs are touched at random, and one line per call instead of one
+    # per state array is what makes that order fast. Gathered from the state arrays before a
+    # batch and scattered back after it (pack / unpack); the layout never leaves this module.
+    instant_t activation
+    int64_t free_used
+    int64_t payg_calls
+    money_t payg_spend
+    int64_t ded_base   # ded_offset[pair]
+    int32_t period
+    int32_t payg_tier
+    int32_t ded_cur    # ded_cursor[pair]
+    int32_t ded_n      # ded_offset[pair + 1] - ded_offset[pair]
+    int32_t sh_cur     # sh_cursor[pair]; the list starts at sh_offset[pair] (read when needed)
+    int32_t sh_n
+
+
 # Pointers to the first element of a typed memoryview; NULL when it is empty (never read then).
 cdef inline const int8_t* p_i8(const int8_t[::1] a): return &a[0] if a.shape[0] else NULL
 cdef inline const int16_t* p_i16(const int16_t[::1] a): return &a[0] if a.shape[0] else NULL
@@ -63,22 +112,21 @@ cdef inline int64_t* w_i64(int64_t[::1] a): return &a[0] if a.shape[0] else NULL
 
 
 cdef inline int32_t pick_plan(
-    const int64_t* offset, const int32_t* plans, int32_t* cursor, Py_ssize_t pair,
-    instant_t ts, int64_t need, const instant_t* start, const instant_t* end,
-    const int64_t* remaining,
+    const int32_t* plans, int32_t* cursor, int32_t count, instant_t ts, int64_t need,
+    const instant_t* start, const instant_t* end, const int64_t* remaining,
 ) noexcept nogil:
-    """First plan of the pair's list (expire-first order) valid at ts with room for need; -1 if none.
+    """First plan of plans[cursor:count] (the pair's list, expire-first order) valid at ts with
+    room for need; -1 if none.
 
-    Invariant: the first cursor[pair] plans of the list have less than need left, for good:
-    remainders only shrink, and need is fixed for a pair. So they are skipped for ever.
+    Invariant: the plans before the cursor have less than need left, for good (remainders only
+    shrink and need is fixed for a pair), so the cursor only moves forward.
     """
-    cdef int64_t k = offset[pair] + cursor[pair]
-    cdef int64_t hi = offset[pair + 1]
+    cdef int32_t k = cursor[0]
     cdef int32_t p
-    while k < hi and remaining[plans[k]] < need:
+    while k < count and remaining[plans[k]] < need:
         k += 1
-        cursor[pair] += 1
-    while k < hi:
+    cursor[0] = k
+    while k < count:
         p = plans[k]
         if start[p] <= ts and ts < end[p] and remaining[p] >= need:
             return p
@@ -86,88 +134,233 @@ cdef inline int32_t pick_plan(
     return -1
 
 
-cdef Py_ssize_t rate_columns(const Tables* t, State* s, Columns* c, Py_ssize_t n) noexcept nogil:
-    """The hot loop; see rate_batch. Returns the number of calls rated."""
-    cdef Py_ssize_t i, pair, party, api
-    cdef int32_t p, tier, first
+cdef Py_ssize_t rate_columns(const Tables* t, State* s, const Columns* c, Pair* pairs,
+                             uint8_t* packed, int64_t* touched, Py_ssize_t* n_touched,
+                             Py_ssize_t n) noexcept nogil:
+    """The hot loop; see rate_batch. Returns the number of calls rated.
+
+    Pair state is read and advanced in ``pairs[pair]``; the per-party pool and the plan
+    remainders are advanced in place. When ``packed`` is NULL every pair was packed beforehand
+    and lines are prefetched ahead (timestamp order); otherwise a pair is packed on its first
+    call and listed in ``touched`` (grouped or small batches). Every outcome column is stored
+    exactly once per call, from locals.
+    """
+    # Local copies: the int8 outcome stores may alias anything, so fields read through t, s or c
+    # would be reloaded after every store; locals are not.
+    cdef Py_ssize_t n_api = t.n_api
+    cdef money_t pool_total = t.pool_total
+    cdef const int8_t* api_kind = t.api_kind
+    cdef const int64_t* api_free = t.api_free
+    cdef const int64_t* api_points = t.api_points
+    cdef const int8_t* api_dedicated = t.api_dedicated
+    cdef const int8_t* api_shared = t.api_shared
+    cdef const int32_t* tier_offset = t.tier_offset
+    cdef const int64_t* tier_upto = t.tier_upto
+    cdef const money_t* tier_price = t.tier_price
+    cdef const int8_t* party_official = t.party_official
+    cdef const instant_t* plan_start = t.plan_start
+    cdef const instant_t* plan_end = t.plan_end
+    cdef const int32_t* ded_plans = t.ded_plans
+    cdef const int64_t* sh_offset = t.sh_offset
+    cdef const int32_t* sh_plans = t.sh_plans
+    cdef int64_t* pool_used = s.pool_used
+    cdef int64_t* remaining = s.plan_remaining
+    cdef const int32_t* party_col = c.party
+    cdef const int32_t* api_col = c.api
+    cdef const instant_t* ts_col = c.ts
+    cdef const int32_t* period_col = c.period
+    cdef const int8_t* success_col = c.success
+    cdef const int8_t* duplicate_col = c.duplicate
+    cdef int8_t* status_col = c.status
+    cdef int8_t* source_col = c.source
+    cdef int32_t* plan_col = c.plan
+    cdef int16_t* tier_col = c.tier
+    cdef money_t* amount_col = c.amount
+
+    cdef Py_ssize_t i, party, api, pair
+    cdef Py_ssize_t stop = n - PREFETCH_AHEAD if packed == NULL else 0
+    cdef Py_ssize_t m = n_touched[0]
+    cdef Pair* q
+    cdef int32_t p, tier, period, first
     cdef int64_t position, need
     cdef money_t price
     cdef instant_t ts
+    cdef int8_t status, source
+    cdef int32_t plan
+    cdef int16_t out_tier
+    cdef money_t amount
+
     for i in range(n):
-        party = c.party[i]
-        api = c.api[i]
-        ts = c.ts[i]
-        pair = party * t.n_api + api
-        c.source[i] = SRC_NONE
-        c.plan[i] = -1
-        c.tier[i] = -1
-        c.amount[i] = 0
-        if c.duplicate[i]:
-            c.status[i] = ST_DUPLICATE
-            continue
-        if c.period[i] != s.pair_period[pair]:
-            if c.period[i] < s.pair_period[pair]:
-                c.status[i] = ST_ERR_LATE
+        # Request the line of the pair PREFETCH_AHEAD calls later: in timestamp order the cache
+        # misses then overlap instead of stalling one after another.
+        if i < stop:
+            OCR_PREFETCH(&pairs[party_col[i + PREFETCH_AHEAD] * n_api + api_col[i + PREFETCH_AHEAD]])
+        party = party_col[i]
+        api = api_col[i]
+        pair = party * n_api + api
+        q = &pairs[pair]
+        if packed != NULL and packed[pair] == 0:
+            packed[pair] = 1
+            touched[m] = pair
+            m += 1
+            n_touched[0] = m
+            pack_one(t, s, q, pair)
+        status = ST_CHARGED
+        source = SRC_NONE
+        plan = -1
+        out_tier = -1
+        amount = 0
+        while True:  # one pass; every break goes to the single store below
+            if OCR_UNLIKELY(duplicate_col[i] != 0):
+                status = ST_DUPLICATE
+                break
+            period = period_col[i]
+            # Monthly counters belong to one month: a new month starts them afresh, an older
+            # one is an error.
+            if OCR_UNLIKELY(period != q.period):
+                if period < q.period:
+                    status_col[i] = ST_ERR_LATE
+                    return i
+                q.period = period
+                q.free_used = 0
+                q.payg_calls = 0
+                q.payg_tier = 0
+                q.payg_spend = 0
+            if OCR_UNLIKELY(success_col[i] == 0):
+                status = ST_FAILED
+                break
+            ts = ts_col[i]
+            if OCR_UNLIKELY(ts < q.activation):
+                status = ST_REJECTED_INACTIVE
+                break
+            if party_official[party]:
+                if api_kind[api]:
+                    if pool_used[party] < pool_total:
+                        pool_used[party] += 1
+                        source = SRC_FREE
+                        break
+                elif q.free_used < api_free[api]:
+                    q.free_used += 1
+                    source = SRC_FREE
+                    break
+            if q.ded_n > q.ded_cur and api_dedicated[api]:
+                p = pick_plan(ded_plans + q.ded_base, &q.ded_cur, q.ded_n, ts, 1,
+                              plan_start, plan_end, remaining)
+                if p >= 0:
+                    remaining[p] -= 1
+                    source = SRC_DEDICATED
+                    plan = p
+                    break
+            if q.sh_n > q.sh_cur and api_shared[api]:
+                need = api_points[api]
+                p = pick_plan(sh_plans + sh_offset[pair], &q.sh_cur, q.sh_n, ts, need,
+                              plan_start, plan_end, remaining)
+                if p >= 0:
+                    remaining[p] -= need
+                    source = SRC_SHARED
+                    plan = p
+                    break
+            if not party_official[party]:
+                status = ST_REJECTED_NO_PLAN
+                break
+            # PAYG: the position counts PAYG calls of this month only; tiers are upper-inclusive,
+            # and the walk resumes at the tier of the pair's last PAYG call.
+            position = q.payg_calls + 1
+            first = tier_offset[api]
+            tier = q.payg_tier
+            while position > tier_upto[first + tier]:
+                tier += 1
+            price = tier_price[first + tier]
+            if OCR_UNLIKELY(q.payg_spend > INT64_MAX - price):
+                status_col[i] = ST_ERR_OVERFLOW
                 return i
-            s.pair_period[pair] = c.period[i]
-            s.free_used[pair] = 0
-            s.payg_calls[pair] = 0
-            s.payg_tier[pair] = 0
-            s.payg_spend[pair] = 0
-        if not c.success[i]:
-            c.status[i] = ST_FAILED
-            continue
-        if ts < t.activation[pair]:
-            c.status[i] = ST_REJECTED_INACTIVE
-            continue
-        c.status[i] = ST_CHARGED
-        if t.party_official[party]:
-            if t.api_kind[api]:
-                if s.pool_used[party] < t.pool_total:
-                    s.pool_used[party] += 1
-                    c.source[i] = SRC_FREE
-                    continue
-            elif s.free_used[pair] < t.api_free[api]:
-                s.free_used[pair] += 1
-                c.source[i] = SRC_FREE
-                continue
-        if t.api_dedicated[api] and t.ded_offset[pair + 1] > t.ded_offset[pair]:
-            p = pick_plan(t.ded_offset, t.ded_plans, s.ded_cursor, pair, ts, 1,
-                          t.plan_start, t.plan_end, s.plan_remaining)
-            if p >= 0:
-                s.plan_remaining[p] -= 1
-                c.source[i] = SRC_DEDICATED
-                c.plan[i] = p
-                continue
-        if t.api_shared[api] and t.sh_offset[pair + 1] > t.sh_offset[pair]:
-            need = t.api_points[api]
-            p = pick_plan(t.sh_offset, t.sh_plans, s.sh_cursor, pair, ts, need,
-                          t.plan_start, t.plan_end, s.plan_remaining)
-            if p >= 0:
-                s.plan_remaining[p] -= need
-                c.source[i] = SRC_SHARED
-                c.plan[i] = p
-                continue
-        if not t.party_official[party]:
-            c.status[i] = ST_REJECTED_NO_PLAN
-            continue
-        # PAYG: the position counts PAYG calls of this month only; tiers are upper-inclusive.
-        position = s.payg_calls[pair] + 1
-        first = t.tier_offset[api]
-        tier = s.payg_tier[pair]
-        while position > t.tier_upto[first + tier]:
-            tier += 1
-        price = t.tier_price[first + tier]
-        if s.payg_spend[pair] > INT64_MAX - price:
-            c.status[i] = ST_ERR_OVERFLOW
-            return i
-        s.payg_calls[pair] = position
-        s.payg_tier[pair] = tier
-        s.payg_spend[pair] += price
-        c.source[i] = SRC_PAYG
-        c.tier[i] = <int16_t>tier
-        c.amount[i] = price
+            q.payg_calls = position
+            q.payg_tier = tier
+            q.payg_spend += price
+            source = SRC_PAYG
+            out_tier = <int16_t>tier
+            amount = price
+            break
+        status_col[i] = status
+        source_col[i] = source
+        plan_col[i] = plan
+        tier_col[i] = out_tier
+        amount_col[i] = amount
     return n
+
+
+cdef inline void pack_one(const Tables* t, const State* s, Pair* q, Py_ssize_t k) noexcept nogil:
+    q.activation = t.activation[k]
+    q.free_used = s.free_used[k]
+    q.payg_calls = s.payg_calls[k]
+    q.payg_spend = s.payg_spend[k]
+    q.ded_base = t.ded_offset[k]
+    q.period = s.pair_period[k]
+    q.payg_tier = s.payg_tier[k]
+    q.ded_cur = s.ded_cursor[k]
+    q.ded_n = <int32_t>(t.ded_offset[k + 1] - t.ded_offset[k])
+    q.sh_cur = s.sh_cursor[k]
+    q.sh_n = <int32_t>(t.sh_offset[k + 1] - t.sh_offset[k])
+
+
+cdef inline void unpack_one(const Pair* q, State* s, Py_ssize_t k) noexcept nogil:
+    s.free_used[k] = q.free_used
+    s.payg_calls[k] = q.payg_calls
+    s.payg_spend[k] = q.payg_spend
+    s.pair_period[k] = q.period
+    s.payg_tier[k] = q.payg_tier
+    s.ded_cursor[k] = q.ded_cur
+    s.sh_cursor[k] = q.sh_cur
+
+
+cdef bint scattered(const Columns* c, Py_ssize_t n) noexcept nogil:
+    """Whether the batch looks like timestamp order rather than grouped by party: more than a
+    quarter of the first SAMPLE calls change party. Only speed depends on the answer."""
+    cdef Py_ssize_t i, changes = 0, k = n if n < SAMPLE else SAMPLE
+    for i in range(1, k):
+        changes += c.party[i] != c.party[i - 1]
+    return changes * 4 > k
+
+
+cdef Py_ssize_t rate_packed(const Tables* t, State* s, const Columns* c, Py_ssize_t n) noexcept nogil:
+    """Run the hot loop on packed pair state; -1 if memory ran out (nothing rated then).
+
+    A large batch in timestamp order (at least n_pair / PACK_ALL_RATIO calls) packs every pair
+    in one sequential sweep and prefetches; any other batch packs pairs on first use, so its
+    cost is O(calls + pairs it touches). Either way every packed pair is unpacked at the end,
+    also after an error, so the state holds every call before the one that failed.
+    """
+    cdef Py_ssize_t n_pair = t.n_api * t.n_party
+    cdef Py_ssize_t k, m = 0, done
+    cdef uint8_t* packed = NULL
+    cdef int64_t* touched = NULL
+    cdef void* block
+    cdef Pair* pairs
+    cdef bint eager = n * PACK_ALL_RATIO >= n_pair and scattered(c, n)
+    block = malloc(n_pair * sizeof(Pair) + 64)
+    if not eager:
+        packed = <uint8_t*>calloc(n_pair, 1)
+        touched = <int64_t*>malloc((n if n < n_pair else n_pair) * sizeof(int64_t))
+    if block == NULL or (not eager and (packed == NULL or touched == NULL)):
+        free(block)
+        free(packed)
+        free(touched)
+        return -1
+    pairs = <Pair*>((<uintptr_t>block + 63) & ~(<uintptr_t>63))  # one pair per cache line
+    if eager:
+        for k in range(n_pair):
+            pack_one(t, s, &pairs[k], k)
+    done = rate_columns(t, s, c, pairs, packed, touched, &m, n)
+    if eager:
+        for k in range(n_pair):
+            unpack_one(&pairs[k], s, k)
+    else:
+        for k in range(m):
+            unpack_one(&pairs[touched[k]], s, touched[k])
+    free(block)
+    free(packed)
+    free(touched)
+    return done
 
 
 def rate_batch(tables, state, batch, out):
@@ -183,6 +376,7 @@ def rate_batch(tables, state, batch, out):
     cdef Columns c
     cdef Py_ssize_t n = batch.ts.shape[0]
     t.n_api = tables.n_api
+    t.n_party = tables.party_official.shape[0]
     t.pool_total = tables.pool_total
     t.api_kind = p_i8(tables.api_kind)
     t.api_free = p_i64(tables.api_free)
@@ -220,8 +414,12 @@ def rate_batch(tables, state, batch, out):
     c.plan = w_i32(out.plan)
     c.tier = w_i16(out.tier)
     c.amount = w_i64(out.amount)
+    if n == 0:
+        return 0
     with nogil:
-        n = rate_columns(&t, &s, &c, n)
+        n = rate_packed(&t, &s, &c, n)
+    if n < 0:
+        raise MemoryError("no memory for the kernel's packed pair state")
     return n
 
 
@@ -235,3 +433,214 @@ def enum_values():
                    "REJECTED_CREDENTIAL": ST_REJECTED_CREDENTIAL, "ERR_LATE": ST_ERR_LATE,
                    "ERR_OVERFLOW": ST_ERR_OVERFLOW},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of the engine around the kernel (ocrledger.grouping): a stable partition by party,
+# the scatter of outcomes back to charge order, and hashing of fixed-width keys. Plain array
+# functions; ocrledger.grouping holds their numpy equivalents and tests compare the two.
+
+def group_by_party(const int32_t[::1] party, const int32_t[::1] api, const int64_t[::1] ts,
+                   const int32_t[::1] period, const int8_t[::1] success,
+                   const int8_t[::1] duplicate, Py_ssize_t n_party,
+                   int64_t[::1] perm, int32_t[::1] g_party, int32_t[::1] g_api, int64_t[::1] g_ts,
+                   int32_t[::1] g_period, int8_t[::1] g_success, int8_t[::1] g_duplicate):
+    """Stable counting sort of the batch columns by party (0 <= party < n_party), O(n + n_party).
+
+    Writes ``perm`` (g_X[j] == X[perm[j]]) and the grouped columns; the plain-numpy equivalent
+    is ``perm = np.argsort(party, kind="stable")`` followed by ``g_X = X[perm]``.
+    """
+    cdef Py_ssize_t n = party.shape[0]
+    cdef Py_ssize_t i, j, total = 0, c
+    cdef bint bad = False
+    cdef int64_t* pos
+    for col in (api.shape[0], ts.shape[0], period.shape[0], success.shape[0], duplicate.shape[0],
+                perm.shape[0], g_party.shape[0], g_api.shape[0], g_ts.shape[0], g_period.shape[0],
+                g_success.shape[0], g_duplicate.shape[0]):
+        if col != n:
+            raise ValueError("every column must have the length of party")
+    pos = <int64_t*>calloc(n_party + 1, sizeof(int64_t))
+    if pos == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            if party[i] < 0 or party[i] >= n_party:
+                bad = True
+                break
+            pos[party[i]] += 1
+    if bad:
+        free(pos)
+        raise IndexError("batch.party holds an index outside the party table")
+    with nogil:
+        for i in range(n_party):
+            c = pos[i]
+            pos[i] = total
+            total += c
+        for i in range(n):
+            j = pos[party[i]]
+            pos[party[i]] = j + 1
+            perm[j] = i
+            g_party[j] = party[i]
+            g_api[j] = api[i]
+            g_ts[j] = ts[i]
+            g_period[j] = period[i]
+            g_success[j] = success[i]
+            g_duplicate[j] = duplicate[i]
+    free(pos)
+
+
+def scatter_outcomes(const int64_t[::1] perm,
+                     const int8_t[::1] status, const int8_t[::1] source, const int32_t[::1] plan,
+                     const int16_t[::1] tier, const int64_t[::1] amount,
+                     int8_t[::1] o_status, int8_t[::1] o_source, int32_t[::1] o_plan,
+                     int16_t[::1] o_tier, int64_t[::1] o_amount):
+    """o_X[perm[j]] = X[j] for every outcome column: grouped outcomes back to charge order.
+
+    perm must be a permutation of range(len(perm)) (as group_by_party writes it).
+    """
+    cdef Py_ssize_t j, i, n = perm.shape[0]
+    for col in (status.shape[0], source.shape[0], plan.shape[0], tier.shape[0], amount.shape[0],
+                o_status.shape[0], o_source.shape[0], o_plan.shape[0], o_tier.shape[0], o_amount.shape[0]):
+        if col < n:
+            raise ValueError("every outcome column must hold at least len(perm) values")
+    with nogil:
+        for j in range(n):
+            i = perm[j]
+            o_status[i] = status[j]
+            o_source[i] = source[j]
+            o_plan[i] = plan[j]
+            o_tier[i] = tier[j]
+            o_amount[i] = amount[j]
+
+
+cdef inline uint64_t hash_key(const uint8_t* key, Py_ssize_t width, uint64_t tag) noexcept nogil:
+    # 8 bytes per step, multiply-xorshift mixing (fixed-width keys, so no length to mix in).
+    cdef uint64_t h = OCR_K0 ^ tag, w
+    cdef Py_ssize_t k = 0
+    while k + 8 <= width:
+        memcpy(&w, key + k, 8)
+        h = (h ^ w) * OCR_K1
+        h ^= h >> 31
+        k += 8
+    if k < width:
+        w = 0
+        memcpy(&w, key + k, width - k)
+        h = (h ^ w) * OCR_K1
+        h ^= h >> 31
+    h *= OCR_K2
+    return h ^ (h >> 29)
+
+
+cdef uint64_t* grow(uint64_t* table, Py_ssize_t size) noexcept nogil:
+    """A table of twice ``size`` slots holding the same entries (then frees the old one)."""
+    cdef Py_ssize_t k, slot, new_size = size * 2
+    cdef uint64_t mask = new_size - 1, entry
+    cdef uint64_t* bigger = <uint64_t*>calloc(new_size, sizeof(uint64_t))
+    if bigger != NULL:
+        for k in range(size):
+            entry = table[k]
+            if entry != 0:
+                slot = (entry >> 32) & mask
+                while bigger[slot] != 0:
+                    slot = (slot + 1) & mask
+                bigger[slot] = entry
+    free(table)
+    return bigger
+
+
+cdef Py_ssize_t hash_codes(const uint8_t* rows, Py_ssize_t width, Py_ssize_t n,
+                           const int8_t* tag, const int64_t* order,
+                           int32_t* code, int64_t* first, uint8_t* repeated) noexcept nogil:
+    """Dictionary-encode n fixed-width keys (plus a tag byte) visited in ``order``.
+
+    code[j] is the number of distinct keys seen before key order[j]'s first visit (so codes
+    count up in visiting order), and first[c] is the visit position of code c's first key;
+    repeated[j] (if given) is set to 1 for every visit of a key seen more than once.
+    Linear probing in a table that doubles at load 2/3; an entry is the hash's high 32 bits
+    (which also place it) and code + 1. Hashes of a block of keys are computed and their slots
+    prefetched before the block is probed, so the table's cache misses overlap.
+    Returns the number of distinct keys, -1 if memory ran out, -2 if order is not a permutation.
+    """
+    cdef Py_ssize_t size = 1024, j, b0, b1, i, other, slot, distinct = 0, c
+    cdef uint64_t h, mask = size - 1, frag, entry
+    cdef uint64_t hashes[HASH_BLOCK]
+    cdef uint64_t* table = <uint64_t*>calloc(size, sizeof(uint64_t))
+    cdef const uint8_t* key
+    cdef int8_t tg
+    if table == NULL:
+        return -1
+    b0 = 0
+    while b0 < n:
+        b1 = b0 + HASH_BLOCK if b0 + HASH_BLOCK < n else n
+        if (distinct + HASH_BLOCK) * 3 >= size * 2:
+            table = grow(table, size)
+            if table == NULL:
+                return -1
+            size *= 2
+            mask = size - 1
+        for j in range(b0, b1):
+            i = order[j] if order != NULL else j
+            if i < 0 or i >= n:
+                free(table)
+                return -2
+            h = hash_key(rows + i * width, width, <uint64_t><uint8_t>(tag[i] if tag != NULL else 0))
+            hashes[j - b0] = h
+            OCR_PREFETCH(&table[(h >> 32) & mask])
+        for j in range(b0, b1):
+            i = order[j] if order != NULL else j
+            key = rows + i * width
+            tg = tag[i] if tag != NULL else 0
+            h = hashes[j - b0]
+            frag = h & OCR_HI32
+            slot = (h >> 32) & mask
+            while True:
+                entry = table[slot]
+                if entry == 0:
+                    table[slot] = frag | <uint64_t>(distinct + 1)
+                    first[distinct] = j
+                    code[j] = <int32_t>distinct
+                    if repeated != NULL:
+                        repeated[j] = 0
+                    distinct += 1
+                    break
+                if (entry & OCR_HI32) == frag:
+                    c = (entry & OCR_LO32) - 1
+                    other = order[first[c]] if order != NULL else first[c]
+                    if memcmp(rows + other * width, key, width) == 0 and (tag == NULL or tag[other] == tg):
+                        code[j] = <int32_t>c
+                        if repeated != NULL:
+                            repeated[j] = 1
+                            repeated[first[c]] = 1
+                        break
+                slot = (slot + 1) & mask
+        b0 = b1
+    free(table)
+    return distinct
+
+
+def dictionary_codes(const uint8_t[:, ::1] rows, const int8_t[::1] tag, const int64_t[::1] order,
+                     int32_t[::1] code, int64_t[::1] first, uint8_t[::1] repeated=None):
+    """Hash-based dictionary encoding of fixed-width keys; see ``ocrledger.grouping``.
+
+    rows: n keys of equal width (a numpy ``U``/``S`` array viewed as bytes); tag: optional int8
+    that is part of the key; order: optional visiting order (a permutation of range(n)).
+    Writes code[j] for the j-th visited key, first[c] for each code and, if given, repeated[j]
+    (1 when the j-th visited key occurs more than once); returns the number of codes.
+    """
+    cdef Py_ssize_t n = rows.shape[0], width = rows.shape[1], distinct
+    if n >= INT32_MAX:
+        raise OverflowError("more than 2**31 - 2 keys")
+    if code.shape[0] < n or first.shape[0] < n or (tag is not None and tag.shape[0] < n) or (
+            order is not None and order.shape[0] != n) or (repeated is not None and repeated.shape[0] < n):
+        raise ValueError("code, first and repeated need n entries, tag n, order exactly n")
+    if n == 0:
+        return 0
+    with nogil:
+        distinct = hash_codes(&rows[0, 0], width, n, &tag[0] if tag is not None else NULL,
+                              &order[0] if order is not None else NULL, &code[0], &first[0],
+                              &repeated[0] if repeated is not None else NULL)
+    if distinct == -1:
+        raise MemoryError()
+    if distinct < 0:
+        raise IndexError("order holds a position outside range(n)")
+    return distinct

@@ -91,6 +91,17 @@ def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Bat
         return out
     state.restore(before)
     code = Status(int(out.status[done]))
+    error: MoneyError | StateError
     if code == Status.ERR_OVERFLOW:
-        raise MoneyError(f"call {done} of the batch: PAYG spend would pass INT64_MAX micro-units")
-    raise StateError(f"call {done} of the batch belongs to a month before one its counters already closed")
+        error = MoneyError(f"call {done} of the batch: PAYG spend would pass INT64_MAX micro-units")
+    else:
+        error = StateError(f"call {done} of the batch belongs to a month before one its counters already closed")
+    error.call_index = done  # type: ignore[attr-defined]
+    raise error
+
+
+def name_call(error: MoneyError | StateError, record_id: str, source: str, row: int) -> MoneyError | StateError:
+    """The same kernel error, naming the record, file and row instead of a batch position."""
+    what = ("its PAYG spend this month would pass INT64_MAX micro-units" if isinstance(error, MoneyError)
+            else "its month is earlier than one its counters already moved to")
+    return type(error)(f"record {record_id}: {what}", file=source, row=row)

@@ -115,6 +115,8 @@ def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
         raise AccountsError(f"cannot read: {exc.strerror}", file=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise AccountsError(f"TOML syntax error: {exc}", file=source) from None
+    except UnicodeDecodeError as exc:
+        raise AccountsError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=source) from None
     return parse_accounts(data, catalog, source=source)
 
 

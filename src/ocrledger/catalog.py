@@ -156,6 +156,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         raise CatalogError(f"cannot read: {exc.strerror}", file=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"TOML syntax error: {exc}", file=source) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=source) from None
     return parse_catalog(data, source=source)
 
 

@@ -160,8 +160,9 @@ def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 def _run_rerate(args: argparse.Namespace) -> int:
     from .rating import as_accounts, as_catalog
-    from .rerate import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, rerate
+    from .rerate import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, release_memory_promptly, rerate
 
+    release_memory_promptly()
     catalog = as_catalog(args.catalog)
     result = rerate(
         args.calls, catalog, as_accounts(args.accounts, catalog), month=args.month, out=args.out,

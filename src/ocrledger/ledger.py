@@ -22,7 +22,7 @@ from .catalog import Catalog, parse_catalog
 from .clock import from_ms, parse_period, period_label
 from .codes import Source, Status
 from .credentials import resolve
-from .errors import OcrledgerError, StateError
+from .errors import MoneyError, OcrledgerError, StateError
 from .money import check_int64, round_line, to_cents_decimal, to_decimal
 from .persist import accounts_to_dict, catalog_to_dict
 from .qps import qps_lines, second_counts
@@ -331,7 +331,11 @@ class Ledger:
             if warm.period != period:
                 self._month_counters(state, tables, parties, period)
                 warm.period = period
-            part = _kernel.run(self.kernel, tables, state, batch.take(rows))
+            try:
+                part = _kernel.run(self.kernel, tables, state, batch.take(rows))
+            except (MoneyError, StateError) as exc:
+                i = int(enc.order[rows[exc.call_index]])  # type: ignore[attr-defined]
+                raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row_base + i) from None
             for col in ("status", "source", "plan", "tier", "amount"):
                 getattr(out, col)[rows] = getattr(part, col)
         if blocked.any():

@@ -15,6 +15,7 @@ from .bills import Bill
 from .catalog import VOLUME, Catalog, load_catalog
 from .clock import N_PERIODS, parse_period, period_label
 from .codes import Source
+from .errors import MoneyError, StateError
 from .qps import qps_lines, second_counts
 from .records import Encoded, encode, party_list, read_calls
 from .tables import KernelState, KernelTables, Outcomes, build_tables
@@ -72,7 +73,11 @@ def rate(
     tables, plans = build_tables(cat, acc, parties)
     state = KernelState.fresh(tables, np.array([p.quantity for p in plans], dtype=np.int64))
     enc = encode(table, parties, cat.clock)
-    out = _kernel.run(impl, tables, state, enc.batch)
+    try:
+        out = _kernel.run(impl, tables, state, enc.batch)
+    except (MoneyError, StateError) as exc:
+        i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
+        raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row_base + i) from None
     price_volume(cat, tables, enc, out)
     qps = qps_lines(cat, acc, parties, *second_counts(enc.batch, out, tables.n_api))
     bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)

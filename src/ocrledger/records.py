@@ -12,6 +12,7 @@ from .accounts import CHANNELS, OFFICIAL
 from .catalog import Catalog
 from .clock import BillingClock
 from .errors import CallsError, OcrledgerError
+from .grouping import charge_order, dictionary_encode, repeats
 from .tables import Batch
 
 REQUIRED = ("record_id", "account", "api", "ts", "success")
@@ -113,10 +114,11 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     for col in REQUIRED:
         if col not in columns:
             raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
+    columns = {c: _column(columns[c], c, name) for c in (*REQUIRED, *OPTIONAL) if c in columns}
     n = len(columns["record_id"])
-    for col in (*REQUIRED, *OPTIONAL):
-        if col in columns and len(columns[col]) != n:
-            raise CallsError(f"column {col!r} has {len(columns[col])} values, record_id has {n}", file=name)
+    for col, values in columns.items():
+        if len(values) != n:
+            raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
 
     def fail(message: str, index: int, field: str) -> CallsError:
         return CallsError(message, file=name, row=base + int(index), field=field)
@@ -131,11 +133,32 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     bad = ~np.isin(channel, CHANNELS)
     if bad.any():
         i = int(np.argmax(bad))
-        raise fail(f"channel must be 'official' or 'marketplace', not {channel[i]!r}", i, "channel")
+        raise fail(f"channel must be 'official' or 'marketplace', not {_show(channel[i])}", i, "channel")
     api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
     ts = _instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
     return CallTable(record_id, account, channel, api, ts, success, name, base)
+
+
+def _show(value: Any) -> str:
+    """repr of a cell for messages, numpy scalars shown as the Python values they hold."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _column(values: Any, field: str, name: str) -> np.ndarray:
+    """A one-dimensional array of the column's cells (object dtype when the cells are mixed)."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is not None and arr.ndim == 1:
+        return arr
+    if isinstance(values, np.ndarray) or arr is not None and arr.ndim == 0:
+        raise CallsError(f"column {field!r} must be a one-dimensional sequence of values", file=name)
+    cells = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        cells[i] = value
+    return cells
 
 
 def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> np.ndarray:
@@ -143,7 +166,7 @@ def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> 
     if arr.dtype.kind != "U":
         if any(v is not None and not isinstance(v, str) for v in arr):
             i = next(i for i, v in enumerate(arr) if v is not None and not isinstance(v, str))
-            raise fail(f"must be text, not {arr[i]!r}", i, field)
+            raise fail(f"must be text, not {_show(arr[i])}", i, field)
         arr = np.array(["" if v is None else v for v in arr], dtype=str)
     arr = np.char.strip(arr) if len(arr) else arr.astype(str)
     empty = arr == ""
@@ -159,7 +182,7 @@ def _codes(api: np.ndarray, catalog: Catalog, fail: Any) -> np.ndarray:
     mapping = np.empty(len(uniques), dtype=np.int32)
     for k, code in enumerate(uniques):
         if code not in catalog.index:
-            raise fail(f"API {code!r} is not in the catalog", int(np.argmax(inverse == k)), "api")
+            raise fail(f"API {_show(code)} is not in the catalog", int(np.argmax(inverse == k)), "api")
         mapping[k] = catalog.index[code]
     return mapping[inverse.reshape(-1)] if len(api) else np.empty(0, dtype=np.int32)
 
@@ -174,7 +197,7 @@ def _instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
         ts = np.empty(len(arr), dtype=np.int64)
         for i, v in enumerate(arr):
             if isinstance(v, float) or isinstance(v, np.floating):
-                raise fail(f"{v!r} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
+                raise fail(f"{_show(v)} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
             try:
                 ts[i] = clock.instant(v if not isinstance(v, np.integer) else int(v), what="ts", naive_ok=False)
             except OcrledgerError as exc:
@@ -195,17 +218,23 @@ def _flags(values: Any, fail: Any) -> np.ndarray:
         bad = (arr != 0) & (arr != 1)
         if bad.any():
             i = int(np.argmax(bad))
-            raise fail(f"must be 1/0 or true/false, not {arr[i]!r}", i, "success")
+            raise fail(f"must be 1/0 or true/false, not {_show(arr[i])}", i, "success")
         return arr.astype(np.int8)
     out = np.empty(len(arr), dtype=np.int8)
     for i, v in enumerate(arr):
-        text = v.strip() if isinstance(v, str) else v
-        if text in _TRUE or text is True or (isinstance(text, (int, np.integer)) and text == 1):
-            out[i] = 1
-        elif text in _FALSE or text is False or (isinstance(text, (int, np.integer)) and text == 0):
-            out[i] = 0
+        if isinstance(v, str):
+            text = v.strip()
+            flag = 1 if text in _TRUE else 0 if text in _FALSE else None
+        elif isinstance(v, (bool, np.bool_)):
+            flag = int(v)
+        elif isinstance(v, (int, np.integer)) and v in (0, 1):
+            flag = int(v)
         else:
-            raise fail(f"must be 1/0 or true/false, not {v!r}", i, "success")
+            flag = None
+        if flag is not None:
+            out[i] = flag
+        else:
+            raise fail(f"must be 1/0 or true/false, not {_show(v)}", i, "success")
     return out
 
 
@@ -225,29 +254,54 @@ def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple
     return list(known) + sorted(pairs - seen)
 
 
+def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
+    """Order copies with the same (ts, record_id) by account, then API (catalog order), then failed first.
+
+    Such copies are duplicates of each other when on one channel, and the first is the one charged:
+    this makes that choice independent of input row order (the rerater applies the same rule).
+    """
+    if len(order) < 2:
+        return order
+    ts = calls.ts[order]
+    same = np.flatnonzero(ts[1:] == ts[:-1])
+    if not len(same):
+        return order
+    rid = calls.record_id[order]
+    same = same[rid[same + 1] == rid[same]]
+    if not len(same):
+        return order
+    order = order.copy()
+    starts = same[np.r_[True, same[1:] != same[:-1] + 1]]  # first index of each run of equal neighbours
+    for start in starts.tolist():
+        stop = start + 1
+        while stop < len(order) and ts[stop] == ts[start] and rid[stop] == rid[start]:
+            stop += 1
+        group = order[start:stop]
+        order[start:stop] = sorted(group.tolist(), key=lambda i: (
+            str(calls.account[i]).encode("utf-8"), int(calls.api[i]), int(calls.success[i])))
+    return order
+
+
 def encode(calls: CallTable, parties: Sequence[tuple[str, str]], clock: BillingClock) -> Encoded:
-    """Sort calls in (ts, record_id) order, mark repeated record ids per channel, map parties."""
+    """Sort calls in (ts, record_id) order, mark repeated record ids per channel, map parties.
+
+    Copies with the same (ts, record_id) are ordered by account, API and failed-first (``_break_ties``).
+    """
     index = {p: i for i, p in enumerate(parties)}
     n = len(calls)
-    rid_uniques, rid_code = np.unique(calls.record_id, return_inverse=True)
-    rid_code = rid_code.reshape(-1).astype(np.int64)
-    order = np.lexsort((rid_code, calls.ts)) if n else np.empty(0, dtype=np.int64)
+    order = _break_ties(calls, charge_order(calls.ts, calls.record_id))
     ts = calls.ts[order]
-    is_market = (calls.channel[order] != OFFICIAL).astype(np.int64)
-    key = rid_code[order] * 2 + is_market
-    duplicate = np.ones(n, dtype=np.int8)
-    if n:
-        _, first = np.unique(key, return_index=True)  # first occurrence in charge order
-        duplicate[first] = 0
-    acc_u, acc_i = np.unique(calls.account, return_inverse=True)
-    ch_u, ch_i = np.unique(calls.channel, return_inverse=True)
-    combo = acc_i.reshape(-1).astype(np.int64) * max(len(ch_u), 1) + ch_i.reshape(-1)
-    combo_u, combo_i = np.unique(combo, return_inverse=True)
-    party_of_combo = np.array(
-        [index[(str(acc_u[c // max(len(ch_u), 1)]), str(ch_u[c % max(len(ch_u), 1)]))] for c in combo_u],
-        dtype=np.int32,
-    )
-    party = party_of_combo[combo_i.reshape(-1)] if n else np.empty(0, dtype=np.int32)
+    is_market = (calls.channel != OFFICIAL).astype(np.int8)
+    duplicate = repeats(calls.record_id, is_market, order)  # first occurrence in charge order is kept
+    acc_code, acc_u = dictionary_encode(calls.account)
+    ch_code, ch_u = dictionary_encode(calls.channel)
+    width = max(len(ch_u), 1)
+    combo = acc_code.astype(np.int64) * width + ch_code
+    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else combo
+    party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
+    for c in present.tolist():
+        party_of_combo[c] = index[(str(acc_u[c // width]), str(ch_u[c % width]))]
+    party = party_of_combo[combo] if n else np.empty(0, dtype=np.int32)
     batch = Batch(
         party=np.ascontiguousarray(party[order], dtype=np.int32),
         api=np.ascontiguousarray(calls.api[order], dtype=np.int32),
@@ -256,5 +310,4 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]], clock: BillingC
         success=np.ascontiguousarray(calls.success[order], dtype=np.int8),
         duplicate=duplicate,
     )
-    del rid_uniques
     return Encoded(batch, order.astype(np.int64), list(parties))

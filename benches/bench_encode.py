@@ -1,0 +1,46 @@
+"""encode(): charge order, duplicate marking and party mapping, with the compiled hashing helpers
+and with the plain-numpy path they replace (np.unique on unicode arrays)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ocrledger import grouping
+from ocrledger.records import encode, party_list, read_calls
+
+
+@pytest.fixture(scope="module")
+def table(encode_work):  # type: ignore[no-untyped-def]
+    return read_calls(encode_work.columns(), encode_work.catalog)
+
+
+def test_encode(benchmark, table, encode_work) -> None:  # type: ignore[no-untyped-def]
+    parties = party_list(encode_work.accounts.parties(), table)
+    benchmark.extra_info["calls"] = len(table)
+    benchmark.pedantic(encode, args=(table, parties, encode_work.catalog.clock), rounds=5)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["hashed", "numpy"])
+def test_repeats(benchmark, table, compiled) -> None:  # type: ignore[no-untyped-def]
+    order = grouping.charge_order(table.ts, table.record_id)
+    tag = (table.channel != "official").astype(np.int8)
+    benchmark.pedantic(grouping.repeats, args=(table.record_id, tag, order), kwargs={"compiled": compiled},
+                       rounds=5 if compiled else 2)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["hashed", "numpy"])
+def test_dictionary_encode_accounts(benchmark, table, compiled) -> None:  # type: ignore[no-untyped-def]
+    benchmark.pedantic(grouping.dictionary_encode, args=(table.account,), kwargs={"compiled": compiled},
+                       rounds=5 if compiled else 2)
+
+
+def test_charge_order(benchmark, table) -> None:  # type: ignore[no-untyped-def]
+    benchmark.pedantic(grouping.charge_order, args=(table.ts, table.record_id), rounds=5)
+
+
+def test_charge_order_lexsort_unique(benchmark, table) -> None:  # type: ignore[no-untyped-def]
+    """What encode() did before: rank the record ids with np.unique, then np.lexsort."""
+    def before():  # type: ignore[no-untyped-def]
+        _, rank = np.unique(table.record_id, return_inverse=True)
+        return np.lexsort((rank.reshape(-1), table.ts))
+    benchmark.pedantic(before, rounds=2)
