@@ -222,3 +222,23 @@ def test_payg_overflow_is_an_error_not_a_wrap(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout
     assert proc.stdout == "" and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert "overflow" in proc.stderr.lower() or "INT64_MAX" in proc.stderr
+
+
+def test_row_numbers_count_blank_lines_and_quoted_line_breaks(tmp_path: Path) -> None:
+    # line 1 header, line 2 r1, line 3 blank, lines 4-5 r2 (a quoted id with a line break), line 6 bad
+    path = tmp_path / "calls.csv"
+    path.write_text("record_id,account,api,ts,success\n"
+                    "r1,u,A,2026-10-01T00:00:00+08:00,1\n\n"
+                    "\"r\n2\",u,A,2026-10-01T00:00:00+08:00,1\n"
+                    "r3,u,Nope,2026-10-01T00:00:00+08:00,1\n")
+    cat = tmp_path / "catalog.toml"
+    cat.write_text(CATALOG)
+    with pytest.raises(CallsError) as err:
+        rate(path, cat)
+    assert (err.value.row, err.value.field) == (6, "api")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    paths = write(tmp_path, {})
+    paths["calls"].write_bytes(b"\xef\xbb\xbf" + CALLS.encode())
+    assert rate(paths["calls"], paths["catalog"], paths["accounts"]).bills

@@ -198,3 +198,20 @@ def test_an_existing_file_is_reopened_with_its_state(tmp_path: Path) -> None:
         assert (line.free, line.payg) == (200, 60)
     with pytest.raises(OcrledgerError, match="already exists"):
         Ledger.create(path, CATALOG)
+
+
+def test_copies_of_one_record_at_one_instant_are_charged_the_same_whatever_the_row_order() -> None:
+    # Same record id, same instant: the copy charged is the failed one of API A (account, API, failed
+    # first), in the ledger and in rate(), whichever order the rows come in.
+    acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard", "RecognizeGeneral")])
+    rows = [("r1", "u", "RecognizeGeneral", OCT, 1), ("r1", "u", "RecognizeIdcard", OCT, 1),
+            ("r1", "u", "RecognizeIdcard", OCT, 0)]
+    results = []
+    for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
+        ledger = Ledger.create(":memory:", CATALOG, acc)
+        ledger.ingest(calls([rows[i] for i in order]), "b")
+        results.append([b.to_json() for b in ledger.bills("2026-10")])
+        assert results[-1] == [b.to_json() for b in rate(calls([rows[i] for i in order]), CATALOG, acc).bills]
+    assert results[0] == results[1] == results[2]
+    (line,) = ledger.bills("2026-10")[0].lines
+    assert (line.api, line.failed, line.calls) == ("RecognizeIdcard", 1, 1)

@@ -51,7 +51,8 @@ class LedgerMachine(RuleBasedStateMachine):
         for _ in range(n):
             back = data.draw(st.integers(0, 40 * DAY)) if late else data.draw(st.integers(0, 3_600_000))
             rows.append(self._call(data, max(START, self.now - back)))
-        rows.sort(key=lambda r: (r[4], r[0]))
+        # charge order: (ts, record_id), copies of one record id at one instant by account, API, failed first
+        rows.sort(key=lambda r: (r[4], r[0], r[1].encode(), self.catalog.index[r[3]], r[5]))
         for row in rows:
             self.model.charge(*row)
         cols = list(zip(*rows)) if rows else [[]] * 6

@@ -64,6 +64,8 @@ def make_bills(
     for (plan, period), units in usage.plan_used.items():
         plan_by_period[plan][period] = units
     month_starts = clock.month_starts.tolist()
+    plan_info = [(p.start, p.effective_end, p.quantity, p.id) for p in plans]
+    end_labels: dict[int, str] = {}
     plans_of: dict[tuple[str, str], list[int]] = defaultdict(list)
     for k, plan in enumerate(plans):
         plans_of[(plan.account, plan.channel)].append(k)
@@ -83,13 +85,15 @@ def make_bills(
         total = check_int64(total + sum(int(a.amount.scaleb(6)) for a in adjusted), what="bill total")
         balances = []
         for k in plans_of.get((account, channel), []):
-            plan = plans[k]
+            start, end, quantity, pid = plan_info[k]
             used_now = plan_by_period.get(k, {}).get(period, 0)
-            if not (plan.start < month_end and plan.effective_end > month_start) and not used_now:
+            if not (start < month_end and end > month_start) and not used_now:
                 continue
             used_through = sum(u for p, u in plan_by_period.get(k, {}).items() if p <= period)
-            remaining = plan.quantity - used_through if plan.effective_end > month_end else 0
-            balances.append(PlanBalance(plan.id, used_now, remaining, clock.label(plan.effective_end)))
+            remaining = quantity - used_through if end > month_end else 0
+            if k not in end_labels:
+                end_labels[k] = clock.label(end)
+            balances.append(PlanBalance(pid, used_now, remaining, end_labels[k]))
         free_left: list[tuple[str, int]] = []
         if channel == OFFICIAL:
             pool_used = sum(u for p, u in pool_by_period.get(party, {}).items() if p <= period)

@@ -335,7 +335,7 @@ class Ledger:
                 part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             except (MoneyError, StateError) as exc:
                 i = int(enc.order[rows[exc.call_index]])  # type: ignore[attr-defined]
-                raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row_base + i) from None
+                raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
             for col in ("status", "source", "plan", "tier", "amount"):
                 getattr(out, col)[rows] = getattr(part, col)
         if blocked.any():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -77,7 +78,7 @@ def rate(
         out = _kernel.run(impl, tables, state, enc.batch)
     except (MoneyError, StateError) as exc:
         i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
-        raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row_base + i) from None
+        raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
     price_volume(cat, tables, enc, out)
     qps = qps_lines(cat, acc, parties, *second_counts(enc.batch, out, tables.n_api))
     bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
@@ -111,6 +112,12 @@ def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outc
     out.amount[mask] = price[inverse.reshape(-1)]
 
 
+@lru_cache(maxsize=1)
+def _period_labels() -> np.ndarray:
+    """``"YYYY-MM"`` of every period index, built once."""
+    return np.array([period_label(p) for p in range(N_PERIODS)], dtype=str)
+
+
 def outcome_columns(
     catalog: Catalog, record_id: np.ndarray, enc: Encoded, out: Outcomes, plans: list[Plan]
 ) -> dict[str, np.ndarray]:
@@ -120,7 +127,7 @@ def outcome_columns(
     party_channel = np.array([c for _, c in enc.parties] or [""], dtype=str)
     codes = np.array([a.code for a in catalog.apis], dtype=str)
     plan_ids = np.array([p.id for p in plans] + [""], dtype=str)  # index -1 -> ""
-    labels = np.array([period_label(p) for p in range(N_PERIODS)], dtype=str)
+    labels = _period_labels()
     return {
         "record_id": record_id[enc.order],
         "account": party_account[batch.party],

@@ -16,6 +16,8 @@ from .grouping import charge_order, dictionary_encode, repeats
 from .tables import Batch
 
 REQUIRED = ("record_id", "account", "api", "ts", "success")
+LINE = "__line__"
+"""Key of the per-record line numbers a CSV reader adds to the columns (for messages)."""
 OPTIONAL = ("channel",)
 _TRUE = {"1", "true", "True", "TRUE"}
 _FALSE = {"0", "false", "False", "FALSE"}
@@ -34,9 +36,16 @@ class CallTable:
     source: str
     row_base: int
     """Row number of the first record in error messages (2 for a CSV file with a header)."""
+    lines: np.ndarray | None = None
+    """The line each record starts on, when read from a CSV file (blank lines and quoted line
+    breaks make it differ from ``row_base + index``)."""
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def row(self, index: int) -> int:
+        """The row number that messages give for record ``index`` (input order)."""
+        return int(self.lines[index]) if self.lines is not None else self.row_base + int(index)
 
 
 def read_calls(calls: Any, catalog: Catalog, *, source: str | None = None) -> CallTable:
@@ -65,7 +74,7 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
 def _read_csv(path: Path) -> dict[str, Any]:
     name = str(path)
     try:
-        fh = open(path, newline="", encoding="utf-8")
+        fh = open(path, newline="", encoding="utf-8-sig")  # a BOM (spreadsheet exports) is not part of the header
     except OSError as exc:
         raise CallsError(f"cannot read: {exc.strerror}", file=name) from None
     with fh:
@@ -77,15 +86,19 @@ def _read_csv(path: Path) -> dict[str, Any]:
             header = [h.strip() for h in header]
             width = len(header)
             columns: list[list[str]] = [[] for _ in header]
+            lines: list[int] = []
+            start = reader.line_num + 1  # the line a record starts on (quoted fields may span lines)
             for row in reader:
+                line, start = start, reader.line_num + 1
                 if len(row) != width:
                     if not row:
                         continue  # blank line
                     missing = header[len(row)] if len(row) < width else None
                     detail = f"missing column {missing!r}" if missing else "more fields than the header"
                     raise CallsError(
-                        f"has {len(row)} fields, the header has {width} ({detail})", file=name, row=reader.line_num
+                        f"has {len(row)} fields, the header has {width} ({detail})", file=name, row=line
                     )
+                lines.append(line)
                 for col, value in zip(columns, row):
                     col.append(value)
         except UnicodeDecodeError as exc:
@@ -94,7 +107,9 @@ def _read_csv(path: Path) -> dict[str, Any]:
             raise CallsError(f"CSV error: {exc}", file=name, row=reader.line_num) from None
     if len(set(header)) != width:
         raise CallsError("the header names a column twice", file=name, row=1)
-    return {h: np.array(col, dtype=str) for h, col in zip(header, columns)}
+    out: dict[str, Any] = {h: np.array(col, dtype=str) for h, col in zip(header, columns)}
+    out[LINE] = np.array(lines, dtype=np.int64)
+    return out
 
 
 def _read_parquet(path: Path) -> dict[str, Any]:
@@ -111,6 +126,7 @@ def _read_parquet(path: Path) -> dict[str, Any]:
 
 def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
     """Check and decode raw columns; errors name ``name``, the row (``base`` = first record) and field."""
+    lines = columns.get(LINE)
     for col in REQUIRED:
         if col not in columns:
             raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
@@ -121,7 +137,8 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
             raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
 
     def fail(message: str, index: int, field: str) -> CallsError:
-        return CallsError(message, file=name, row=base + int(index), field=field)
+        row = int(lines[int(index)]) if lines is not None else base + int(index)
+        return CallsError(message, file=name, row=row, field=field)
 
     record_id = _strings(columns["record_id"], "record_id", fail)
     account = _strings(columns["account"], "account", fail)
@@ -137,7 +154,7 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
     ts = _instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
-    return CallTable(record_id, account, channel, api, ts, success, name, base)
+    return CallTable(record_id, account, channel, api, ts, success, name, base, lines)
 
 
 def _show(value: Any) -> str:
