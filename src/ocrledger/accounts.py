@@ -1,7 +1,6 @@
 """Accounts: activations, resource plans (with refunds), QPS add-ons, alerts, credentials; the accounts TOML."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -9,6 +8,7 @@ from typing import Any, Callable, Mapping
 from .catalog import Catalog
 from .errors import AccountsError, OcrledgerError
 from .money import parse_amount
+from .tomlfile import read_toml
 
 OFFICIAL = "official"
 MARKETPLACE = "marketplace"
@@ -107,17 +107,7 @@ def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
         from .account_tables import load_account_tables
 
         return load_account_tables(path, catalog)
-    source = str(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise AccountsError(f"cannot read: {exc.strerror}", file=source) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AccountsError(f"TOML syntax error: {exc}", file=source) from None
-    except UnicodeDecodeError as exc:
-        raise AccountsError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=source) from None
-    return parse_accounts(data, catalog, source=source)
+    return parse_accounts(read_toml(path, AccountsError), catalog, source=str(path))
 
 
 def parse_accounts(data: Mapping[str, Any], catalog: Catalog, *, source: str = "<accounts>") -> Accounts:

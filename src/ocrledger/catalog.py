@@ -12,6 +12,7 @@ import numpy as np
 from .clock import BillingClock
 from .errors import CatalogError, OcrledgerError
 from .money import INT64_MAX, ROUNDING_MODES, format_price, parse_amount
+from .tomlfile import read_toml
 
 RECOGNITION = "recognition"
 VERIFICATION = "verification"
@@ -148,17 +149,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate a catalog TOML file; ``None`` gives the default catalog."""
     if path is None:
         return default_catalog()
-    source = str(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise CatalogError(f"cannot read: {exc.strerror}", file=source) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"TOML syntax error: {exc}", file=source) from None
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=source) from None
-    return parse_catalog(data, source=source)
+    return parse_catalog(read_toml(path, CatalogError), source=str(path))
 
 
 def parse_catalog(data: Mapping[str, Any], *, source: str = "<catalog>") -> Catalog:

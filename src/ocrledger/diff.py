@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from .bills import Bill, BillLine, bills_from_json
 from .errors import OcrledgerError
+from .render import aligned_table
 
 COUNTS = ("calls", "failed", "rejected", "free", "dedicated", "shared_calls", "shared_points", "payg")
 """Line counts compared (see SPEC §6, Bill)."""
@@ -132,11 +133,11 @@ class BillDiff:
                                                "payg")],
                 money(d.old_amount), money(d.new_amount), _signed_money(d.amount_delta, money),
             ])
-        out += _table(header, rows, left=5)
+        out += aligned_table(header, rows, left=5)
         out += ["", "Bill totals that changed"]
         rows = [[b.account, b.channel, b.period, b.change, b.currency, money(b.old_total), money(b.new_total),
                  _signed_money(b.new_total - b.old_total, money)] for b in self.bills]
-        out += ["  " + r for r in _table(["Account", "Channel", "Period", "Change", "Currency", "Old total",
+        out += ["  " + r for r in aligned_table(["Account", "Channel", "Period", "Change", "Currency", "Old total",
                                           "New total", "Delta"], rows, left=5)]
         out.append("")
         for cur, (o, n) in sorted(self.totals.items()):
@@ -151,15 +152,6 @@ def _signed(n: int) -> str:
 
 def _signed_money(d: Decimal, money: Any) -> str:
     return ("+" if d > 0 else "") + money(d)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
-    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
-    out = []
-    for r in [header, *rows]:
-        cells = [str(c).ljust(w) if k < left else str(c).rjust(w) for k, (c, w) in enumerate(zip(r, widths))]
-        out.append("  ".join(cells).rstrip())
-    return out
 
 
 def load_bills(path: str | Path) -> list[Bill]:

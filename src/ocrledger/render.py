@@ -72,7 +72,7 @@ def money(amount: Decimal) -> str:
     return f"{amount:,}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+def aligned_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
     """Aligned columns: the first ``left`` columns left-aligned, the rest right-aligned."""
     widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
     out = []
@@ -93,7 +93,7 @@ def render_text(bill: Bill) -> str:
         ]
         for ln in bill.lines
     ]
-    out += _table(
+    out += aligned_table(
         ["API", "Calls", "Failed", "Rejected", "Free", "Dedicated", "Shared", "Points", "PAYG", f"Amount {cur}"], rows
     )
     for ln in bill.lines:
@@ -111,12 +111,12 @@ def render_text(bill: Bill) -> str:
         ]
         tier_rows.append(["exact sum", "", "", money(ln.amount_exact)])
         tier_rows.append(["billed (rounded once)", "", "", money(ln.amount)])
-        out += ["  " + r for r in _table(["Positions", "Calls", "Unit price", f"Amount {cur}"], tier_rows)]
+        out += ["  " + r for r in aligned_table(["Positions", "Calls", "Unit price", f"Amount {cur}"], tier_rows)]
     if bill.adjustments:
         out += ["", "Adjustments (late calls of closed months)"]
         out += [
             "  " + r
-            for r in _table(
+            for r in aligned_table(
                 ["Month", "API", "Calls", f"Exact {cur}", f"Amount {cur}"],
                 [[a.period, a.api, count(a.calls), money(a.amount_exact), money(a.amount)] for a in bill.adjustments],
                 left=2,
@@ -132,7 +132,7 @@ def render_text(bill: Bill) -> str:
         out += ["", "Resource plans"]
         out += [
             "  " + r
-            for r in _table(
+            for r in aligned_table(
                 ["Plan", "Used this month", "Remaining", "Ends"],
                 [[p.id, count(p.used), count(p.remaining), p.end] for p in bill.plans],
             )
