@@ -36,15 +36,20 @@ def measure(n_calls: int, batch: int, n_accounts: int = 2_000) -> dict[str, floa
     with tempfile.TemporaryDirectory() as folder:
         ledger = Ledger.create(Path(folder) / "bench.sqlite", work.catalog, work.accounts)
         started = time.perf_counter()
+        times = []
         for k, part in enumerate(parts):
+            t0 = time.perf_counter()
             ledger.ingest(part, f"b{k}")
+            times.append(time.perf_counter() - t0)
         ingest = time.perf_counter() - started
         ledger.close_connection()
     started = time.perf_counter()
     for part in parts:
         rate(part, work.catalog, work.accounts)
     rating = time.perf_counter() - started
+    k = max(1, len(times) // 5)
     return {"calls": n_calls, "batch": batch, "ingest_s": ingest, "ingest_calls_per_s": n_calls / ingest,
+            "first_batches_s": sum(times[1 : k + 1]) / k, "last_batches_s": sum(times[-k:]) / k,
             "rate_s": rating, "rate_calls_per_s": n_calls / rating}
 
 
@@ -76,6 +81,32 @@ def test_rate_only(benchmark, batch: int) -> None:  # type: ignore[no-untyped-de
     benchmark.extra_info["calls_per_s"] = batch / benchmark.stats.stats.median
 
 
+def lookups(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 3_000_000)) -> list[tuple[int, float]]:
+    """Seconds for 10,000 duplicate look-ups as the records table grows (an index, never a scan)."""
+    from ocrledger.catalog import default_catalog
+
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = Ledger.create(Path(folder) / "lookups.sqlite", default_catalog())
+        probe = np.array([f"q{i:09d}" for i in range(10_000)])
+        channel = np.full(len(probe), "official")
+        have = 0
+        for size in sizes:
+            ledger.db.execute("BEGIN")
+            ledger.db.executemany("INSERT INTO records VALUES ('official', ?, 'b')",
+                                  ((f"r{i:09d}",) for i in range(have, size)))
+            ledger.db.execute("COMMIT")
+            have = size
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                ledger._seen(probe, channel)
+                best = min(best, time.perf_counter() - started)
+            out.append((size, best))
+        ledger.close_connection()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100,000 calls only")
@@ -86,6 +117,10 @@ def main() -> None:
         print(f"{n:>10,} calls in batches of {b:>9,}: ingest {r['ingest_calls_per_s']:>12,.0f} calls/s "
               f"({r['ingest_s']:.2f} s), rate only {r['rate_calls_per_s']:>12,.0f} calls/s ({r['rate_s']:.2f} s), "
               f"ingest/rate time {r['ingest_s'] / r['rate_s']:.1f}x")
+        if len(range(0, n, b)) > 5:  # the duplicate look-ups must not slow down as the ledger grows
+            print(f"{'':>10}  seconds a batch, early batches {r['first_batches_s']:.3f} vs last {r['last_batches_s']:.3f}")
+    for size, seconds in lookups((10_000, 100_000) if args.quick else (10_000, 100_000, 1_000_000, 3_000_000)):
+        print(f"duplicate look-ups: 10,000 ids against {size:>9,} stored records in {seconds * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

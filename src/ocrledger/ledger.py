@@ -109,12 +109,16 @@ class Ledger:
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")
+        # The record-id index is looked up for every call: keep its pages in memory (256 MiB at most).
+        self.db.execute("PRAGMA cache_size = -262144")
         self._generation = -1
         self.catalog: Catalog
         self.accounts: Accounts
         self._lines: dict[LineKey, list[int]] = {}
         self._plan_used: dict[tuple[str, int], int] = {}
         self._closed: set[int] = set()
+        self._line_parties: set[tuple[str, str]] = set()
+        """(account, channel) pairs with usage lines."""
         self._warm: _Warm | None = None
 
     # ----------------------------------------------------------------- opening
@@ -217,6 +221,7 @@ class Ledger:
         }
         self._plan_used = {(pid, p): u for pid, p, u in self.db.execute("SELECT plan_id, period, units FROM plan_used")}
         self._closed = {p for (p,) in self.db.execute("SELECT period FROM closed")}
+        self._line_parties = {(a, c) for a, c, *_ in self._lines}
         self._generation = int(self._meta("generation") or 0)
         self._warm = None
 
@@ -420,6 +425,7 @@ class Ledger:
             a, c = parties[party]
             target = self._target(period) if period in self._closed else ON_TIME
             key = (a, c, period, codes[api], target)
+            self._line_parties.add((a, c))
             mine = self._lines.setdefault(key, [0] * usage.width)
             for k, v in enumerate(counts):
                 mine[k] += v
@@ -432,10 +438,12 @@ class Ledger:
                     ((a, c, period, codes[api], target, r) for r in record_id[rows].tolist()),
                 )
         db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?)", line_rows)
+        plan_rows = []
         for (k, period), units in usage.plan_used.items():
             pid = plans[k].id
             self._plan_used[(pid, period)] = self._plan_used.get((pid, period), 0) + units
-            db.execute("INSERT OR REPLACE INTO plan_used VALUES (?, ?, ?)", (pid, period, self._plan_used[(pid, period)]))
+            plan_rows.append((pid, period, self._plan_used[(pid, period)]))
+        db.executemany("INSERT OR REPLACE INTO plan_used VALUES (?, ?, ?)", plan_rows)
         self._store_daily(tables, parties, batch, out, codes)
         pair, sec, calls = second_counts(batch, out, tables.n_api)
         db.executemany(
@@ -579,8 +587,9 @@ class Ledger:
             ]
 
     def _parties(self) -> list[tuple[str, str]]:
+        """Listed accounts, then every other (account, channel) the ledger has seen, sorted."""
         known = self.accounts.parties()
-        return known + sorted({(a, c) for a, c, *_ in self._lines} - set(known))
+        return known + sorted(self._line_parties - set(known))
 
     def _bills(self, period: int) -> list[Bill]:
         """Provisional bills of ``period`` from the stored usage (whole history for plans and pool)."""
