@@ -57,7 +57,7 @@ def _check_error(exc: OcrledgerError, path: Path) -> None:
     assert "\n" not in message and str(path) in message, message
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile's
 
 
 @FUZZ

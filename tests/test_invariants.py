@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from strategies import Scenario, scenarios
 
@@ -144,7 +144,6 @@ def test_row_order_and_repetition_do_not_matter(kernel: str, s: Scenario, rnd) -
     assert _json(_rate(s, kernel)) == first  # rating twice
 
 
-@settings(max_examples=150)
 @given(scenarios(), st.data())
 def test_one_more_successful_call_never_lowers_a_graduated_bill(kernel: str, s: Scenario, data: st.DataObject) -> None:
     if any(a.tier_mode == VOLUME for a in s.catalog.apis) or not len(s.calls["ts"]):
