@@ -4,7 +4,9 @@
 
 generates the month with ``benches/gen_calls.py`` (unless ``--work`` already holds it), then runs
 ``ocrledger rerate`` in a fresh process (so its peak RSS is the rerater's alone) and prints the
-wall time, calls per second, CPU time and peak RSS. ``pytest benches/bench_rerate.py`` runs a
+wall time, calls per second, CPU time and peak RSS. Up to 12 million calls the rerater takes its
+in-memory pass; ``--bucket-rows N`` also caps that pass at N calls, so any value below the input's
+size measures the spill passes. ``benches/bench_e2e.py`` adds the DuckDB baseline. ``pytest benches/bench_rerate.py`` runs a
 small version under pytest-benchmark.
 """
 from __future__ import annotations

@@ -17,8 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ocrledger.catalog import default_catalog
-from ocrledger.clock import parse_period
+import sys
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ocrledger.catalog import default_catalog  # noqa: E402
+from ocrledger.clock import parse_period  # noqa: E402
 
 
 def generate(out: Path, n_calls: int, *, month: str = "2026-10", n_accounts: int = 5_000, n_files: int = 8,
@@ -79,17 +83,101 @@ def generate(out: Path, n_calls: int, *, month: str = "2026-10", n_accounts: int
         pq.write_table(table, calls_dir / f"part-{f:03d}.parquet", row_group_size=1 << 20)
 
 
+def _digits(values: np.ndarray, prefix: bytes, width: int) -> "pa.Array":
+    """Arrow strings ``prefix + zero-padded values`` built from fixed-width bytes (no per-row Python)."""
+    n = len(values)
+    buf = np.empty((n, len(prefix) + width), dtype=np.uint8)
+    buf[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    v = values.astype(np.int64).copy()
+    for k in range(width - 1, -1, -1):
+        buf[:, len(prefix) + k] = 48 + v % 10
+        v //= 10
+    fixed = buf.reshape(-1).view(f"S{buf.shape[1]}")
+    return pa.array(fixed, pa.binary(buf.shape[1])).cast(pa.binary()).cast(pa.string())
+
+
+def synth_month(out: Path, n_calls: int, *, n_accounts: int = 20_000, n_files: int = 4, seed: int | None = None) -> None:
+    """The issue-5 workload of ``benches/synth.py`` (20 APIs, Zipf accounts, every rule live) as files.
+
+    Writes ``out/catalog.toml``, ``out/accounts/`` (accounts, activations, plans as Parquet tables;
+    the TOML would take seconds to parse for 10^5 plans) and ``out/calls/part-NNN.parquet``:
+    the calls in a shuffled order, split into ``n_files`` files whose times overlap.
+    """
+    import synth
+
+    work = synth.make(n_calls, n_accounts, **({"seed": seed} if seed is not None else {}))
+    out.mkdir(parents=True, exist_ok=True)
+    cat = ['currency = "CNY"', 'timezone = "Asia/Shanghai"', "verification_free_total = 50"]
+    for a in work.catalog.apis:  # as synth.write does
+        tiers = ", ".join((f'{{ upto = {t.upto}, price = "{t.price / 1e6:.6f}" }}' if t.upto is not None
+                           else f'{{ price = "{t.price / 1e6:.6f}" }}') for t in a.tiers)
+        cat.append(f'[[api]]\ncode = "{a.code}"\nname = "{a.name}"\nkind = "{a.kind}"\n'
+                   f"free_monthly = {a.free_monthly}\nshared_points = {a.shared_points}\n"
+                   f"dedicated = {str(a.dedicated).lower()}\nshared = {str(a.shared).lower()}\ntiers = [{tiers}]")
+    (out / "catalog.toml").write_text("\n\n".join(cat) + "\n")
+    acc_dir, calls_dir = out / "accounts", out / "calls"
+    acc_dir.mkdir(parents=True, exist_ok=True)
+    calls_dir.mkdir(parents=True, exist_ok=True)
+    accs = work.accounts.accounts
+    pq.write_table(pa.table({"id": [a.id for a in accs], "channel": [a.channel for a in accs]}),
+                   acc_dir / "accounts.parquet")
+    act = [(a.id, a.channel, api, when) for a in accs for api, when in a.activated.items()]
+    pq.write_table(pa.table({"account": [r[0] for r in act], "channel": [r[1] for r in act],
+                             "api": [r[2] for r in act], "activated": pa.array([r[3] for r in act], pa.int64())}),
+                   acc_dir / "activations.parquet")
+    plans = work.accounts.plans
+    pq.write_table(pa.table({
+        "id": [p.id for p in plans], "account": [p.account for p in plans], "channel": [p.channel for p in plans],
+        "kind": [p.kind for p in plans],
+        "api": [p.apis[0] if p.kind == "dedicated" else None for p in plans],
+        "apis": [None if p.kind == "dedicated" else "|".join(p.apis) for p in plans],
+        "quantity": pa.array([p.quantity for p in plans], pa.int64()),
+        "start": pa.array([p.start for p in plans], pa.int64()),
+        "end": pa.array([p.end for p in plans], pa.int64()),
+        "refunded": pa.array([p.refunded for p in plans], pa.int64()),
+    }), acc_dir / "plans.parquet")
+    n = len(work.batch)
+    order = np.random.default_rng(synth.SEED + 1).permutation(n)
+    b = work.batch
+    party_names = work.party_names
+    acc_dict = pa.array([a for a, _ in party_names])
+    ch_dict = pa.array(["official", "marketplace"])
+    ch_of_party = np.array([c == "marketplace" for _, c in party_names], dtype=np.int32)
+    api_dict = pa.array([a.code for a in work.catalog.apis])
+    per_file = -(-n // n_files)
+    for f in range(n_files):
+        rows = order[f * per_file:(f + 1) * per_file]
+        if not len(rows):
+            break
+        party = b.party[rows]
+        table = pa.table({
+            "record_id": _digits(work.rid[rows], b"r", 10),
+            "account": pa.DictionaryArray.from_arrays(pa.array(party.astype(np.int32)), acc_dict),
+            "channel": pa.DictionaryArray.from_arrays(pa.array(ch_of_party[party]), ch_dict),
+            "api": pa.DictionaryArray.from_arrays(pa.array(b.api[rows].astype(np.int32)), api_dict),
+            "ts": pa.array(b.ts[rows]),
+            "success": pa.array(b.success[rows]),
+        })
+        pq.write_table(table, calls_dir / f"part-{f:03d}.parquet", row_group_size=1 << 20)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=10_000_000)
-    p.add_argument("--accounts", type=int, default=5_000)
+    p.add_argument("--accounts", type=int, default=None, help="default 5,000 (20,000 with --synth)")
     p.add_argument("--files", type=int, default=8)
     p.add_argument("--month", default="2026-10")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None, help="default: 1 (gen_calls) or synth.SEED (--synth)")
+    p.add_argument("--synth", action="store_true", help="the issue-5 workload of benches/synth.py (20 APIs, "
+                   "every rule live; --accounts defaults to 20,000); writes catalog.toml too")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     start = time.perf_counter()
-    generate(args.out, args.calls, month=args.month, n_accounts=args.accounts, n_files=args.files, seed=args.seed)
+    if args.synth:
+        synth_month(args.out, args.calls, n_accounts=args.accounts or 20_000, n_files=args.files, seed=args.seed)
+    else:
+        generate(args.out, args.calls, month=args.month, n_accounts=args.accounts or 5_000, n_files=args.files,
+                 seed=1 if args.seed is None else args.seed)
     print(f"wrote {args.calls:,} calls to {args.out / 'calls'} in {time.perf_counter() - start:.1f} s")
 
 

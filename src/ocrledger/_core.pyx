@@ -1,5 +1,5 @@
 """The rating kernel in Cython: one nogil pass over encoded call columns (twin of ``_reference.py``)."""
-from libc.stdint cimport INT32_MAX, INT64_MAX, uint8_t, uint64_t, uintptr_t
+from libc.stdint cimport INT32_MAX, INT64_MAX, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy
 
@@ -644,3 +644,500 @@ def dictionary_codes(const uint8_t[:, ::1] rows, const int8_t[::1] tag, const in
     if distinct < 0:
         raise IndexError("order holds a position outside range(n)")
     return distinct
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers of the in-memory rerate (ocrledger.rerate): variable-length record ids straight from
+# Arrow buffers, a radix argsort of instants, a string gather, QPS seconds, JSON re-indentation.
+# None of them touches the rating kernel above.
+
+cdef inline uint64_t hash_bytes(const uint8_t* key, Py_ssize_t width, uint64_t tag) noexcept nogil:
+    # 8 bytes per step with fixed-size loads; the last (partial) word is the key's last 8 bytes,
+    # overlapping the previous one, so no variable-length copy is needed for keys of >= 8 bytes.
+    cdef uint64_t h = OCR_K0 ^ tag ^ (<uint64_t>width * OCR_K2), w = 0
+    cdef Py_ssize_t k = 0
+    if width < 8:
+        memcpy(&w, key, width)
+        h = (h ^ w) * OCR_K1
+        h ^= h >> 31
+    else:
+        while k + 8 <= width:
+            memcpy(&w, key + k, 8)
+            h = (h ^ w) * OCR_K1
+            h ^= h >> 31
+            k += 8
+        if k < width:
+            memcpy(&w, key + width - 8, 8)
+            h = (h ^ w) * OCR_K1
+            h ^= h >> 31
+    h *= OCR_K2
+    return h ^ (h >> 29)
+
+
+def string_repeats(const int64_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag,
+                   int32_t[::1] code, uint8_t[::1] repeated):
+    """Hash n strings (Arrow offsets + data, plus a tag byte that is part of the key) in input order.
+
+    Writes code[i] (codes count up in first-appearance order) and repeated[i] = 1 for every row
+    whose (string, tag) occurs more than once; returns the number of distinct keys. Same
+    linear-probing table as ``dictionary_codes``.
+    """
+    cdef Py_ssize_t n = offsets.shape[0] - 1
+    cdef Py_ssize_t size = 1024, j, b0, b1, other, slot, distinct = 0, c, width, owidth
+    cdef uint64_t h, mask = size - 1, frag, entry
+    cdef uint64_t hashes[HASH_BLOCK]
+    cdef uint64_t* table
+    cdef int32_t* first
+    cdef const uint8_t* base
+    cdef const uint8_t* key
+    cdef int8_t tg
+    if n < 0:
+        raise ValueError("offsets needs n + 1 entries")
+    if n >= INT32_MAX:
+        raise OverflowError("more than 2**31 - 2 keys")
+    if code.shape[0] < n or repeated.shape[0] < n or tag.shape[0] < n:
+        raise ValueError("tag, code and repeated need n entries")
+    if n == 0:
+        return 0
+    if offsets[0] < 0 or offsets[n] > data.shape[0]:
+        raise ValueError("offsets point outside data")
+    base = &data[0] if data.shape[0] else NULL
+    while (n + HASH_BLOCK) * 3 >= size * 2:  # sized for n distinct keys: the table never grows
+        size *= 2
+    mask = size - 1
+    table = <uint64_t*>calloc(size, sizeof(uint64_t))
+    first = <int32_t*>malloc(n * sizeof(int32_t))
+    if table == NULL or first == NULL:
+        free(table)
+        free(first)
+        raise MemoryError()
+    with nogil:
+        b0 = 0
+        while b0 < n:
+            b1 = b0 + HASH_BLOCK if b0 + HASH_BLOCK < n else n
+            if (distinct + HASH_BLOCK) * 3 >= size * 2:
+                table = grow(table, size)
+                if table == NULL:
+                    break
+                size *= 2
+                mask = size - 1
+            for j in range(b0, b1):
+                h = hash_bytes(base + offsets[j], offsets[j + 1] - offsets[j], <uint64_t><uint8_t>tag[j])
+                hashes[j - b0] = h
+                OCR_PREFETCH(&table[(h >> 32) & mask])
+            for j in range(b0, b1):
+                key = base + offsets[j]
+                width = offsets[j + 1] - offsets[j]
+                tg = tag[j]
+                h = hashes[j - b0]
+                frag = h & OCR_HI32
+                slot = (h >> 32) & mask
+                while True:
+                    entry = table[slot]
+                    if entry == 0:
+                        table[slot] = frag | <uint64_t>(distinct + 1)
+                        first[distinct] = <int32_t>j
+                        code[j] = <int32_t>distinct
+                        repeated[j] = 0
+                        distinct += 1
+                        break
+                    if (entry & OCR_HI32) == frag:
+                        c = (entry & OCR_LO32) - 1
+                        other = first[c]
+                        owidth = offsets[other + 1] - offsets[other]
+                        if owidth == width and tag[other] == tg and memcmp(base + offsets[other], key, width) == 0:
+                            code[j] = <int32_t>c
+                            repeated[j] = 1
+                            repeated[other] = 1
+                            break
+                    slot = (slot + 1) & mask
+            b0 = b1
+    free(first)
+    if table == NULL:
+        raise MemoryError()
+    free(table)
+    return distinct
+
+
+def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t[::1] sorted_ts):
+    """Stable argsort of ts (every ts - base in [0, 2**32)) into out: LSD radix, 11-bit digits.
+
+    Equal to ``np.argsort(ts, kind="stable")``; sorted_ts receives ts[out] (no gather needed).
+    Passes whose digit is the same for every key are skipped.
+    """
+    cdef Py_ssize_t n = ts.shape[0], i, p, d, total, c
+    cdef uint32_t* ka
+    cdef uint32_t* kb
+    cdef uint32_t* kt
+    cdef int32_t* ia
+    cdef int32_t* ib
+    cdef int32_t* it
+    cdef int64_t* hist
+    cdef uint32_t k
+    cdef int64_t v
+    cdef bint bad = False
+    cdef int npass = 0, last
+    if out.shape[0] != n or sorted_ts.shape[0] != n:
+        raise ValueError("out and sorted_ts need len(ts) entries")
+    if n >= INT32_MAX:
+        raise OverflowError("more than 2**31 - 2 keys")
+    if n == 0:
+        return
+    ka = <uint32_t*>malloc(n * sizeof(uint32_t))
+    kb = <uint32_t*>malloc(n * sizeof(uint32_t))
+    ia = <int32_t*>malloc(n * sizeof(int32_t))
+    ib = <int32_t*>malloc(n * sizeof(int32_t))
+    hist = <int64_t*>calloc(3 * 2048, sizeof(int64_t))
+    if ka == NULL or kb == NULL or ia == NULL or ib == NULL or hist == NULL:
+        free(ka); free(kb); free(ia); free(ib); free(hist)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            v = ts[i] - base
+            if v < 0 or v > <int64_t>0xFFFFFFFF:
+                bad = True
+                break
+            k = <uint32_t>v
+            ka[i] = k
+            ia[i] = <int32_t>i
+            hist[k & 2047] += 1
+            hist[2048 + ((k >> 11) & 2047)] += 1
+            hist[4096 + (k >> 22)] += 1
+        if not bad:
+            for p in range(3):
+                # skip a digit that every key shares
+                c = 0
+                for d in range(2048):
+                    if hist[p * 2048 + d] == n:
+                        c = 1
+                        break
+                if c:
+                    continue
+                total = 0
+                for d in range(2048):
+                    c = hist[p * 2048 + d]
+                    hist[p * 2048 + d] = total
+                    total += c
+                for i in range(n):
+                    k = ka[i]
+                    d = (k >> (11 * p)) & 2047
+                    c = hist[p * 2048 + d]
+                    hist[p * 2048 + d] = c + 1
+                    kb[c] = k
+                    ib[c] = ia[i]
+                kt = ka; ka = kb; kb = kt
+                it = ia; ia = ib; ib = it
+            for i in range(n):
+                out[i] = ia[i]
+                sorted_ts[i] = <int64_t>ka[i] + base
+    free(ka); free(kb); free(ia); free(ib); free(hist)
+    if bad:
+        raise ValueError("ts - base must lie in [0, 2**32)")
+
+
+def gather_strings(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] perm,
+                   int32_t[::1] out_offsets, uint8_t[::1] out_data):
+    """Strings perm[0], perm[1], ... of (offsets, data) as Arrow buffers out_offsets (n + 1), out_data.
+
+    out_data must hold the total length of the gathered strings (< 2**31 bytes); up to 16 bytes
+    more let short strings be copied as two fixed-size words.
+    """
+    cdef Py_ssize_t n = perm.shape[0], m = offsets.shape[0] - 1, j, i, pos = 0, width, f
+    cdef Py_ssize_t size = data.shape[0], cap = out_data.shape[0]
+    cdef bint bad = False
+    cdef uint64_t w0, w1
+    if out_offsets.shape[0] != n + 1:
+        raise ValueError("out_offsets needs len(perm) + 1 entries")
+    if n and size == 0:
+        out_offsets[:] = 0
+        return 0
+    with nogil:
+        out_offsets[0] = 0
+        for j in range(n):
+            if j + 2 * PREFETCH_AHEAD < n:
+                f = perm[j + 2 * PREFETCH_AHEAD]
+                if 0 <= f < m:
+                    OCR_PREFETCH(&offsets[f])
+            if j + PREFETCH_AHEAD < n:
+                f = perm[j + PREFETCH_AHEAD]
+                if 0 <= f < m and 0 <= offsets[f] < size:
+                    OCR_PREFETCH(&data[offsets[f]])
+            i = perm[j]
+            if i < 0 or i >= m:
+                bad = True
+                break
+            width = offsets[i + 1] - offsets[i]
+            if width < 0 or offsets[i] < 0 or offsets[i + 1] > size or pos + width > cap or pos + width > INT32_MAX:
+                bad = True
+                break
+            if width <= 16 and offsets[i] + 16 <= size and pos + 16 <= cap:
+                memcpy(&w0, &data[offsets[i]], 8)
+                memcpy(&w1, &data[offsets[i] + 8], 8)
+                memcpy(&out_data[pos], &w0, 8)
+                memcpy(&out_data[pos + 8], &w1, 8)
+            elif width:
+                memcpy(&out_data[pos], &data[offsets[i]], width)
+            pos += width
+            out_offsets[j + 1] = <int32_t>pos
+    if bad:
+        raise ValueError("perm or out_data does not fit the strings")
+    return pos
+
+
+def qps_seconds(const int32_t[::1] party, const int32_t[::1] api, const int64_t[::1] ts,
+                const int8_t[::1] status, int8_t skip_status, Py_ssize_t n_api, Py_ssize_t n_party,
+                int64_t min_emit, int64_t[::1] o_pair, int64_t[::1] o_sec, int64_t[::1] o_cnt):
+    """Calls per (party, API) and second of calls in time order (status != skip_status).
+
+    Writes (pair, second, calls) for every (pair, second) with at least ``min_emit`` calls, in
+    the order the seconds end, and returns how many. Requires ts in non-decreasing order.
+    """
+    cdef Py_ssize_t n = party.shape[0], i, n_pair = n_party * n_api, emitted = 0, cap = o_pair.shape[0]
+    cdef int64_t pr, sec, t
+    cdef int64_t* last
+    cdef int64_t* cnt
+    cdef bint bad = False
+    if api.shape[0] != n or ts.shape[0] != n or status.shape[0] < n:
+        raise ValueError("columns of different lengths")
+    if o_sec.shape[0] < cap or o_cnt.shape[0] < cap:
+        raise ValueError("output columns of different lengths")
+    last = <int64_t*>malloc(max(n_pair, 1) * sizeof(int64_t))
+    cnt = <int64_t*>calloc(max(n_pair, 1), sizeof(int64_t))
+    if last == NULL or cnt == NULL:
+        free(last); free(cnt)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            if status[i] == skip_status:
+                continue
+            if party[i] < 0 or party[i] >= n_party or api[i] < 0 or api[i] >= n_api:
+                bad = True
+                break
+            pr = <int64_t>party[i] * n_api + api[i]
+            t = ts[i]
+            sec = t // 1000
+            if sec * 1000 > t:
+                sec -= 1
+            if cnt[pr] and last[pr] == sec:
+                cnt[pr] += 1
+                continue
+            if cnt[pr] >= min_emit:
+                if emitted >= cap:
+                    bad = True
+                    break
+                o_pair[emitted] = pr
+                o_sec[emitted] = last[pr]
+                o_cnt[emitted] = cnt[pr]
+                emitted += 1
+            last[pr] = sec
+            cnt[pr] = 1
+        if not bad:
+            for pr in range(n_pair):
+                if cnt[pr] >= min_emit and cnt[pr] > 0:
+                    if emitted >= cap:
+                        bad = True
+                        break
+                    o_pair[emitted] = pr
+                    o_sec[emitted] = last[pr]
+                    o_cnt[emitted] = cnt[pr]
+                    emitted += 1
+    free(last); free(cnt)
+    if bad:
+        raise ValueError("a party or API outside the tables, or more seconds than the output holds")
+    return emitted
+
+
+cdef Py_ssize_t reindent_pass(const uint8_t* src, Py_ssize_t n, uint8_t* dst, Py_ssize_t indent) noexcept nogil:
+    cdef Py_ssize_t i = 0, o = 0, depth = 0, k
+    cdef uint8_t c
+    cdef bint in_str = False, esc = False
+    while i < n:
+        c = src[i]
+        if in_str:
+            if dst != NULL:
+                dst[o] = c
+            o += 1
+            if esc:
+                esc = False
+            elif c == 92:  # backslash
+                esc = True
+            elif c == 34:  # quote
+                in_str = False
+            i += 1
+            continue
+        if c == 34:
+            in_str = True
+            if dst != NULL:
+                dst[o] = c
+            o += 1
+        elif c == 91 or c == 123:  # [ {
+            if i + 1 < n and src[i + 1] == c + 2:  # [] {}
+                if dst != NULL:
+                    dst[o] = c
+                    dst[o + 1] = c + 2
+                o += 2
+                i += 1
+            else:
+                depth += 1
+                if dst != NULL:
+                    dst[o] = c
+                    dst[o + 1] = 10
+                    for k in range(depth * indent):
+                        dst[o + 2 + k] = 32
+                o += 2 + depth * indent
+        elif c == 93 or c == 125:  # ] }
+            depth -= 1
+            if dst != NULL:
+                dst[o] = 10
+                for k in range(depth * indent):
+                    dst[o + 1 + k] = 32
+                dst[o + 1 + depth * indent] = c
+            o += 2 + depth * indent
+        elif c == 44:  # ,
+            if dst != NULL:
+                dst[o] = 44
+                dst[o + 1] = 10
+                for k in range(depth * indent):
+                    dst[o + 2 + k] = 32
+            o += 2 + depth * indent
+        elif c == 58:  # :
+            if dst != NULL:
+                dst[o] = 58
+                dst[o + 1] = 32
+            o += 2
+        else:
+            if dst != NULL:
+                dst[o] = c
+            o += 1
+        i += 1
+    return o
+
+
+def json_reindent(const uint8_t[::1] src, Py_ssize_t indent):
+    """``json.dumps(obj, indent=indent)`` bytes from ``json.dumps(obj, separators=(",", ":"))`` bytes.
+
+    Valid compact JSON only (no whitespace outside strings); returns a bytearray.
+    """
+    cdef Py_ssize_t n = src.shape[0], size
+    cdef const uint8_t* s = &src[0] if n else NULL
+    cdef uint8_t[::1] view
+    with nogil:
+        size = reindent_pass(s, n, NULL, indent)
+    out = bytearray(size)
+    if size:
+        view = out
+        with nogil:
+            reindent_pass(s, n, &view[0], indent)
+    return out
+
+
+def gather_calls(const int64_t[::1] order, const int32_t[::1] party, const int32_t[::1] api,
+                 const int8_t[::1] ok, const int8_t[::1] dup, int32_t[::1] o_party, int32_t[::1] o_api,
+                 int8_t[::1] o_ok, int8_t[::1] o_dup):
+    """o_X[j] = X[order[j]] for the four call columns, in one pass with prefetching."""
+    cdef Py_ssize_t n = order.shape[0], m = party.shape[0], j, i, f
+    cdef bint bad = False
+    if api.shape[0] != m or ok.shape[0] != m or dup.shape[0] != m:
+        raise ValueError("columns of different lengths")
+    if o_party.shape[0] < n or o_api.shape[0] < n or o_ok.shape[0] < n or o_dup.shape[0] < n:
+        raise ValueError("output columns need len(order) entries")
+    with nogil:
+        for j in range(n):
+            if j + PREFETCH_AHEAD < n:
+                f = order[j + PREFETCH_AHEAD]
+                if 0 <= f < m:
+                    OCR_PREFETCH(&party[f])
+                    OCR_PREFETCH(&api[f])
+                    OCR_PREFETCH(&ok[f])
+                    OCR_PREFETCH(&dup[f])
+            i = order[j]
+            if i < 0 or i >= m:
+                bad = True
+                break
+            o_party[j] = party[i]
+            o_api[j] = api[i]
+            o_ok[j] = ok[i]
+            o_dup[j] = dup[i]
+    if bad:
+        raise IndexError("order holds a position outside the columns")
+
+
+def usage_counts(const int32_t[::1] party, const int32_t[::1] api, const int32_t[::1] period,
+                 const int8_t[::1] status, const int8_t[::1] source, const int16_t[::1] tier,
+                 const int16_t[::1] status_cat, const int16_t[::1] source_cat, int8_t charged,
+                 int8_t payg, int16_t tier0, int32_t p0, Py_ssize_t n_per, Py_ssize_t n_api,
+                 Py_ssize_t width, int64_t[::1] counts):
+    """counts[((party * n_per + period - p0) * n_api + api) * width + category] += 1 per call.
+
+    category: status_cat[status], or for charged calls source_cat[source], or tier0 + tier for
+    PAYG ones (``usage`` column constants). Returns -1 (and stops) at a key outside counts.
+    """
+    cdef Py_ssize_t n = party.shape[0], i, size = counts.shape[0]
+    cdef int64_t key
+    cdef int16_t cat
+    cdef Py_ssize_t bad = 0
+    if api.shape[0] != n or period.shape[0] != n or status.shape[0] < n or source.shape[0] < n or tier.shape[0] < n:
+        raise ValueError("columns of different lengths")
+    with nogil:
+        for i in range(n):
+            if status[i] == charged:
+                if source[i] == payg:
+                    cat = tier0 + tier[i]
+                else:
+                    cat = source_cat[<uint8_t>source[i]]
+            else:
+                cat = status_cat[<uint8_t>status[i]]
+            key = ((<int64_t>party[i] * n_per + (period[i] - p0)) * n_api + api[i]) * width + cat
+            if cat < 0 or cat >= width or key < 0 or key >= size:
+                bad = -1
+                break
+            counts[key] += 1
+    return bad
+
+
+def plain_ends(const int64_t[::1] offsets, const uint8_t[::1] data):
+    """True when every string (Arrow offsets + data) is non-empty and starts and ends with a byte in
+    0x21..0x7E (printable ASCII, not a space): then trimming whitespace cannot change any of them."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i, a, b
+    cdef bint ok = True
+    if n <= 0:
+        return True
+    if offsets[0] < 0 or offsets[n] > data.shape[0]:
+        raise ValueError("offsets point outside data")
+    with nogil:
+        for i in range(n):
+            a = offsets[i]
+            b = offsets[i + 1]
+            if b <= a or data[a] < 0x21 or data[a] > 0x7E or data[b - 1] < 0x21 or data[b - 1] > 0x7E:
+                ok = False
+                break
+    return ok
+
+
+def string_lengths(const int64_t[::1] offsets, const int64_t[::1] perm, int32_t[::1] out_offsets):
+    """out_offsets = Arrow offsets of strings perm[0], perm[1], ... of (offsets, ...); returns their total
+    length (the size ``gather_strings`` needs). Raises OverflowError past 2**31 - 1 bytes."""
+    cdef Py_ssize_t n = perm.shape[0], m = offsets.shape[0] - 1, j, i
+    cdef int64_t pos = 0
+    cdef bint bad = False, big = False
+    if out_offsets.shape[0] != n + 1:
+        raise ValueError("out_offsets needs len(perm) + 1 entries")
+    with nogil:
+        out_offsets[0] = 0
+        for j in range(n):
+            if j + PREFETCH_AHEAD < n and 0 <= perm[j + PREFETCH_AHEAD] < m:
+                OCR_PREFETCH(&offsets[perm[j + PREFETCH_AHEAD]])
+            i = perm[j]
+            if i < 0 or i >= m:
+                bad = True
+                break
+            pos += offsets[i + 1] - offsets[i]
+            if pos > INT32_MAX:
+                big = True
+                break
+            out_offsets[j + 1] = <int32_t>pos
+    if bad:
+        raise IndexError("perm holds a position outside the strings")
+    if big:
+        raise OverflowError("more than 2**31 - 1 bytes of strings")
+    return pos

@@ -47,6 +47,7 @@ from .codes import Source, Status
 from .errors import OcrledgerError
 from .money import CENT, to_decimal
 from .rating import as_accounts, as_catalog, rate
+from .render import aligned_table
 
 INF = 1 << 62
 """Price of an unreachable capacity or an infeasible mix (a marketplace call left unpaid)."""
@@ -188,7 +189,7 @@ class Advice:
         else:
             out.append("Usage a plan or PAYG had to pay (beyond the free quota):")
             rows = [[p, a, f"{c:,}", f"{pt:,}"] for p, a, c, pt in self.demand]
-            out += ["  " + r for r in _table(["Month", "API", "Calls", "Shared points"], rows, left=2)]
+            out += ["  " + r for r in aligned_table(["Month", "API", "Calls", "Shared points"], rows, left=2)]
         out.append("")
         plans_bought = sum(p or 0 for _, p in self.actual_plans)
         out.append(
@@ -228,7 +229,7 @@ class Advice:
             ]
             out += [
                 "  " + r
-                for r in _table(["Month", "API", "Calls", "Dedicated", "Shared", "PAYG", f"PAYG {cur}"], rows, left=2)
+                for r in aligned_table(["Month", "API", "Calls", "Dedicated", "Shared", "PAYG", f"PAYG {cur}"], rows, left=2)
             ]
         if self.alone:
             out += ["", "Each offer on its own (best count, plus PAYG), against PAYG only:"]
@@ -238,7 +239,7 @@ class Advice:
                   else "cannot pay for every call")]
                 for a in self.alone
             ]
-            out += ["  " + r for r in _table(["Offer", "Count", f"Total {cur}", "Against PAYG"], rows)]
+            out += ["  " + r for r in aligned_table(["Offer", "Count", f"Total {cur}", "Against PAYG"], rows)]
         for name, why in self.skipped:
             out.append(f"Left out: {name}: {why}")
         out += [
@@ -256,12 +257,6 @@ def _m(micro: int) -> str:
     """Micro-units as an amount: two places when whole cents, else the exact places."""
     d = to_decimal(micro)
     return f"{d.quantize(Decimal('0.01')):,}" if micro % CENT == 0 else f"{d.normalize():,}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    from .render import _table as table
-
-    return table(header, rows, left=left)
 
 
 def parse_months(text: str) -> list[int]:

@@ -21,10 +21,15 @@ more than about ``bucket_rows`` calls at once, whatever the size of the input or
 
 Memory is the kernel tables and counters (accounts x APIs, plans), the usage counters and one
 bucket; spill files go to a hidden folder inside ``out`` (or ``tmp_dir``) and are removed.
-Inputs of at most ``bucket_rows`` calls never touch the disk.
+
+Inputs of at most ``memory_rows`` calls (default 10 million; known up front for Parquet) skip
+passes 2 and 3 and the spill files: ``_fastrerate`` deduplicates, orders, rates and summarises
+the whole input in memory with compiled helpers, and writes ``calls.parquet`` in a background
+thread while the bills are made. The results are the same, byte for byte.
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -41,10 +46,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from . import _arrowcols as ac
+from . import _fastrerate as _fast
 from . import _kernel
 from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
 from .billing import make_bills, volume_tier
-from .bills import Bill, bills_to_json
+from .bills import Bill
 from .catalog import VOLUME, Catalog
 from .clock import N_PERIODS, parse_period, period_label
 from .codes import Source, Status
@@ -59,6 +65,8 @@ DEFAULT_CHUNK_ROWS = 1 << 20
 """Rows read from the input at a time."""
 DEFAULT_BUCKET_ROWS = 1 << 21
 """Calls held in memory at once while deduplicating and rating (about 100 bytes each)."""
+DEFAULT_MEMORY_ROWS = 10_000_000
+"""Inputs of at most this many calls are rated in one in-memory pass (peak RSS ~1.4 GB at the limit)."""
 MINUTE_MS = 60_000
 
 STATUS_NAMES = ("charged", "failed", "duplicate", "rejected_inactive", "rejected_no_plan", "rejected_credential")
@@ -92,6 +100,7 @@ def rerate(
     bucket_rows: int = DEFAULT_BUCKET_ROWS,
     tmp_dir: str | Path | None = None,
     progress: bool | Callable[[str, int, int | None], None] = False,
+    memory_rows: int | None = None,
 ) -> RerateResult:
     """Rate ``calls`` from scratch in ``(ts, record_id)`` order and bill every account, channel and month.
 
@@ -111,6 +120,10 @@ def rerate(
         Old bills (a JSON file or a folder) to diff the new ones with.
     chunk_rows, bucket_rows
         Rows read at a time; calls held in memory at once (the memory bound).
+    memory_rows
+        Inputs of at most this many calls skip the spill passes: they are held, deduplicated,
+        sorted and rated in memory in one pass (same results). Default: ``DEFAULT_MEMORY_ROWS``
+        when ``bucket_rows`` is the default, else ``bucket_rows``.
     progress
         True for a progress bar on stderr (only when it is a terminal), or a callable
         ``(phase, done, total)``.
@@ -136,25 +149,51 @@ def rerate(
     spill_root = out_dir if out_dir is not None else (Path(tmp_dir) if tmp_dir is not None else None)
     spill = Path(tempfile.mkdtemp(prefix=".rerate-", dir=spill_root))
     report = _progress(progress)
+    if memory_rows is None:
+        memory_rows = DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
+    run: _Run | None = None
+    collecting = gc.isenabled()
+    gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
     try:
+        _fast.tick("start")
         run = _Run(catalog, accounts, impl, wanted, chunk_rows, bucket_rows, spill, report)
-        run.read(_inputs(calls, chunk_rows))
-        run.dedup()
         calls_tmp = spill / "calls.parquet"
-        run.rate(calls_tmp if out_dir is not None else None)
+        held = run.read(_inputs(calls, chunk_rows), memory_rows if _fast.available() else 0)
+        if held is not None:
+            run.rate_in_memory(held, calls_tmp if out_dir is not None else None)
+        else:
+            run.dedup()
+            run.rate(calls_tmp if out_dir is not None else None)
+        _fast.tick("rated")
         bills = run.bills()
-        elapsed = time.perf_counter() - started
-        summary = run.summary(bills, elapsed)
-        result = RerateResult(bills, summary)
+        _fast.tick("make_bills")
+        if out_dir is not None:  # while calls.parquet is being written
+            _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
+            _fast.tick("bills rendered")
+        diff = None
         if against is not None:
             from .diff import diff_bills, load_bills
 
-            result.diff = diff_bills(load_bills(against), bills, old_name=str(against), new_name="rerate")
+            diff = diff_bills(load_bills(against), bills, old_name=str(against), new_name="rerate")
+        if run.writer_thread is not None:
+            run.writer_thread.join()
+            _fast.tick("calls.parquet written")
+        elapsed = time.perf_counter() - started
+        summary = run.summary(bills, elapsed)
+        result = RerateResult(bills, summary, diff=diff)
         if out_dir is not None:
-            result.files = _publish(out_dir, spill, bills, summary, calls_tmp, result.diff)
+            result.files = _publish(out_dir, spill, summary, calls_tmp, result.diff)
+            _fast.tick("published")
         return result
     finally:
+        if collecting:
+            gc.enable()
         report.close()
+        if run is not None and run.writer_thread is not None and run.writer_thread.is_alive():
+            try:
+                run.writer_thread.join()  # an error is already on its way; let the writer stop first
+            except Exception:  # noqa: BLE001
+                pass
         shutil.rmtree(spill, ignore_errors=True)
 
 
@@ -172,22 +211,16 @@ def release_memory_promptly() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-def _publish(out_dir: Path, spill: Path, bills: list[Bill], summary: dict[str, Any], calls_tmp: Path,
-             diff: Any) -> dict[str, Path]:
-    from .render import render
-
-    staged = {
-        "bills.json": bills_to_json(bills) + "\n",
-        "bills.txt": render(bills, "text"),
-        "summary.json": json.dumps(summary, indent=2) + "\n",
-    }
+def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path, diff: Any) -> dict[str, Path]:
+    """Move the outputs into ``out_dir`` (bills.json and bills.txt are already in ``spill``)."""
+    staged: dict[str, str] = {"summary.json": json.dumps(summary, indent=2) + "\n"}
     if diff is not None:
         staged["diff.json"] = json.dumps(diff.to_dict(), indent=2) + "\n"
         staged["diff.txt"] = diff.to_text()
     for name, text in staged.items():
         (spill / name).write_text(text, encoding="utf-8")
     files = {}
-    for name in [*staged, "calls.parquet"]:
+    for name in ["bills.json", "bills.txt", *staged, "calls.parquet"]:
         src = calls_tmp if name == "calls.parquet" else spill / name
         os.replace(src, out_dir / name)  # replaces a symlink itself, never its target
         files[name] = out_dir / name
@@ -401,51 +434,96 @@ class _Run:
         self.by_rid: _Buckets | None = None
         self.by_time: _Buckets | None = None
         self.time_bounds = np.zeros(0, dtype=np.int64)
+        self.writer_thread: Any = None
 
     # -- pass 1 ---------------------------------------------------------------------------------
-    def read(self, inputs: list[_Input]) -> None:
+    def read(self, inputs: list[_Input], memory_rows: int = 0) -> list[Any] | None:
+        """Read, validate and encode every chunk.
+
+        Returns the encoded batches when the input has at most ``memory_rows`` calls (they are
+        then rated in memory by ``rate_in_memory``); otherwise spills them into record-id buckets
+        for ``dedup`` and returns None.
+        """
         total = sum(i.rows for i in inputs) if all(i.rows is not None for i in inputs) else None
         estimate = total
         if estimate is None:
             estimate = sum(i.rows if i.rows is not None else max(1, os.path.getsize(i.name) // 24) for i in inputs)
+        limit = memory_rows if total is None or total <= memory_rows else 0
         held: list[Any] = []
         held_rows = 0
-        for inp in inputs:
-            row = 0
-            for raw in inp.batches():
-                batch = self._encode(raw, inp, row)
-                row += raw.num_rows
-                self.read_rows += raw.num_rows
-                self.report("read", self.read_rows, total)
-                if batch is None:
-                    continue
-                if self.by_rid is None:
-                    held.append(batch)
-                    held_rows += batch.num_rows
-                    if held_rows > self.bucket_rows:
-                        k = max(2, math.ceil(max(estimate, held_rows) / self.bucket_rows))
-                        self.by_rid = _Buckets(k, self.spill, "rid")
-                        for b in held:
-                            self.by_rid.add(b, self._rid_part(b))
-                        held = []
-                else:
-                    self.by_rid.add(batch, self._rid_part(batch))
+        for n_rows, chunk in self._chunks(inputs, parallel=bool(limit) and total is not None):
+            batch = self._encode_chunk(chunk)
+            self.read_rows += n_rows
+            self.report("read", self.read_rows, total)
+            if batch is None:
+                continue
+            if self.by_rid is None:
+                held.append(batch)
+                held_rows += batch.num_rows
+                if held_rows > max(self.bucket_rows, limit):
+                    k = max(2, math.ceil(max(estimate, held_rows) / self.bucket_rows))
+                    self.by_rid = _Buckets(k, self.spill, "rid")
+                    for b in held:
+                        self._histogram(b)
+                        self.by_rid.add(b, self._rid_part(b))
+                    held = []
+            else:
+                self._histogram(batch)
+                self.by_rid.add(batch, self._rid_part(batch))
+        self._parties()
+        if self.by_rid is None and limit:
+            return held
         if self.by_rid is None:
             self.by_rid = _Buckets(1, self.spill, "rid")
             for b in held:
+                self._histogram(b)
                 self.by_rid.add(b, None)
         self.by_rid.close()
-        self._parties()
+        return None
 
     def _rid_part(self, batch: Any) -> np.ndarray:
         assert self.by_rid is not None
         return (rid_hash(batch.column(0)) % np.uint64(self.by_rid.k)).astype(np.int64)
 
+    def _chunks(self, inputs: list[_Input], parallel: bool) -> Iterator[tuple[int, "Chunk"]]:
+        """(rows, validated chunk) of every input in order; with ``parallel`` (the whole input is held in
+        memory anyway) two inputs are decoded and validated at a time, in threads (Arrow releases the GIL).
+        The first bad record in input order is still the one reported."""
+        catalog = self.catalog
+
+        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
+            out, row = [], 0
+            for raw in inp.batches():
+                out.append((raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)))
+                row += raw.num_rows
+            return out
+
+        if not parallel or len(inputs) < 2:
+            for inp in inputs:
+                row = 0
+                for raw in inp.batches():
+                    yield raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)
+                    row += raw.num_rows
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(validated, inp) for inp in inputs]
+            try:
+                for fut in futures:
+                    yield from fut.result()
+            finally:
+                for fut in futures:
+                    fut.cancel()
+
     def _encode(self, raw: Any, inp: _Input, row0: int) -> Any:
         """Validate one chunk; returns a record batch (rid, pkey, api, ts, ok) of the calls kept."""
+        return self._encode_chunk(validate_chunk(raw, self.catalog, inp.name, inp.base + row0))
+
+    def _encode_chunk(self, c: "Chunk") -> Any:
+        """A record batch (rid, pkey, api, ts, ok) of the validated chunk's calls that are kept."""
         import pyarrow as pa
 
-        c = validate_chunk(raw, self.catalog, inp.name, inp.base + row0)
         acc_gid = np.zeros(len(c.accounts), dtype=np.int64)
         for k, v in enumerate(c.accounts):
             g = self.account_ids.get(v)
@@ -457,19 +535,22 @@ class _Run:
         pkey = acc_gid[c.account] * 2 + c.channel
         cols = [c.rid, pa.array(pkey), pa.array(c.api), pa.array(c.ts), pa.array(c.ok)]
         batch = pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
-        ts = c.ts
         if not keep.all():
             batch = batch.filter(pa.array(keep))
-            ts, pkey = ts[keep], pkey[keep]
+            pkey = pkey[keep]
         if batch.num_rows == 0:
             return None
         self.kept_rows += batch.num_rows
-        self.pkeys.update(np.unique(pkey).tolist())
-        minutes, counts = np.unique(ts // MINUTE_MS, return_counts=True)
+        seen = np.flatnonzero(np.bincount(pkey))
+        self.pkeys.update(seen.tolist())
+        return batch
+
+    def _histogram(self, batch: Any) -> None:
+        """Count the batch's calls per minute (the time buckets are chosen from it)."""
+        minutes, counts = np.unique(batch.column(3).to_numpy() // MINUTE_MS, return_counts=True)
         hist = self.minutes
         for m, n in zip(minutes.tolist(), counts.tolist()):
             hist[m] = hist.get(m, 0) + n
-        return batch
 
     def _parties(self) -> None:
         """Known parties first (file order), then the unknown ones seen in the calls, sorted (as ``rate``)."""
@@ -620,6 +701,10 @@ class _Run:
             bills = [b for b in bills if b.period == label]
         return bills
 
+    def rate_in_memory(self, held: list[Any], calls_path: Path | None) -> None:
+        """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``_fastrerate``."""
+        _fast.rate_in_memory(self, held, calls_path)
+
     def summary(self, bills: list[Bill], elapsed: float) -> dict[str, Any]:
         from decimal import Decimal
 
@@ -638,8 +723,8 @@ class _Run:
             "bill_total": str(total),
             "parties": len({(b.account, b.channel) for b in bills}),
             "periods": sorted({b.period for b in bills}),
-            "buckets": {"record_id": self.by_rid.k if self.by_rid else 0,
-                        "time": self.by_time.k if self.by_time else 0},
+            "buckets": {"record_id": self.by_rid.k if self.by_rid else 1,
+                        "time": self.by_time.k if self.by_time else 1},
             "seconds": round(elapsed, 3),
             "calls_per_second": round(self.read_rows / elapsed) if elapsed > 0 else None,
             "peak_rss_mb": round(rss_kb / 1024, 1),
@@ -695,10 +780,11 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         raise fail_at("record_id")(f"must be text, not a column of type {rid.type}", 0)
     if pa.types.is_null(rid.type):
         rid = rid.cast(pa.string())
-    rid = pc.utf8_trim_whitespace(rid)
-    blank = ac.is_blank(rid)
-    if blank.any():
-        raise fail_at("record_id")("is empty", int(np.argmax(blank)))
+    if not _plain_ends(rid):
+        rid = pc.utf8_trim_whitespace(rid)
+        blank = ac.is_blank(rid)
+        if blank.any():
+            raise fail_at("record_id")("is empty", int(np.argmax(blank)))
     if pa.types.is_large_string(rid.type):
         rid = rid.cast(pa.string())
     acc_idx, acc_vals = _dict_text(column("account"), fail_at("account"))
@@ -741,6 +827,14 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         raise fail_at("success")("is empty", int(np.argmax(ok_col.is_null().to_numpy(zero_copy_only=False))))
     ok = ac.flags(ok_col, fail_at("success"))
     return Chunk(rid, acc_idx, accounts, channel, api_code[api_idx], ts, ok)
+
+
+def _plain_ends(arr: Any) -> bool:
+    """True when no string of ``arr`` is null or empty or could start or end with whitespace (compiled check)."""
+    if not _fast.available() or arr.null_count:
+        return False
+    offsets, data = _fast.string_buffers(arr)
+    return bool(_fast._core.plain_ends(offsets, data))
 
 
 def _dict_text(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, list[str | None]]:

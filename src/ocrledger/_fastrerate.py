@@ -1,0 +1,608 @@
+"""The rerater's in-memory pass: an input that fits ``memory_rows`` is rated without spilling.
+
+``rerate._Run.read`` validates and encodes the chunks as usual (Arrow dictionary encoding, bulk
+conversions); then, instead of hashing record ids into spill buckets and sorting time buckets,
+this module works on the whole input at once, with the compiled helpers of ``ocrledger._core``:
+
+1. **duplicates**: record ids are hashed straight from the Arrow string buffers with the channel
+   as part of the key (``string_repeats``); only rows whose key repeats (a few in a thousand) are
+   ranked in Python, with the rerater's tie rule (``rerate._duplicates``);
+2. **charge order**: an LSD radix argsort of the instants (``radix_argsort``, 11-bit digits), then
+   the rare runs of equal instants are ordered by (record_id, party, API, success, duplicate) as
+   ``rerate._charge_order`` does;
+3. **rating**: the kernel on the whole period at once (one ``KernelState``);
+4. **usage** counted with ``np.bincount`` over dense (party, month, API, category) keys, **QPS**
+   seconds counted in one pass over the calls in time order (``qps_seconds``);
+5. **calls.parquet** written by a background thread (Arrow's writer releases the GIL) while the
+   main thread builds the bills; record ids are gathered into charge order by ``gather_strings``.
+
+The results are those of the spill passes, byte for byte (``tests/test_rerate_fast.py``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+
+from . import _kernel
+from .bills import Bill, bills_to_json
+from .catalog import VOLUME
+from .clock import N_PERIODS
+from .codes import Source, Status
+from .qps import qps_lines
+from .tables import Batch, Outcomes
+from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage, width_for
+
+if TYPE_CHECKING:
+    from .rerate import _Run
+
+
+def _helpers() -> Any:
+    from .grouping import _core
+
+    if _core is None or not hasattr(_core, "string_repeats"):
+        return None
+    return _core
+
+
+_core = _helpers()
+
+ROW_GROUP = 1 << 20
+"""Rows per row group of calls.parquet."""
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": os.environ.get("OCRLEDGER_CALLS_COMPRESSION", "snappy"),
+    "use_dictionary": ["account", "api", "channel", "period", "source", "plan", "status"],
+    "column_encoding": {"ts": "DELTA_BINARY_PACKED"},  # sorted instants: small deltas
+    "write_statistics": ["ts", "amount", "tier"],
+}
+"""How calls.parquet is written: min/max statistics of the text columns cost about 0.9 s per 10^7 rows
+(the record ids alone 0.4 s), so only the numeric columns carry them."""
+DENSE_BINS = 1 << 25
+"""Usage keys are counted with a dense bincount up to this many bins (else sorted)."""
+
+
+_TIMES = os.environ.get("OCRLEDGER_TIMES") == "1"
+_T0 = [time.perf_counter(), time.process_time()]
+
+
+def tick(what: str) -> None:
+    """With OCRLEDGER_TIMES=1, print the wall and CPU seconds since the previous tick to stderr."""
+    if _TIMES:
+        now, cpu = time.perf_counter(), time.process_time()
+        sys.stderr.write(f"[ocrledger] {what}: {now - _T0[0]:.3f} s wall, {cpu - _T0[1]:.3f} s CPU\n")
+        _T0[0], _T0[1] = now, cpu
+
+
+def available() -> bool:
+    """True when the compiled helpers are loaded (else the rerater always uses its spill passes)."""
+    return _core is not None
+
+
+def bills_json(bills: Sequence[Bill]) -> bytes | bytearray:
+    """``bills_to_json(bills)`` as UTF-8 bytes, through the C JSON encoder and a compiled re-indent.
+
+    ``json.dumps(indent=2)`` runs the pure-Python encoder (the C one ignores ``indent``); the
+    compact C encoding re-indented gives the same bytes several times faster.
+    """
+    out = bytearray()
+    for piece in bills_json_pieces(bills):
+        out += piece
+    return out
+
+
+def bills_json_pieces(bills: Sequence[Bill], chunk: int = 2_000) -> Iterator[bytes | bytearray]:
+    """``bills_to_json(bills)`` as consecutive UTF-8 pieces, ``chunk`` bills at a time (bounded memory)."""
+    if _core is None or not bills:
+        yield bills_to_json(bills).encode("utf-8")
+        return
+    yield b"["
+    for start in range(0, len(bills), chunk):
+        part = [b.to_dict() for b in bills[start:start + chunk]]
+        compact = json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        text = _core.json_reindent(compact, 2)  # "[\n  {...},\n  {...}\n]"
+        if start:
+            yield b","
+        yield memoryview(text)[1:-2]  # "\n  {...},\n  {...}" - the items at depth 1
+    yield b"\n]"
+
+
+FORK_TEXT_BILLS = 2_000
+"""With at least this many bills (and ``os.fork``), bills.txt is rendered by a forked child process
+while this one writes bills.json: both are per-bill Python, so a second core halves their time."""
+
+
+def write_bills(bills: Sequence[Bill], json_path: Path, text_path: Path) -> None:
+    """bills.json (``bills_to_json`` + newline) and bills.txt (``render(bills, "text")``), streamed to the files."""
+    import multiprocessing
+
+    child = None
+    if len(bills) >= FORK_TEXT_BILLS and hasattr(os, "fork") and os.environ.get("OCRLEDGER_NO_FORK") != "1":
+        try:
+            with warnings.catch_warnings():  # 3.12+ warns about forking with threads: the child only renders text
+                warnings.simplefilter("ignore", DeprecationWarning)
+                child = multiprocessing.get_context("fork").Process(target=_text_child, args=(bills, text_path),
+                                                                     daemon=True)
+                child.start()
+        except (OSError, ValueError):
+            child = None
+    with open(json_path, "wb") as fh:
+        for piece in bills_json_pieces(bills):
+            fh.write(piece)
+        fh.write(b"\n")
+    if child is not None:
+        child.join()
+        if child.exitcode == 0 and text_path.exists():
+            return
+    write_text(bills, text_path)  # no fork, or the child failed: render here
+
+
+def _text_child(bills: Sequence[Bill], text_path: Path) -> None:
+    tmp = text_path.with_name(text_path.name + ".part")
+    write_text(bills, tmp)
+    os.replace(tmp, text_path)
+
+
+def write_text(bills: Sequence[Bill], text_path: Path) -> None:
+    """``render(bills, "text")`` streamed to ``text_path``, one statement at a time."""
+    from .render import render, render_text
+
+    with open(text_path, "w", encoding="utf-8") as fh:
+        if not bills:
+            fh.write(render(bills, "text"))
+            return
+        for k, bill in enumerate(bills):  # render() joins the statements with "\n"
+            if k:
+                fh.write("\n")
+            fh.write(render_text(bill))
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets, uint8 data) of an Arrow string or large_string array (no copy of the data)."""
+    import pyarrow as pa
+
+    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset: arr.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np.ndarray, party: np.ndarray,
+               account_rank: np.ndarray, api: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """int8 flag of each row that repeats a (channel, record_id) earlier in charge order.
+
+    The first copy in (ts, account rank, API, success) order is kept, as ``rerate._duplicates``
+    (``account_rank[party]``: the account id's byte order).
+    """
+    n = len(ts)
+    dup = np.zeros(n, dtype=np.int8)
+    if n < 2:
+        return dup
+    code = np.empty(n, dtype=np.int32)
+    repeated = np.empty(n, dtype=np.uint8)
+    distinct = _core.string_repeats(offsets, data, np.ascontiguousarray(market, dtype=np.int8), code, repeated)
+    if distinct == n:
+        return dup
+    rows = np.flatnonzero(repeated)
+    key = code[rows]
+    o = np.lexsort((ok[rows], api[rows], account_rank[party[rows]], ts[rows], key))
+    sk = key[o]
+    later = np.r_[False, sk[1:] == sk[:-1]]
+    dup[rows[o[later]]] = 1
+    return dup
+
+
+def sort_ts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, ts[order]): a stable argsort of the instants (LSD radix when they span < 2**32 ms)."""
+    n = len(ts)
+    lo = int(ts.min()) if n else 0
+    if n and int(ts.max()) - lo < (1 << 32):
+        order = np.empty(n, dtype=np.int64)
+        st = np.empty(n, dtype=np.int64)
+        _core.radix_argsort(ts, lo, order, st)
+        return order, st
+    order = np.argsort(ts, kind="stable").astype(np.int64, copy=False)
+    return order, ts[order]
+
+
+def break_ties(order: np.ndarray, st: np.ndarray, rid: Any, party: np.ndarray, api: np.ndarray, ok: np.ndarray,
+               dup: np.ndarray) -> None:
+    """Order each run of equal instants by (record_id, party, API, success, duplicate), in place.
+
+    With ``sort_ts`` this is ``rerate._charge_order``: rows by (ts, record_id, party, API, success,
+    duplicate). Runs of equal instants are short and rare, so only they are sorted with their text.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(st)
+    if n < 2:
+        return
+    eq = st[1:] == st[:-1]
+    if not eq.any():
+        return
+    tie = np.zeros(n, dtype=bool)
+    tie[1:] |= eq
+    tie[:-1] |= eq
+    rows = order[tie]
+    sub = pa.table({"ts": st[tie], "rid": rid.take(pa.array(rows)), "party": party[rows], "api": api[rows],
+                    "ok": ok[rows], "dup": dup[rows]})
+    sub_order = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in ("ts", "rid", "party", "api", "ok", "dup")])
+    order[tie] = rows[sub_order.to_numpy()]
+
+
+def sorted_periods(run: "_Run", ts: np.ndarray) -> np.ndarray:
+    """Month index (int32) of non-decreasing instants (``clock.periods`` without a search per call)."""
+    n = len(ts)
+    period = np.empty(n, dtype=np.int32)
+    if not n:
+        return period
+    starts = run.clock.month_starts
+    first, last = run.clock.period(int(ts[0])), run.clock.period(int(ts[-1]))
+    at = [0] + [int(np.searchsorted(ts, starts[p], side="left")) for p in range(first + 1, last + 1)] + [n]
+    for k, p in enumerate(range(first, last + 1)):
+        period[at[k]:at[k + 1]] = p
+    return period
+
+
+class DenseUsage:
+    """Usage of one in-memory batch: counters by dense keys (``np.bincount``), no per-call Python."""
+
+    def __init__(self, run: "_Run") -> None:
+        self.run = run
+        self.tables = run.tables
+        self.width = width_for(run.tables)
+        self._lines: dict[tuple[int, int, int], list[int]] = {}
+        self.plan_used: dict[tuple[int, int], int] = {}
+        self.nondup_lines: list[tuple[int, int, int]] = []
+
+    def add(self, batch: Batch, out: Outcomes) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        tables, width, n_api = self.tables, self.width, self.tables.n_api
+        status_cat = np.full(256, -1, dtype=np.int16)
+        status_cat[Status.FAILED] = FAILED
+        status_cat[Status.DUPLICATE] = DUPLICATE
+        for s in (Status.REJECTED_INACTIVE, Status.REJECTED_NO_PLAN, Status.REJECTED_CREDENTIAL):
+            status_cat[s] = REJECTED
+        source_cat = np.full(256, -1, dtype=np.int16)
+        source_cat[[Source.FREE, Source.DEDICATED, Source.SHARED]] = [FREE, DEDICATED, SHARED]
+        p0 = int(batch.period[0])
+        n_per = int(batch.period[-1]) - p0 + 1
+        size = tables.n_party * n_per * n_api * width
+        keys = counts = None
+        if size <= max(DENSE_BINS, 2 * n):
+            dense = np.zeros(size, dtype=np.int64)
+            if _core.usage_counts(batch.party, batch.api, batch.period, out.status, out.source, out.tier, status_cat,
+                                  source_cat, int(Status.CHARGED), int(Source.PAYG), TIER0, p0, n_per, n_api, width,
+                                  dense) == 0:
+                keys = np.flatnonzero(dense)
+                counts = dense[keys]
+            del dense
+        if keys is None:
+            status = out.status.view(np.uint8)
+            category = np.where(status == Status.CHARGED,
+                                np.where(out.source == Source.PAYG, out.tier.astype(np.int16) + TIER0,
+                                         source_cat[out.source.view(np.uint8)]),
+                                status_cat[status])
+            key = ((batch.party.astype(np.int64) * n_per + (batch.period - p0)) * n_api + batch.api) * width + category
+            keys, counts = np.unique(key, return_counts=True)
+            del key, category
+        cat = keys % width
+        lkey = keys // width
+        ulines, idx = np.unique(lkey, return_inverse=True)
+        matrix = np.zeros((len(ulines), width), dtype=np.int64)
+        matrix[idx.reshape(-1), cat] = counts
+        api = ulines % n_api
+        rest = ulines // n_api
+        period = rest % n_per + p0
+        party = rest // n_per
+        names = list(zip(party.tolist(), period.tolist(), api.tolist()))
+        self._lines = dict(zip(names, matrix.tolist()))
+        nondup = matrix.sum(axis=1) - matrix[:, DUPLICATE] > 0
+        self.nondup_lines = [k for k, keep in zip(names, nondup.tolist()) if keep]
+        # plans: calls (dedicated) or points (shared) per (plan, month)
+        paid = out.plan >= 0
+        if paid.any():
+            plan = out.plan[paid].astype(np.int64)
+            pkey = plan * n_per + (batch.period[paid] - p0)
+            units = np.where(out.source[paid] == Source.SHARED, tables.api_points[batch.api[paid]], 1).astype(np.int64)
+            if int(units.sum()) < (1 << 52) and tables.n_plan * n_per <= max(DENSE_BINS, 2 * n):
+                sums = np.bincount(pkey, weights=units, minlength=tables.n_plan * n_per)
+                ukeys = np.flatnonzero(sums)
+                uunits = sums[ukeys].astype(np.int64)
+            else:
+                order = np.argsort(pkey, kind="stable")
+                sk = pkey[order]
+                starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+                ukeys, uunits = sk[starts], np.add.reduceat(units[order], starts)
+            self.plan_used = {(int(k) // n_per, int(k) % n_per + p0): int(u)
+                              for k, u in zip(ukeys.tolist(), uunits.tolist())}
+
+    def lines(self) -> dict[tuple[int, int, int], list[int]]:
+        return self._lines
+
+    def to_usage(self) -> Usage:
+        usage = Usage(self.width)
+        usage.lines = self._lines
+        usage.plan_used = self.plan_used
+        return usage
+
+
+def qps(run: "_Run", batch: Batch, out: Outcomes, usage: DenseUsage) -> dict[tuple[int, int, int], tuple[int, int]]:
+    """``qps.qps_lines`` of the batch (calls in time order): seconds with one call are never over a limit
+    of at least one, so only seconds with two or more calls are listed (when every API allows >= 1)."""
+    n = len(batch)
+    tables = run.tables
+    min_emit = 2 if min((a.qps for a in run.catalog.apis), default=1) >= 1 else 1
+    cap = n // 2 + 1 if min_emit == 2 else n + 1
+    o_pair = np.empty(cap, dtype=np.int64)
+    o_sec = np.empty(cap, dtype=np.int64)
+    o_cnt = np.empty(cap, dtype=np.int64)
+    m = _core.qps_seconds(batch.party, batch.api, batch.ts, out.status, int(Status.DUPLICATE), tables.n_api,
+                          tables.n_party, min_emit, o_pair, o_sec, o_cnt)
+    o = np.lexsort((o_sec[:m], o_pair[:m]))
+    result = qps_lines(run.catalog, run.accounts, run.parties, o_pair[:m][o], o_sec[:m][o], o_cnt[:m][o])
+    del o_pair, o_sec, o_cnt
+    if min_emit == 2:
+        for key in usage.nondup_lines:
+            if key not in result:
+                result[key] = (1, 0)
+    return result
+
+
+class _Writer(threading.Thread):
+    """Writes calls.parquet in the background; ``join`` re-raises what went wrong."""
+
+    def __init__(self, work: Any) -> None:
+        super().__init__(name="ocrledger-calls-writer", daemon=True)
+        self.work = work
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+def _nullable(typ: Any, values: np.ndarray, valid: np.ndarray) -> Any:
+    """An Arrow array of ``values`` (already of ``typ``'s width) with a validity bitmap from ``valid``."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    if valid.all():
+        return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+    bitmap = np.packbits(valid, bitorder="little")
+    return pa.Array.from_buffers(typ, len(values), [pa.py_buffer(bitmap), pa.py_buffer(values)],
+                                 null_count=int(len(valid) - np.count_nonzero(valid)))
+
+
+def _lut(index: np.ndarray, size: int, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(used values in increasing order, int32 lookup value -> position among the used)."""
+    used = np.flatnonzero(np.bincount(index if valid is None else index[valid], minlength=size))
+    lut = np.zeros(max(size, 1), dtype=np.int32)
+    lut[used] = np.arange(len(used), dtype=np.int32)
+    return used, lut
+
+
+def gather_text(offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> Any:
+    """The strings perm[0], perm[1], ... of (offsets, data) as one Arrow string (or large_string) array."""
+    import pyarrow as pa
+
+    n = len(perm)
+    out_off = np.empty(n + 1, dtype=np.int32)
+    try:
+        total = _core.string_lengths(offsets, perm, out_off)
+    except OverflowError:  # 2 GiB of text or more: Arrow's own take (large_string) does it
+        arr = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets),
+                                                                           pa.py_buffer(data)])
+        return arr.take(pa.array(perm))
+    out_data = np.empty(total + 16, dtype=np.uint8)  # 16 spare bytes: short strings are copied as two words
+    _core.gather_strings(offsets, data, perm, out_off, out_data)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
+
+
+def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch: Batch, out: Outcomes) -> _Writer:
+    """Start writing the per-call explanation to ``path`` (the columns in charge order; ``rid``: a future of
+    all record ids in charge order, of which ``span`` is written); returns the running thread."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .accounts import CHANNELS
+    from .clock import period_label
+    from .rerate import SOURCE_NAMES, STATUS_NAMES
+
+    text = pa.dictionary(pa.int32(), pa.string())
+    schema = pa.schema([
+        ("record_id", pa.string()), ("account", text), ("api", text), ("channel", text), ("ts", pa.int64()),
+        ("period", text), ("source", text), ("plan", text), ("tier", pa.int16()), ("amount", pa.int64()),
+        ("status", text),
+    ])
+    n = len(batch)
+    api_codes = pa.array([a.code for a in run.catalog.apis], pa.string())
+    channels = pa.array(list(CHANNELS), pa.string())
+    statuses = pa.array(list(STATUS_NAMES), pa.string())
+    sources = pa.array(list(SOURCE_NAMES), pa.string())
+    parties, party_lut = _lut(batch.party, run.tables.n_party)
+    party_dict = pa.array(run.party_names[parties].tolist() if len(parties) else [], pa.string())
+    p0 = int(batch.period[0]) if n else 0
+    periods, period_lut = _lut(batch.period - p0, int(batch.period[-1]) - p0 + 1 if n else 0)
+    period_dict = pa.array([period_label(int(p) + p0) for p in periods.tolist()], pa.string())
+    has_plan = out.plan >= 0
+    plans, plan_lut = _lut(out.plan, run.tables.n_plan, has_plan)
+    plan_ids = [run.plans[k].id for k in plans.tolist()]
+    plan_dict = pa.array(plan_ids, pa.string())
+    channel_of = run.party_market.astype(np.int32)
+    source_index = np.maximum(np.arange(256, dtype=np.int32) - 1, 0)  # source code -> SOURCE_NAMES index
+    status_index = np.arange(256, dtype=np.int32)
+    dict_of = pa.DictionaryArray.from_arrays
+
+    def work() -> None:
+        ids = rid.result() if hasattr(rid, "result") else rid
+        ids = ids.slice(span[0], span[1] - span[0])
+        with pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS) as writer:
+            spent = [0.0, 0.0]
+            t0 = time.perf_counter()
+            for a in range(0, n, ROW_GROUP):
+                b = min(n, a + ROW_GROUP)
+                party = batch.party[a:b]
+                source = out.source[a:b].view(np.uint8)
+                plan = out.plan[a:b]
+                tier = out.tier[a:b]
+                has_source = source != 0
+                has_plan = plan >= 0
+                has_tier = tier >= 0
+                cols = [
+                    ids.slice(a, b - a).cast(pa.string()),
+                    dict_of(pa.array(party_lut[party]), party_dict),
+                    dict_of(pa.array(batch.api[a:b]), api_codes),
+                    dict_of(pa.array(channel_of[party]), channels),
+                    pa.array(batch.ts[a:b]),
+                    dict_of(pa.array(period_lut[batch.period[a:b] - p0]), period_dict),
+                    dict_of(_nullable(pa.int32(), source_index[source], has_source), sources),
+                    dict_of(_nullable(pa.int32(), plan_lut[np.maximum(plan, 0)], has_plan), plan_dict),
+                    _nullable(pa.int16(), tier, has_tier),
+                    pa.array(out.amount[a:b]),
+                    dict_of(pa.array(status_index[out.status[a:b].view(np.uint8)]), statuses),
+                ]
+                t1 = time.perf_counter()
+                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                spent[1] += time.perf_counter() - t1
+                spent[0] += t1 - t0
+                t0 = time.perf_counter()
+        if _TIMES:
+            sys.stderr.write(f"[ocrledger]   writer: columns {spent[0]:.3f} s, write_table {spent[1]:.3f} s\n")
+
+    thread = _Writer(work)
+    thread.start()
+    if os.environ.get("OCRLEDGER_WRITER_SYNC") == "1":  # profiling aid: time the writer alone
+        thread.join()
+        tick("calls.parquet (synchronous)")
+    return thread
+
+
+def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> None:
+    """Dedup, order and rate the held batches (rid, pkey, api, ts, ok) in one pass; fills ``run``."""
+    import pyarrow as pa
+
+    tables = run.tables
+    run.qps = {}
+    run.status_counts = np.zeros(len(_status_names()), dtype=np.int64)
+    run.source_counts = np.zeros(5, dtype=np.int64)
+    run.reported = run.amount = run.rated = 0
+    volume = np.array([a.tier_mode == VOLUME for a in run.catalog.apis], dtype=bool)
+    run.needs_reprice = bool(volume.any())
+    usage = DenseUsage(run)
+    run.usage = usage  # type: ignore[assignment]
+    n = sum(b.num_rows for b in held)
+    if n == 0:
+        if calls_path is not None:
+            run.writer_thread = write_calls(run, calls_path, pa.array([], pa.string()), (0, 0), _empty_batch(),
+                                            Outcomes.empty(0))
+        return
+    rid_chunks = [b.column(0) for b in held]
+    if sum(c.nbytes for c in rid_chunks) >= (1 << 31) - 1:
+        rid_chunks = [c.cast(pa.large_string()) for c in rid_chunks]
+    tick("read+validate")
+    rid = pa.chunked_array(rid_chunks).combine_chunks()
+    pkey = np.concatenate([b.column(1).to_numpy() for b in held])
+    api = np.concatenate([b.column(2).to_numpy() for b in held]).astype(np.int32)
+    ts = np.concatenate([b.column(3).to_numpy() for b in held]).astype(np.int64, copy=False)
+    ok = np.concatenate([b.column(4).to_numpy() for b in held]).astype(np.int8, copy=False)
+    held.clear()
+    del rid_chunks
+    party = run.remap[pkey]
+    del pkey
+    tick("concatenate")
+    offsets, data = string_buffers(rid)
+    dup = duplicates(offsets, data, run.party_market[party], ts, party, run.account_rank, api, ok)
+    run.report("dedup", n, n)
+    tick("duplicates")
+    order, ts_sorted = sort_ts(ts)
+    tick("sort")
+    break_ties(order, ts_sorted, rid, party, api, ok, dup)
+    del ts
+    batch = Batch(party=np.empty(n, np.int32), api=np.empty(n, np.int32), ts=ts_sorted,
+                  period=sorted_periods(run, ts_sorted), success=np.empty(n, np.int8), duplicate=np.empty(n, np.int8))
+    _core.gather_calls(order, party, api, ok, dup, batch.party, batch.api, batch.success, batch.duplicate)
+    del party, api, ok, dup
+    rid = None
+    if calls_path is not None:  # record ids into charge order on the other core, while the kernel runs
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-rid")
+        rid = pool.submit(gather_text, offsets, data, order)
+        pool.shutdown(wait=False)
+    del offsets, data, order
+    tick("ties + gather")
+    out = _kernel.run(run.impl, tables, run.state, batch)
+    tick("kernel")
+    run.rated = n
+    run.report("rate", n, run.kept_rows)
+    if run.wanted is None:
+        a, b = 0, n
+    else:
+        a = int(np.searchsorted(batch.period, run.wanted, side="left"))
+        b = int(np.searchsorted(batch.period, run.wanted, side="right"))
+    shown = Batch(*(getattr(batch, f)[a:b] for f in ("party", "api", "ts", "period", "success", "duplicate")))
+    shown_out = Outcomes(out.status[a:b], out.source[a:b], out.plan[a:b], out.tier[a:b], out.amount[a:b])
+    if calls_path is not None and not run.needs_reprice:  # outcomes final: write while the bills are made
+        run.writer_thread = write_calls(run, calls_path, rid, (a, b), shown, shown_out)
+    usage.add(batch, out)
+    tick("usage")
+    run.qps = qps(run, batch, out, usage)
+    tick("qps")
+    if run.needs_reprice and b > a:
+        _reprice(run, volume, shown, shown_out)
+    run.status_counts += np.bincount(shown_out.status.view(np.uint8), minlength=len(run.status_counts))[
+        : len(run.status_counts)]
+    run.source_counts += np.bincount(shown_out.source.view(np.uint8), minlength=5)[:5]
+    run.reported = b - a
+    run.amount = int(shown_out.amount.sum())
+    if calls_path is not None and run.writer_thread is None:
+        run.writer_thread = write_calls(run, calls_path, rid, (a, b), shown, shown_out)
+    tick("counts")
+
+
+def _reprice(run: "_Run", volume: np.ndarray, batch: Batch, out: Outcomes) -> None:
+    """Volume-tier PAYG calls: the tier and unit price of their line's month total (in place)."""
+    prices = run._volume_prices(volume)
+    if not prices:
+        return
+    keys = np.array(sorted(prices), dtype=np.int64)
+    tiers = np.array([prices[k][0] for k in keys.tolist()], dtype=np.int16)
+    unit = np.array([prices[k][1] for k in keys.tolist()], dtype=np.int64)
+    line = (batch.party.astype(np.int64) * N_PERIODS + batch.period) * run.tables.n_api + batch.api
+    pos = np.minimum(np.searchsorted(keys, line), len(keys) - 1)
+    hit = (keys[pos] == line) & (out.source == Source.PAYG)
+    out.amount[hit] = unit[pos[hit]]
+    out.tier[hit] = tiers[pos[hit]]
+
+
+def _status_names() -> tuple[str, ...]:
+    from .rerate import STATUS_NAMES
+
+    return STATUS_NAMES
+
+
+def _empty_batch() -> Batch:
+    return Batch(party=np.zeros(0, np.int32), api=np.zeros(0, np.int32), ts=np.zeros(0, np.int64),
+                 period=np.zeros(0, np.int32), success=np.zeros(0, np.int8), duplicate=np.zeros(0, np.int8))

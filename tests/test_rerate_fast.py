@@ -1,0 +1,257 @@
+"""The rerater's in-memory pass (``_fastrerate``) against its spill passes and ``rate``, and its compiled helpers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import CATALOG, OCT, accounts, api, catalog, ms, official
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from ocrledger import _fastrerate as fast  # noqa: E402
+from ocrledger.bills import bills_to_json  # noqa: E402
+from ocrledger.codes import Status  # noqa: E402
+from ocrledger.qps import qps_lines, second_counts  # noqa: E402
+from ocrledger.rating import rate  # noqa: E402
+from ocrledger.rerate import rerate  # noqa: E402
+from ocrledger.tables import Batch, Outcomes  # noqa: E402
+
+needs_core = pytest.mark.skipif(not fast.available(), reason="compiled helpers not built")
+core = fast._core
+
+APIS = ("RecognizeIdcard", "RecognizeGeneral", "VerifyVATInvoice", "RecognizeAdvanced")
+
+
+def scenario(seed: int, n: int = 3_000, *, volume: bool = False) -> tuple:
+    """Random calls over two months: ties on instants, copies across accounts and channels, failures, QPS bursts."""
+    rng = np.random.default_rng(seed)
+    cat = CATALOG
+    codes = APIS
+    if volume:
+        cat = catalog([api("V", free_monthly=5, tier_mode="volume", qps=1,
+                           tiers=[{"upto": 50, "price": "0.30"}, {"upto": 400, "price": "0.20"}, {"price": "0.10"}]),
+                       api("G", free_monthly=0, qps=0)])
+        codes = ("V", "G")
+    acc = accounts(
+        cat,
+        account=[official("a", *codes), official("b", *codes[:2]), official("c", codes[0]),
+                 {"id": "m", "channel": "marketplace"}],
+        plan=[
+            {"id": "d1", "account": "a", "kind": "dedicated", "api": codes[1], "quantity": 40,
+             "start": "2026-09-15T00:00:00+08:00"},
+            {"id": "s1", "account": "b", "kind": "shared", "quantity": 300, "start": "2026-09-01T00:00:00+08:00"},
+            {"id": "s2", "account": "m", "channel": "marketplace", "kind": "shared", "quantity": 200,
+             "start": "2026-09-01T00:00:00+08:00"},
+        ],
+    )
+    t0, t1 = ms("2026-09-20T00:00:00+08:00"), ms("2026-11-01T00:00:00+08:00")
+    ts = rng.integers(t0, t1, n)
+    tied = rng.random(n) < 0.2  # exact ties on a few instants
+    ts[tied] = rng.choice(ts[:20], int(tied.sum()))
+    burst = rng.random(n) < 0.15  # many calls in a few seconds: QPS peaks and exact ties
+    ts[burst] = ms("2026-10-03T00:00:00+08:00") + rng.integers(0, 3, int(burst.sum())) * 500
+    who = rng.choice(["a", "b", "c", "m", "ghost"], n, p=[0.4, 0.25, 0.15, 0.15, 0.05])
+    rid = np.array([f"r{k:05d}" for k in rng.integers(0, int(n * 0.9), n)])  # ~10% copies
+    cols = {
+        "record_id": rid.tolist(),
+        "account": who.tolist(),
+        "api": rng.choice(codes, n).tolist(),
+        "ts": ts,
+        "success": (rng.random(n) > 0.05).astype(np.int8),
+        "channel": np.where(who == "m", "marketplace", "official").tolist(),
+    }
+    return cat, acc, pa.table(cols)
+
+
+def calls_rows(path: Path) -> list[tuple]:
+    t = pq.read_table(path)
+    return list(zip(*(t.column(c).to_pylist() for c in t.column_names)))
+
+
+@needs_core
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("volume", [False, True])
+def test_in_memory_pass_equals_spill_passes_and_rate(tmp_path: Path, seed: int, volume: bool) -> None:
+    cat, acc, t = scenario(seed, volume=volume)
+    for month in (None, "2026-10"):
+        fast_out, slow_out = tmp_path / f"fast-{month}", tmp_path / f"slow-{month}"
+        quick = rerate(t, cat, acc, month=month, out=fast_out)
+        slow = rerate(t, cat, acc, month=month, out=slow_out, chunk_rows=211, bucket_rows=700)
+        assert quick.summary["buckets"] == {"record_id": 1, "time": 1}
+        assert slow.summary["buckets"]["record_id"] > 1 and slow.summary["buckets"]["time"] > 1
+        assert (fast_out / "bills.json").read_bytes() == (slow_out / "bills.json").read_bytes()
+        assert (fast_out / "bills.txt").read_bytes() == (slow_out / "bills.txt").read_bytes()
+        assert calls_rows(fast_out / "calls.parquet") == calls_rows(slow_out / "calls.parquet")
+        a, b = dict(quick.summary), dict(slow.summary)
+        for key in ("buckets", "seconds", "calls_per_second", "peak_rss_mb"):
+            a.pop(key), b.pop(key)
+        assert a == b
+        if month is None:
+            cols = {c: np.array(t.column(c).to_pylist()) for c in t.column_names}
+            cols["ts"] = cols["ts"].astype(np.int64)
+            assert bills_to_json(quick.bills) == bills_to_json(rate(cols, cat, acc).bills)
+
+
+@needs_core
+def test_in_memory_pass_is_used_up_to_memory_rows_only(tmp_path: Path) -> None:
+    cat, acc, t = scenario(4, 500)
+    assert rerate(t, cat, acc, memory_rows=500).summary["buckets"] == {"record_id": 1, "time": 1}
+    spilled = rerate(t, cat, acc, memory_rows=499, bucket_rows=200, tmp_dir=tmp_path)
+    assert spilled.summary["buckets"]["record_id"] > 1
+    assert bills_to_json(spilled.bills) == bills_to_json(rerate(t, cat, acc).bills)
+
+
+def test_empty_input_in_memory(tmp_path: Path) -> None:
+    cat, acc, t = scenario(5, 10)
+    result = rerate(t.slice(0, 0), cat, acc, out=tmp_path)
+    assert result.bills == [] and result.summary["calls"] == 0
+    assert pq.read_table(tmp_path / "calls.parquet").num_rows == 0
+
+
+@needs_core
+def test_bills_json_equals_bills_to_json() -> None:
+    cat, acc, t = scenario(6)
+    bills = rerate(t, cat, acc).bills
+    assert fast.bills_json(bills).decode("utf-8") == bills_to_json(bills)
+    assert fast.bills_json([]) == b"[]"
+
+
+@needs_core
+def test_json_reindent_matches_json_dumps() -> None:
+    rng = np.random.default_rng(7)
+    texts = ["", "a", 'q"uote', "back\\slash", "comma, colon: [brackets] {braces}", "tab\tnew\nline", "é中文", "\x01"]
+
+    def value(depth: int) -> object:
+        k = int(rng.integers(0, 7 if depth < 4 else 4))
+        if k == 0:
+            return int(rng.integers(-10**12, 10**12))
+        if k == 1:
+            return texts[int(rng.integers(0, len(texts)))]
+        if k == 2:
+            return None
+        if k == 3:
+            return bool(rng.integers(0, 2))
+        if k == 4:
+            return [value(depth + 1) for _ in range(int(rng.integers(0, 4)))]
+        return {texts[int(rng.integers(0, len(texts)))] + str(i): value(depth + 1) for i in range(int(rng.integers(0, 4)))}
+
+    for _ in range(300):
+        obj = value(0)
+        compact = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        for indent in (0, 2, 4):
+            assert bytes(core.json_reindent(compact, indent)) == json.dumps(obj, ensure_ascii=False,
+                                                                            indent=indent).encode("utf-8")
+
+
+@needs_core
+def test_radix_argsort_is_a_stable_argsort() -> None:
+    rng = np.random.default_rng(8)
+    for n, span in ((0, 1), (1, 1), (1000, 3), (50_000, 2**32 - 1), (20_000, 2**21)):
+        ts = rng.integers(0, span, n, dtype=np.int64) + 1_700_000_000_000
+        order, st = np.empty(n, np.int64), np.empty(n, np.int64)
+        core.radix_argsort(ts, 1_700_000_000_000, order, st)
+        assert (order == np.argsort(ts, kind="stable")).all()
+        assert (st == np.sort(ts)).all()
+    with pytest.raises(ValueError):
+        core.radix_argsort(np.array([5, 1], np.int64), 2, np.empty(2, np.int64), np.empty(2, np.int64))
+
+
+@needs_core
+def test_string_repeats_and_gather_strings() -> None:
+    rng = np.random.default_rng(9)
+    words = ["", "x", "abcdefgh", "abcdefghi", "a much longer record id than sixteen bytes", "é", "abcdefgh "]
+    values = [words[k] + (str(v) if rng.random() < 0.5 else "") for k, v in
+              zip(rng.integers(0, len(words), 5_000), rng.integers(0, 300, 5_000))]
+    arr = pa.array(values).slice(3)  # a non-zero offset
+    values = values[3:]
+    tag = rng.integers(0, 2, len(values)).astype(np.int8)
+    offsets, data = fast.string_buffers(arr)
+    code, rep = np.empty(len(values), np.int32), np.empty(len(values), np.uint8)
+    distinct = core.string_repeats(offsets, data, tag, code, rep)
+    keys = list(zip(values, tag.tolist()))
+    assert distinct == len(set(keys))
+    counts: dict = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    assert rep.tolist() == [int(counts[k] > 1) for k in keys]
+    first: dict = {}
+    assert code.tolist() == [first.setdefault(k, len(first)) for k in keys]
+    perm = rng.permutation(len(values)).astype(np.int64)
+    out_off = np.empty(len(values) + 1, np.int32)
+    total = core.string_lengths(offsets, perm, out_off)
+    out_data = np.empty(total + 16, np.uint8)
+    assert core.gather_strings(offsets, data, perm, out_off, out_data) == total
+    got = pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
+    assert got.to_pylist() == [values[i] for i in perm.tolist()]
+
+
+@needs_core
+def test_plain_ends() -> None:
+    for values, plain in ((["a", "b1", "x-y"], True), (["a", " b"], False), (["a", "b\t"], False), (["", "a"], False),
+                          (["é"], False), (["aé"], False), ([], True)):
+        offsets, data = fast.string_buffers(pa.array(values, pa.string()))
+        assert bool(core.plain_ends(offsets, data)) is plain
+
+
+@needs_core
+def test_qps_seconds_give_qps_lines() -> None:
+    rng = np.random.default_rng(10)
+    n, n_party, n_api = 20_000, 30, len(CATALOG.apis)
+    ts = np.sort(ms(OCT) + rng.integers(0, 40_000, n))
+    party = rng.integers(0, n_party, n).astype(np.int32)
+    api_ = rng.integers(0, n_api, n).astype(np.int32)
+    status = np.where(rng.random(n) < 0.1, Status.DUPLICATE, Status.CHARGED).astype(np.int8)
+    batch = Batch(party=party, api=api_, ts=ts, period=CATALOG.clock.periods(ts), success=np.ones(n, np.int8),
+                  duplicate=(status == Status.DUPLICATE).astype(np.int8))
+    out = Outcomes.empty(n)
+    out.status[:] = status
+    acc = accounts(CATALOG, account=[official(f"p{i}") for i in range(n_party)])
+    parties = acc.parties()
+    expected = qps_lines(CATALOG, acc, parties, *second_counts(batch, out, n_api))
+    for min_emit in (1, 2):
+        cap = n + 1
+        o = [np.empty(cap, np.int64) for _ in range(3)]
+        m = core.qps_seconds(party, api_, ts, status, int(Status.DUPLICATE), n_api, n_party, min_emit, *o)
+        order = np.lexsort((o[1][:m], o[0][:m]))
+        got = qps_lines(CATALOG, acc, parties, o[0][:m][order], o[1][:m][order], o[2][:m][order])
+        if min_emit == 2:
+            for key in expected:
+                got.setdefault(key, (1, 0))
+        assert got == expected
+
+
+def test_parallel_read_reports_the_first_bad_record_in_input_order(tmp_path: Path) -> None:
+    from ocrledger.errors import CallsError
+
+    cat, acc, t = scenario(11, 400)
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    for k in range(4):
+        part = t.slice(k * 100, 100)
+        if k >= 2:  # files 2 and 3 each hold a bad API code
+            codes = part.column("api").to_pylist()
+            codes[7 + k] = "NoSuchApi"
+            part = part.set_column(part.schema.get_field_index("api"), "api", pa.array(codes))
+        pq.write_table(part, folder / f"part-{k}.parquet")
+    with pytest.raises(CallsError) as err:
+        rerate(folder, cat, acc, out=tmp_path / "out")
+    assert "part-2.parquet" in str(err.value) and "row 10" in str(err.value)
+    good = rerate([folder / "part-0.parquet", folder / "part-1.parquet"], cat, acc)
+    assert bills_to_json(good.bills) == bills_to_json(rerate(t.slice(0, 200), cat, acc).bills)
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_bills_written_by_a_forked_child_or_here_are_the_same(tmp_path: Path, monkeypatch, fork: bool) -> None:  # type: ignore[no-untyped-def]
+    from ocrledger.render import render
+
+    cat, acc, t = scenario(12)
+    monkeypatch.setattr(fast, "FORK_TEXT_BILLS", 1)
+    if not fork:
+        monkeypatch.setenv("OCRLEDGER_NO_FORK", "1")
+    result = rerate(t, cat, acc, out=tmp_path)
+    assert (tmp_path / "bills.txt").read_text(encoding="utf-8") == render(result.bills, "text")
+    assert (tmp_path / "bills.json").read_text(encoding="utf-8") == bills_to_json(result.bills) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bills.json", "bills.txt", "calls.parquet", "summary.json"]
