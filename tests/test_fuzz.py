@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,49 +61,38 @@ def _check_error(exc: OcrledgerError, path: Path) -> None:
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile's
 
 
-@FUZZ
-@given(mutated(CATALOG_TEXT))
-def test_fuzzed_catalog(text: str) -> None:
+ORIGINALS = {"catalog": CATALOG_TEXT, "accounts": ACCOUNTS_TEXT, "calls": CALLS_TEXT}
+
+
+def _load_checked(which: str, body: bytes) -> None:
+    """Write ``body`` as the file ``which`` and load it: a result or one clean error naming the file."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalog.toml"
-        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        path = Path(folder) / ("calls.csv" if which == "calls" else f"{which}.toml")
+        path.write_bytes(body)
         try:
-            load_catalog(path)
+            if which == "catalog":
+                load_catalog(path)
+            elif which == "accounts":
+                load_accounts(path, default_catalog())
+            else:
+                rate(path)
         except OcrledgerError as exc:
             _check_error(exc, path)
 
 
+@pytest.mark.parametrize("which", sorted(ORIGINALS))
 @FUZZ
-@given(mutated(ACCOUNTS_TEXT))
-def test_fuzzed_accounts(text: str) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "accounts.toml"
-        path.write_bytes(text.encode("utf-8", "surrogatepass"))
-        try:
-            load_accounts(path, default_catalog())
-        except OcrledgerError as exc:
-            _check_error(exc, path)
-
-
-@FUZZ
-@given(mutated(CALLS_TEXT))
-def test_fuzzed_calls(text: str) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "calls.csv"
-        path.write_bytes(text.encode("utf-8", "surrogatepass"))
-        try:
-            rate(path)
-        except OcrledgerError as exc:
-            _check_error(exc, path)
+@given(data=st.data())
+def test_fuzzed_file(which: str, data: st.DataObject) -> None:
+    _load_checked(which, data.draw(mutated(ORIGINALS[which])).encode("utf-8", "surrogatepass"))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(which=st.sampled_from(["catalog", "accounts", "calls"]), data=st.data())
 def test_fuzzed_files_through_the_command_line(which: str, data: st.DataObject) -> None:
-    originals = {"catalog": CATALOG_TEXT, "accounts": ACCOUNTS_TEXT, "calls": CALLS_TEXT}
     with tempfile.TemporaryDirectory() as folder:
         paths = {}
-        for name, text in originals.items():
+        for name, text in ORIGINALS.items():
             if name == which:
                 text = data.draw(mutated(text))
             paths[name] = Path(folder) / (name + (".csv" if name == "calls" else ".toml"))
@@ -216,18 +206,6 @@ def test_poked_call_columns(cols: dict) -> None:  # type: ignore[type-arg]
 @given(which=st.sampled_from(["catalog", "accounts", "calls"]), data=st.data())
 def test_bytes_that_are_not_utf8(which: str, data: st.DataObject) -> None:
     """Raw bytes spliced into a valid file (atheris found a crash on a non-UTF-8 TOML file)."""
-    text = {"catalog": CATALOG_TEXT, "accounts": ACCOUNTS_TEXT, "calls": CALLS_TEXT}[which].encode()
+    text = ORIGINALS[which].encode()
     i = data.draw(st.integers(0, len(text)))
-    body = text[:i] + data.draw(st.binary(min_size=1, max_size=4)) + text[i:]
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / ("f.csv" if which == "calls" else "f.toml")
-        path.write_bytes(body)
-        try:
-            if which == "catalog":
-                load_catalog(path)
-            elif which == "accounts":
-                load_accounts(path, default_catalog())
-            else:
-                rate(path)
-        except OcrledgerError as exc:
-            _check_error(exc, path)
+    _load_checked(which, text[:i] + data.draw(st.binary(min_size=1, max_size=4)) + text[i:])
