@@ -49,17 +49,17 @@ def make_bills(
     qps = qps or {}
     adjustments = adjustments or {}
     clock = catalog.clock
+    verification = [a.kind == "verification" for a in catalog.apis]
     by_bill: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for (party, period, api), counts in usage.lines.items():
-        if sum(counts) - counts[DUPLICATE] > 0:
-            by_bill[(party, period)].append(api)
-    for key in adjustments:
-        by_bill.setdefault(key, [])
     # Cumulative verification pool use and plan use, month by month.
     pool_by_period: dict[int, dict[int, int]] = defaultdict(dict)
     for (party, period, api), counts in usage.lines.items():
-        if catalog.apis[api].kind == "verification" and counts[FREE]:
+        if sum(counts) - counts[DUPLICATE] > 0:
+            by_bill[(party, period)].append(api)
+        if verification[api] and counts[FREE]:
             pool_by_period[party][period] = pool_by_period[party].get(period, 0) + counts[FREE]
+    for key in adjustments:
+        by_bill.setdefault(key, [])
     plan_by_period: dict[int, dict[int, int]] = defaultdict(dict)
     for (plan, period), units in usage.plan_used.items():
         plan_by_period[plan][period] = units

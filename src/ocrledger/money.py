@@ -74,6 +74,8 @@ def round_line(micro: int, mode: str) -> int:
     """
     if mode not in ROUNDING_MODES:
         raise ValueError(f"unknown rounding mode {mode!r}")
+    if micro == 0:
+        return 0
     sign = -1 if micro < 0 else 1
     cents, rest = divmod(abs(micro), CENT)
     if mode == "up":
