@@ -74,13 +74,12 @@ def money(amount: Decimal) -> str:
 
 def aligned_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
     """Aligned columns: the first ``left`` columns left-aligned, the rest right-aligned."""
-    table = [[str(c) for c in r] for r in [header, *rows]]
-    widths = [max(map(len, column)) for column in zip(*table)]
-    lefts = range(left)
-    return [
-        "  ".join(c.ljust(w) if k in lefts else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths))).rstrip()
-        for r in table
-    ]
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
+    out = []
+    for r in [header, *rows]:
+        cells = [str(c).ljust(w) if k < left else str(c).rjust(w) for k, (c, w) in enumerate(zip(r, widths))]
+        out.append("  ".join(cells).rstrip())
+    return out
 
 
 def render_text(bill: Bill) -> str:
