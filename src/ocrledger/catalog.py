@@ -192,11 +192,7 @@ def _parse_offers(raw: Any, apis: Mapping[str, Api], fail: Any) -> tuple[PlanOff
     seen: dict[tuple[str, tuple[str, ...], int], int] = {}
     for i, item in enumerate(raw):
         where = f"plan_offer[{i}]"
-        if not isinstance(item, dict):
-            raise fail("must be a table", where)
-        unknown = set(item) - _OFFER_KEYS
-        if unknown:
-            raise fail(f"unknown key(s) {', '.join(sorted(unknown))}", where)
+        _table(item, where, _OFFER_KEYS, fail)
         kind = item.get("kind")
         quantity = _count(item.get("quantity"), f"{where}.quantity", fail)
         if quantity < 1:
@@ -268,11 +264,7 @@ def _validity(value: Any, where: str, fail: Any) -> int:
 
 def _parse_api(raw: Any, i: int, rounding: str, fail: Any) -> Api:
     where = f"api[{i}]"
-    if not isinstance(raw, dict):
-        raise fail("must be a table", where)
-    unknown = set(raw) - _API_KEYS
-    if unknown:
-        raise fail(f"unknown key(s) {', '.join(sorted(unknown))}", where)
+    _table(raw, where, _API_KEYS, fail)
     code = _string(raw.get("code"), f"{where}.code", fail)
     where = f"api {code}"
     kind = raw.get("kind", RECOGNITION)
@@ -326,6 +318,15 @@ def _parse_tiers(raw: Any, where: str, fail: Any) -> tuple[Tier, ...]:
     if tiers[-1].upto is not None:
         raise fail("the tier table does not end with an open tier (a last tier without upto)", where)
     return tuple(tiers)
+
+
+def _table(value: Any, where: str, keys: set[str], fail: Any) -> None:
+    """A TOML table with no keys but ``keys`` (a typo is an error, not a silent default)."""
+    if not isinstance(value, dict):
+        raise fail("must be a table", where)
+    unknown = set(value) - keys
+    if unknown:
+        raise fail(f"unknown key(s) {', '.join(sorted(unknown))}", where)
 
 
 def _string(value: Any, where: str, fail: Any) -> str:

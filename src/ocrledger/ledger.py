@@ -29,7 +29,7 @@ from .qps import qps_lines, second_counts
 from .rating import as_accounts, as_catalog, outcome_columns
 from .records import _instants, encode, party_list, read_columns, validate_columns
 from .tables import KernelState, KernelTables, Outcomes, build_tables
-from .usage import DUPLICATE, FREE, TIER0, Usage, summarize
+from .usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
 
 SCHEMA_VERSION = "1"
 ON_TIME = -1
@@ -395,10 +395,9 @@ class Ledger:
                 continue
             api_index = self.catalog.index[api]
             pair = index[(a, c)] * tables.n_api + api_index
-            tiers = self.catalog.apis[api_index].tiers
             state.free_used[pair] += counts[FREE]
             state.payg_calls[pair] += sum(counts[TIER0:])
-            spend = int(state.payg_spend[pair]) + sum(counts[TIER0 + t] * tiers[t].price for t in range(len(tiers)))
+            spend = int(state.payg_spend[pair]) + position_spend(self.catalog.apis[api_index], counts)
             state.payg_spend[pair] = check_int64(spend, what="PAYG spend")
 
     def _target(self, period: int) -> int:
@@ -519,9 +518,8 @@ class Ledger:
         def spend_before(party: int, period: int, api: int | None) -> int:
             total = 0
             for code, counts in month_lines(party, period):
-                a = self.catalog.api(code)
                 if api is None or self.catalog.index[code] == api:
-                    total += sum(counts[TIER0 + t] * a.tiers[t].price for t in range(len(a.tiers)))
+                    total += position_spend(self.catalog.api(code), counts)
             return total
 
         return detect(self.accounts.alerts, self.catalog, tables, parties, plans, batch, out, record_id,

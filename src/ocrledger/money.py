@@ -92,13 +92,6 @@ def format_exact(micro: int) -> str:
     return str(to_decimal(micro))
 
 
-def format_cents(micro: int) -> str:
-    """An already-rounded amount as a decimal string with 2 places, e.g. ``"6110.00"``."""
-    if micro % CENT:
-        raise ValueError(f"{micro} micro-units is not a whole number of cents")
-    return str(Decimal(micro // CENT).scaleb(-2).quantize(Decimal("0.01")))
-
-
 def format_price(micro: int) -> str:
     """A unit price without trailing zeros beyond two places, e.g. ``"0.0825"`` or ``"0.00"``."""
     d = to_decimal(micro).normalize()

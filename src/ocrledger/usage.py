@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
+from .catalog import Api
 from .clock import N_PERIODS
 from .codes import Source, Status
 from .tables import Batch, KernelTables, Outcomes
@@ -40,6 +42,12 @@ class Usage:
                 mine[k] += v
         for key, units in other.plan_used.items():
             self.plan_used[key] = self.plan_used.get(key, 0) + units
+
+
+def position_spend(api: Api, counts: Sequence[int]) -> int:
+    """PAYG micro-units of a line's counters with each call priced by its position, as the kernel
+    counts its ``payg_spend`` (volume-tier lines are repriced only on the bill)."""
+    return sum(counts[TIER0 + t] * tier.price for t, tier in enumerate(api.tiers))
 
 
 def width_for(tables: KernelTables) -> int:
