@@ -1,4 +1,4 @@
-"""Build of the one compiled module, ocrledger._core (Cython); metadata lives in pyproject.toml."""
+"""Build of the compiled modules, ocrledger._core and ocrledger._billfmt (Cython); metadata lives in pyproject.toml."""
 import os
 
 from Cython.Build import cythonize
@@ -17,11 +17,14 @@ directives = {
 if DEBUG:
     directives["linetrace"] = True
 
-extension = Extension(
-    "ocrledger._core",
-    ["src/ocrledger/_core.pyx"],
-    extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
-    define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
-)
+extensions = [
+    Extension(
+        f"ocrledger.{name}",
+        [f"src/ocrledger/{name}.pyx"],
+        extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+        define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
+    )
+    for name in ("_core", "_billfmt")
+]
 
-setup(ext_modules=cythonize([extension], compiler_directives=directives, annotate=False))
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

@@ -6,11 +6,14 @@ import os
 import numpy as np
 import pytest
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ocrledger import _kernel, _reference
+from ocrledger.accounts import Plan
 from ocrledger.codes import Source, Status
 from ocrledger.records import encode, party_list, read_calls
-from ocrledger.tables import KernelState, build_tables
+from ocrledger.tables import KernelState, build_tables, plan_order
 
 
 def test_compiled_kernel_is_loaded() -> None:
@@ -89,3 +92,11 @@ def test_reference_kernel_has_the_same_signature() -> None:
     ref = inspect.signature(_reference.rate_batch)
     assert list(ref.parameters) == ["tables", "state", "batch", "out"]
     assert "rate_batch(tables, state, batch, out)" in (_core.rate_batch.__doc__ or "")
+
+
+@given(st.lists(st.tuples(st.text(alphabet="aAb\u00e9\u4e2d\U0001f600\0 ", min_size=1, max_size=3),
+                          st.integers(0, 3), st.integers(0, 3)), max_size=30, unique_by=lambda t: t[0]))
+def test_plan_order_is_end_start_then_id_bytes(rows: list[tuple[str, int, int]]) -> None:
+    # plan_order sorts with numpy (ids as a unicode array); the rule is the plain sort below, on UTF-8 bytes
+    plans = [Plan(i, "a", "official", "dedicated", ("A",), 1, start, start + 1 + extra) for i, start, extra in rows]
+    assert plan_order(plans) == sorted(plans, key=lambda p: (p.end, p.start, p.id.encode("utf-8")))

@@ -25,7 +25,6 @@ import os
 import sys
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -33,11 +32,12 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from . import _kernel
+from .billcols import LineArrays
 from .bills import Bill, bills_to_json
 from .catalog import VOLUME
 from .clock import N_PERIODS
 from .codes import Source, Status
-from .qps import qps_lines
+from .qps import QpsArrays, qps_arrays
 from .tables import Batch, Outcomes
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage, width_for
 
@@ -114,40 +114,17 @@ def bills_json_pieces(bills: Sequence[Bill], chunk: int = 2_000) -> Iterator[byt
     yield b"\n]"
 
 
-FORK_TEXT_BILLS = 2_000
-"""With at least this many bills (and ``os.fork``), bills.txt is rendered by a forked child process
-while this one writes bills.json: both are per-bill Python, so a second core halves their time."""
-
-
 def write_bills(bills: Sequence[Bill], json_path: Path, text_path: Path) -> None:
-    """bills.json (``bills_to_json`` + newline) and bills.txt (``render(bills, "text")``), streamed to the files."""
-    import multiprocessing
+    """bills.json (``bills_to_json`` + newline) and bills.txt (``render(bills, "text")``) from Bill objects.
 
-    child = None
-    if len(bills) >= FORK_TEXT_BILLS and hasattr(os, "fork") and os.environ.get("OCRLEDGER_NO_FORK") != "1":
-        try:
-            with warnings.catch_warnings():  # 3.12+ warns about forking with threads: the child only renders text
-                warnings.simplefilter("ignore", DeprecationWarning)
-                child = multiprocessing.get_context("fork").Process(target=_text_child, args=(bills, text_path),
-                                                                     daemon=True)
-                child.start()
-        except (OSError, ValueError):
-            child = None
+    The rerater writes both from bill columns (``billfiles``); this is its way when the compiled
+    formatter is missing or a sum needs ``make_bills``' int64 checks.
+    """
     with open(json_path, "wb") as fh:
         for piece in bills_json_pieces(bills):
             fh.write(piece)
         fh.write(b"\n")
-    if child is not None:
-        child.join()
-        if child.exitcode == 0 and text_path.exists():
-            return
-    write_text(bills, text_path)  # no fork, or the child failed: render here
-
-
-def _text_child(bills: Sequence[Bill], text_path: Path) -> None:
-    tmp = text_path.with_name(text_path.name + ".part")
-    write_text(bills, tmp)
-    os.replace(tmp, text_path)
+    write_text(bills, text_path)
 
 
 def write_text(bills: Sequence[Bill], text_path: Path) -> None:
@@ -261,12 +238,11 @@ class DenseUsage:
     """Usage of one in-memory batch: counters by dense keys (``np.bincount``), no per-call Python."""
 
     def __init__(self, run: "_Run") -> None:
-        self.run = run
         self.tables = run.tables
         self.width = width_for(run.tables)
-        self._lines: dict[tuple[int, int, int], list[int]] = {}
+        self.arrays = LineArrays.from_keys(np.zeros(0, np.int64), np.zeros(0, np.int64), self.width, 1, 1)
+        self._lines: dict[tuple[int, int, int], list[int]] | None = None
         self.plan_used: dict[tuple[int, int], int] = {}
-        self.nondup_lines: list[tuple[int, int, int]] = []
 
     def add(self, batch: Batch, out: Outcomes) -> None:
         n = len(batch)
@@ -301,19 +277,8 @@ class DenseUsage:
             key = ((batch.party.astype(np.int64) * n_per + (batch.period - p0)) * n_api + batch.api) * width + category
             keys, counts = np.unique(key, return_counts=True)
             del key, category
-        cat = keys % width
-        lkey = keys // width
-        ulines, idx = np.unique(lkey, return_inverse=True)
-        matrix = np.zeros((len(ulines), width), dtype=np.int64)
-        matrix[idx.reshape(-1), cat] = counts
-        api = ulines % n_api
-        rest = ulines // n_api
-        period = rest % n_per + p0
-        party = rest // n_per
-        names = list(zip(party.tolist(), period.tolist(), api.tolist()))
-        self._lines = dict(zip(names, matrix.tolist()))
-        nondup = matrix.sum(axis=1) - matrix[:, DUPLICATE] > 0
-        self.nondup_lines = [k for k, keep in zip(names, nondup.tolist()) if keep]
+        self.arrays = LineArrays.from_keys(keys, counts, width, n_api, n_per, p0)
+        del keys, counts
         # plans: calls (dedicated) or points (shared) per (plan, month)
         paid = out.plan >= 0
         if paid.any():
@@ -333,18 +298,23 @@ class DenseUsage:
                               for k, u in zip(ukeys.tolist(), uunits.tolist())}
 
     def lines(self) -> dict[tuple[int, int, int], list[int]]:
+        if self._lines is None:
+            self._lines = self.arrays.to_dict()
         return self._lines
+
+    def line_arrays(self) -> LineArrays:
+        return self.arrays
 
     def to_usage(self) -> Usage:
         usage = Usage(self.width)
-        usage.lines = self._lines
+        usage.lines = self.lines()
         usage.plan_used = self.plan_used
         return usage
 
 
-def qps(run: "_Run", batch: Batch, out: Outcomes, usage: DenseUsage) -> dict[tuple[int, int, int], tuple[int, int]]:
-    """``qps.qps_lines`` of the batch (calls in time order): seconds with one call are never over a limit
-    of at least one, so only seconds with two or more calls are listed (when every API allows >= 1)."""
+def qps(run: "_Run", batch: Batch, out: Outcomes) -> QpsArrays:
+    """``qps.qps_arrays`` of the batch (calls in time order), listing only seconds with two or more calls
+    when every API allows at least one: a line missing from it peaked at one call per second."""
     n = len(batch)
     tables = run.tables
     min_emit = 2 if min((a.qps for a in run.catalog.apis), default=1) >= 1 else 1
@@ -355,13 +325,7 @@ def qps(run: "_Run", batch: Batch, out: Outcomes, usage: DenseUsage) -> dict[tup
     m = _core.qps_seconds(batch.party, batch.api, batch.ts, out.status, int(Status.DUPLICATE), tables.n_api,
                           tables.n_party, min_emit, o_pair, o_sec, o_cnt)
     o = np.lexsort((o_sec[:m], o_pair[:m]))
-    result = qps_lines(run.catalog, run.accounts, run.parties, o_pair[:m][o], o_sec[:m][o], o_cnt[:m][o])
-    del o_pair, o_sec, o_cnt
-    if min_emit == 2:
-        for key in usage.nondup_lines:
-            if key not in result:
-                result[key] = (1, 0)
-    return result
+    return qps_arrays(run.catalog, run.accounts, run.parties, o_pair[:m][o], o_sec[:m][o], o_cnt[:m][o])
 
 
 class _Writer(threading.Thread):
@@ -506,7 +470,7 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
     import pyarrow as pa
 
     tables = run.tables
-    run.qps = {}
+    run.qps = QpsArrays.from_mapping({}, run.tables.n_api)
     run.status_counts = np.zeros(len(_status_names()), dtype=np.int64)
     run.source_counts = np.zeros(5, dtype=np.int64)
     run.reported = run.amount = run.rated = 0
@@ -568,7 +532,7 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
         run.writer_thread = write_calls(run, calls_path, rid, (a, b), shown, shown_out)
     usage.add(batch, out)
     tick("usage")
-    run.qps = qps(run, batch, out, usage)
+    run.qps = qps(run, batch, out)
     tick("qps")
     if run.needs_reprice and b > a:
         _reprice(run, volume, shown, shown_out)

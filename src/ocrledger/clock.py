@@ -43,6 +43,13 @@ def parse_period(text: str, *, what: str = "month") -> int:
     return period_of(year, int(m.group(2)))
 
 
+HOUR_MS = 3_600_000
+YEAR_1000_MS = -30_610_224_000_000
+"""1000-01-01T00:00Z: from here numpy's and isoformat's years agree (4 digits)."""
+YEAR_9999_MS = 253_370_764_800_000
+"""9999-01-01T00:00Z: a zone offset cannot push a label past year 9999 below this."""
+
+
 def to_ms(dt: datetime) -> int:
     """An aware datetime as epoch milliseconds (exact integer arithmetic, no float)."""
     delta = dt - _EPOCH
@@ -105,6 +112,34 @@ class BillingClock:
         except (OverflowError, ValueError):
             return f"{ms} ms"
         return dt.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+
+    def labels(self, ms: np.ndarray) -> list[str]:
+        """``label`` of many instants: the zone's UTC offset is looked up once per hour, and an hour
+        in which the offset changes, or an instant outside 1000..9998, takes ``label`` itself."""
+        ms = np.asarray(ms, dtype=np.int64)
+        hour = ms // HOUR_MS
+        safe = (ms > YEAR_1000_MS) & (ms < YEAR_9999_MS)
+        hours = np.unique(hour[safe])
+        if not len(hours):
+            return [self.label(t) for t in ms.tolist()]
+        offsets = np.zeros(len(hours), dtype=np.int64)
+        steady = np.ones(len(hours), dtype=bool)
+        suffixes: dict[int, str] = {}
+        tz = self.tz
+        for k, h in enumerate(hours.tolist()):  # zone transitions fall on whole seconds
+            first = datetime.fromtimestamp(h * 3600, tz)
+            off = first.utcoffset()
+            assert off is not None
+            steady[k] = off == datetime.fromtimestamp(h * 3600 + 3599, tz).utcoffset()
+            offsets[k] = (off.days * 86_400 + off.seconds) * 1000 + off.microseconds // 1000
+            suffixes.setdefault(int(offsets[k]), first.isoformat()[19:])  # "+08:00"
+        at = np.minimum(np.searchsorted(hours, hour), len(hours) - 1)
+        local = (ms + offsets[at]).astype("datetime64[ms]")
+        text = np.where(ms % 1000 == 0, np.datetime_as_string(local, unit="s"), np.datetime_as_string(local, unit="ms"))
+        out = [t + suffixes.get(o, "") for t, o in zip(text.tolist(), offsets[at].tolist())]
+        for k in np.flatnonzero(~(safe & steady[at])).tolist():
+            out[k] = self.label(int(ms[k]))
+        return out
 
     def instant(self, value: object, *, what: str, naive_ok: bool = True) -> int:
         """Parse an instant: epoch ms (int), ISO 8601 text, TOML date/datetime.

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
@@ -47,16 +48,17 @@ import numpy as np
 
 from . import _arrowcols as ac
 from . import _fastrerate as _fast
-from . import _kernel
+from . import _kernel, billfiles
 from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
+from .billcols import BillColumns, LineArrays, bill_columns, period_labels
 from .billing import make_bills, volume_tier
 from .bills import Bill
 from .catalog import VOLUME, Catalog
 from .clock import N_PERIODS, parse_period, period_label
 from .codes import Source, Status
 from .errors import CallsError, OcrledgerError
-from .money import format_exact
-from .qps import qps_lines, second_counts
+from .money import format_exact, to_cents_decimal
+from .qps import QpsArrays, QpsLines, qps_lines, second_counts
 from .records import REQUIRED
 from .tables import Batch, KernelState, Outcomes, build_tables
 from .usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
@@ -76,15 +78,47 @@ SOURCE_NAMES = ("free", "dedicated", "shared", "payg")
 OUTPUT_FILES = ("bills.json", "bills.txt", "calls.parquet", "summary.json")
 
 
-@dataclass
 class RerateResult:
-    """What a rerate produced: the bills, a summary, and where the outputs were written."""
+    """What a rerate produced: the bills, a summary, and where the outputs were written.
 
-    bills: list[Bill]
-    summary: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-    diff: Any = None
-    """A ``diff.BillDiff`` against the old bills when ``against`` was given."""
+    ``bills`` are built on first use: the rerater writes bills.json and bills.txt from bill columns
+    (``billcols``), so a run that only writes files never builds the ``Bill`` objects.
+    """
+
+    def __init__(self, bills: list[Bill] | Callable[[], list[Bill]], summary: dict[str, Any],
+                 files: dict[str, Path] | None = None, diff: Any = None) -> None:
+        self._bills = bills
+        self.summary = summary
+        self.files: dict[str, Path] = files or {}
+        self.diff = diff
+        """A ``diff.BillDiff`` against the old bills when ``against`` was given."""
+
+    @property
+    def bills(self) -> list[Bill]:
+        """The bills, sorted by account, channel, period."""
+        if callable(self._bills):
+            self._bills = self._bills()
+        return self._bills
+
+
+@dataclass(frozen=True)
+class BillFacts:
+    """What the summary says about the bills: how many, their total, parties and periods."""
+
+    count: int
+    total: Decimal
+    parties: int
+    periods: list[str]
+
+    @classmethod
+    def of_bills(cls, bills: Sequence[Bill]) -> "BillFacts":
+        return cls(len(bills), sum((b.total for b in bills), Decimal("0.00")),
+                   len({(b.account, b.channel) for b in bills}), sorted({b.period for b in bills}))
+
+    @classmethod
+    def of_columns(cls, cols: BillColumns) -> "BillFacts":
+        return cls(len(cols), to_cents_decimal(cols.total()), len(np.unique(cols.bill_party)),
+                   sorted(set(period_labels(cols))))
 
 
 def rerate(
@@ -165,24 +199,30 @@ def rerate(
             run.dedup()
             run.rate(calls_tmp if out_dir is not None else None)
         _fast.tick("rated")
-        bills = run.bills()
-        _fast.tick("make_bills")
-        if out_dir is not None:  # while calls.parquet is being written
-            _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
-            _fast.tick("bills rendered")
-        diff = None
+        cols = run.bill_columns() if out_dir is not None else None
+        bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker()
+        if cols is not None:  # while calls.parquet is being written
+            _fast.tick("bill columns")
+            billfiles.write(cols, catalog, run.parties, run.plans, spill / "bills.json", spill / "bills.txt")
+            facts = BillFacts.of_columns(cols)
+        else:
+            bills = bills()
+            _fast.tick("make_bills")
+            if out_dir is not None:
+                _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
+            facts = BillFacts.of_bills(bills)
+        _fast.tick("bills rendered")
+        result = RerateResult(bills, {})
         if against is not None:
             from .diff import diff_bills, load_bills
 
-            diff = diff_bills(load_bills(against), bills, old_name=str(against), new_name="rerate")
+            result.diff = diff_bills(load_bills(against), result.bills, old_name=str(against), new_name="rerate")
         if run.writer_thread is not None:
             run.writer_thread.join()
             _fast.tick("calls.parquet written")
-        elapsed = time.perf_counter() - started
-        summary = run.summary(bills, elapsed)
-        result = RerateResult(bills, summary, diff=diff)
+        result.summary = run.summary(facts, time.perf_counter() - started)
         if out_dir is not None:
-            result.files = _publish(out_dir, spill, summary, calls_tmp, result.diff)
+            result.files = _publish(out_dir, spill, result.summary, calls_tmp, result.diff)
             _fast.tick("published")
         return result
     finally:
@@ -632,7 +672,7 @@ class _Run:
         assert self.by_time is not None
         tables = self.tables
         self.usage = _UsageSum(tables, self.catalog)
-        self.qps: dict[tuple[int, int, int], tuple[int, int]] = {}
+        merged: QpsLines = {}
         self.status_counts = np.zeros(len(STATUS_NAMES), dtype=np.int64)
         self.source_counts = np.zeros(len(SOURCE_NAMES) + 1, dtype=np.int64)
         self.reported = 0
@@ -661,8 +701,8 @@ class _Run:
                 for key, (peak, over) in qps_lines(
                     self.catalog, self.accounts, self.parties, *second_counts(batch, out, tables.n_api)
                 ).items():
-                    old = self.qps.get(key)
-                    self.qps[key] = (peak, over) if old is None else (max(old[0], peak), old[1] + over)
+                    old = merged.get(key)
+                    merged[key] = (peak, over) if old is None else (max(old[0], peak), old[1] + over)
                 self.rated += len(batch)
                 shown = np.ones(len(batch), dtype=bool) if self.wanted is None else batch.period == self.wanted
                 if not shown.all():
@@ -675,6 +715,7 @@ class _Run:
                 if writer is not None:
                     writer.write(table.column("rid"), batch, out)
                 self.report("rate", self.rated, self.kept_rows)
+            self.qps = QpsArrays.from_mapping(merged, tables.n_api)
         finally:
             if writer is not None:
                 writer.close()
@@ -694,21 +735,37 @@ class _Run:
         return prices
 
     # -- results --------------------------------------------------------------------------------
-    def bills(self) -> list[Bill]:
-        bills = make_bills(self.usage.to_usage(), self.catalog, self.parties, self.plans, self.qps)
-        if self.wanted is not None:
-            label = period_label(self.wanted)
-            bills = [b for b in bills if b.period == label]
+    def bill_maker(self) -> Callable[[], list[Bill]]:
+        """Builds the bills (``make_bills``) when called; holds only what they need, not the run."""
+        usage, catalog, parties, plans, qps, wanted = (self.usage, self.catalog, self.parties, self.plans, self.qps,
+                                                       self.wanted)
+
+        def bills() -> list[Bill]:
+            lines = usage.line_arrays()
+            counted = lines.counted()
+            peaks = qps.to_mapping()
+            for key in zip(lines.party[counted].tolist(), lines.period[counted].tolist(), lines.api[counted].tolist()):
+                peaks.setdefault(key, (1, 0))  # the in-memory pass lists only seconds with >= 2 calls
+            made = make_bills(usage.to_usage(), catalog, parties, plans, peaks)
+            if wanted is None:
+                return made
+            label = period_label(wanted)
+            return [b for b in made if b.period == label]
+
         return bills
+
+    def bill_columns(self) -> BillColumns | None:
+        """The bills as columns, or None when the compiled formatter is missing or a sum needs ``make_bills``."""
+        if not billfiles.available():
+            return None
+        return bill_columns(self.usage.line_arrays(), self.usage.plan_used, self.catalog, self.parties,
+                            self.plans, self.qps, self.tables, self.wanted)
 
     def rate_in_memory(self, held: list[Any], calls_path: Path | None) -> None:
         """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``_fastrerate``."""
         _fast.rate_in_memory(self, held, calls_path)
 
-    def summary(self, bills: list[Bill], elapsed: float) -> dict[str, Any]:
-        from decimal import Decimal
-
-        total = sum((b.total for b in bills), Decimal("0.00"))
+    def summary(self, bills: BillFacts, elapsed: float) -> dict[str, Any]:
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {
             "month": period_label(self.wanted) if self.wanted is not None else None,
@@ -719,10 +776,10 @@ class _Run:
             "status": {name: int(c) for name, c in zip(STATUS_NAMES, self.status_counts.tolist())},
             "source": {name: int(c) for name, c in zip(SOURCE_NAMES, self.source_counts[1:].tolist())},
             "amount_exact": format_exact(self.amount),
-            "bills": len(bills),
-            "bill_total": str(total),
-            "parties": len({(b.account, b.channel) for b in bills}),
-            "periods": sorted({b.period for b in bills}),
+            "bills": bills.count,
+            "bill_total": str(bills.total),
+            "parties": bills.parties,
+            "periods": bills.periods,
             "buckets": {"record_id": self.by_rid.k if self.by_rid else 1,
                         "time": self.by_time.k if self.by_time else 1},
             "seconds": round(elapsed, 3),
@@ -959,20 +1016,20 @@ class _UsageSum:
             key = out.plan[paid].astype(np.int64) * N_PERIODS + batch.period[paid]
             self.plan_keys, self.plan_units = _merge(self.plan_keys, self.plan_units, key, points.astype(np.int64))
 
+    def line_arrays(self) -> LineArrays:
+        return LineArrays.from_keys(self.line_keys, self.line_counts, self.width, self.n_api, N_PERIODS)
+
     def lines(self) -> dict[tuple[int, int, int], list[int]]:
-        lines: dict[tuple[int, int, int], list[int]] = {}
-        width, n_api = self.width, self.n_api
-        for key, count in zip(self.line_keys.tolist(), self.line_counts.tolist()):
-            line_key, cat = divmod(key, width)
-            rest, api = divmod(line_key, n_api)
-            party, period = divmod(rest, N_PERIODS)
-            lines.setdefault((party, period, api), [0] * width)[cat] += count
-        return lines
+        return self.line_arrays().to_dict()
+
+    @property
+    def plan_used(self) -> dict[tuple[int, int], int]:
+        return {divmod(k, N_PERIODS): u for k, u in zip(self.plan_keys.tolist(), self.plan_units.tolist())}
 
     def to_usage(self) -> Usage:
         usage = Usage(self.width)
         usage.lines = self.lines()
-        usage.plan_used = {divmod(k, N_PERIODS): u for k, u in zip(self.plan_keys.tolist(), self.plan_units.tolist())}
+        usage.plan_used = self.plan_used
         return usage
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -137,8 +138,19 @@ class Outcomes:
 
 
 def plan_order(plans: Sequence[Plan]) -> list[Plan]:
-    """Plans in expire-first order: end, then start, then id in byte order."""
-    return sorted(plans, key=lambda p: (p.end, p.start, p.id.encode("utf-8")))
+    """Plans in expire-first order: end, then start, then id in byte order.
+
+    UTF-8 byte order is code point order, which is how numpy sorts a unicode array (whose strings
+    lose trailing NULs: ids with a NUL take Python's sort).
+    """
+    ids = [p.id for p in plans]
+    if any("\0" in i for i in ids):
+        return sorted(plans, key=lambda p: (p.end, p.start, p.id.encode("utf-8")))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(np.array(ids, dtype=str), kind="stable")] = np.arange(len(ids))
+    order = np.lexsort((rank, np.array([p.start for p in plans], dtype=np.int64),
+                        np.array([p.end for p in plans], dtype=np.int64)))
+    return [plans[k] for k in order.tolist()]
 
 
 def build_tables(
@@ -157,21 +169,30 @@ def build_tables(
     for i, (_, ch) in enumerate(parties):
         if ch == MARKETPLACE:
             activation[i * n_api : (i + 1) * n_api] = ALWAYS_ACTIVE
+    cells: list[int] = []
+    instants: list[int] = []
     for acc in accounts.accounts:
-        base = party_index[(acc.id, acc.channel)] * n_api
-        for code, when in acc.activated.items():
-            activation[base + catalog.index[code]] = when
+        if acc.activated:
+            base = party_index[(acc.id, acc.channel)] * n_api
+            cells.extend([base + catalog.index[code] for code in acc.activated])
+            instants.extend(acc.activated.values())
+    activation[np.array(cells, dtype=np.int64)] = np.array(instants, dtype=np.int64)
     plans = plan_order(accounts.plans)
-    ded_lists: dict[int, list[int]] = {}
-    sh_lists: dict[int, list[int]] = {}
-    for k, plan in enumerate(plans):
-        base = party_index[(plan.account, plan.channel)] * n_api
-        target = ded_lists if plan.kind == "dedicated" else sh_lists
-        for code in plan.apis:
-            target.setdefault(base + catalog.index[code], []).append(k)
+    # one (pair, plan) entry per API a plan covers, in plan order
+    api_lists: dict[tuple[str, ...], list[int]] = {}
+    for p in plans:
+        if p.apis not in api_lists:
+            api_lists[p.apis] = [catalog.index[c] for c in p.apis]
+    covered = [api_lists[p.apis] for p in plans]
+    sizes = np.fromiter(map(len, covered), dtype=np.int64, count=len(plans))
+    owner = np.array([party_index[(p.account, p.channel)] for p in plans], dtype=np.int64)
+    pair = np.repeat(owner * n_api, sizes) + np.fromiter(chain.from_iterable(covered), dtype=np.int64,
+                                                          count=int(sizes.sum()))
+    plan_of = np.repeat(np.arange(len(plans)), sizes)
+    dedicated = np.repeat(np.array([p.kind == "dedicated" for p in plans], dtype=bool), sizes)
     n_pair = n_party * n_api
-    ded_offset, ded_plans = _csr(ded_lists, n_pair)
-    sh_offset, sh_plans = _csr(sh_lists, n_pair)
+    ded_offset, ded_plans = _csr(pair[dedicated], plan_of[dedicated], n_pair)
+    sh_offset, sh_plans = _csr(pair[~dedicated], plan_of[~dedicated], n_pair)
     tables = KernelTables(
         n_api=n_api,
         pool_total=catalog.verification_free_total,
@@ -195,13 +216,8 @@ def build_tables(
     return tables, plans
 
 
-def _csr(lists: dict[int, list[int]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.zeros(n, dtype=np.int64)
-    for key, items in lists.items():
-        counts[key] = len(items)
+def _csr(pair: np.ndarray, plan: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (n + 1) and plan indices (int32) of each pair's plans, in the order given (plan order)."""
     offset = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=offset[1:])
-    flat = np.empty(int(offset[-1]), dtype=np.int32)
-    for key, items in lists.items():
-        flat[offset[key] : offset[key + 1]] = items  # plans were appended in index order
-    return offset, flat
+    np.cumsum(np.bincount(pair, minlength=n), out=offset[1:])
+    return offset, plan[np.argsort(pair, kind="stable")].astype(np.int32)
