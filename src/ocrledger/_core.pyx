@@ -1,5 +1,5 @@
 """The rating kernel in Cython: one nogil pass over encoded call columns (twin of ``_reference.py``)."""
-from libc.stdint cimport INT32_MAX, INT64_MAX, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport INT32_MAX, INT64_MAX, INT64_MIN, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy
 
@@ -100,6 +100,37 @@ cdef struct Pair:
     int32_t sh_n
 
 
+cdef struct Seg:
+    # One pair of the party whose run of calls is being rated (rate_grouped, batches grouped
+    # by party): the Pair fields beside its API's table entries and the bound and price of its
+    # current PAYG tier, so the loop reads one small, always-cached array indexed by API.
+    # Packed at the start of the run or on the pair's first call of it (stamp), unpacked when
+    # the run ends; the layout never leaves this module. 128 bytes, the fields every call
+    # reads in the first 64.
+    int64_t stamp
+    instant_t activation
+    int64_t free_used
+    int64_t api_free
+    int64_t payg_calls
+    money_t payg_spend
+    int64_t upto       # tier_upto[tier_first + payg_tier] once known; INT64_MIN until then
+    money_t price      # tier_price[tier_first + payg_tier] once known
+    int64_t ded_base
+    int64_t sh_base
+    int64_t need
+    int32_t period
+    int32_t payg_tier
+    int32_t ded_cur
+    int32_t ded_n
+    int32_t sh_cur
+    int32_t sh_n
+    int32_t tier_first
+    int8_t kind
+    int8_t dedicated
+    int8_t shared
+    int8_t pad[9]
+
+
 # Pointers to the first element of a typed memoryview; NULL when it is empty (never read then).
 cdef inline const int8_t* p_i8(const int8_t[::1] a): return &a[0] if a.shape[0] else NULL
 cdef inline const int16_t* p_i16(const int16_t[::1] a): return &a[0] if a.shape[0] else NULL
@@ -142,8 +173,8 @@ cdef Py_ssize_t rate_columns(const Tables* t, State* s, const Columns* c, Pair* 
     Pair state is read and advanced in ``pairs[pair]``; the per-party pool and the plan
     remainders are advanced in place. When ``packed`` is NULL every pair was packed beforehand
     and lines are prefetched ahead (timestamp order); otherwise a pair is packed on its first
-    call and listed in ``touched`` (grouped or small batches). Every outcome column is stored
-    exactly once per call, from locals.
+    call and listed in ``touched`` (small batches in timestamp order; a batch grouped by party
+    runs in rate_grouped). Every outcome column is stored exactly once per call, from locals.
     """
     # Local copies: the int8 outcome stores may alias anything, so fields read through t, s or c
     # would be reloaded after every store; locals are not.
@@ -289,6 +320,238 @@ cdef Py_ssize_t rate_columns(const Tables* t, State* s, const Columns* c, Pair* 
     return n
 
 
+cdef inline void seg_pack(const Tables* t, const State* s, Seg* q, Py_ssize_t api, Py_ssize_t k,
+                          int64_t stamp) noexcept nogil:
+    q.stamp = stamp
+    q.activation = t.activation[k]
+    q.free_used = s.free_used[k]
+    q.payg_calls = s.payg_calls[k]
+    q.payg_spend = s.payg_spend[k]
+    q.ded_base = t.ded_offset[k]
+    q.sh_base = t.sh_offset[k]
+    q.period = s.pair_period[k]
+    q.payg_tier = s.payg_tier[k]
+    q.ded_cur = s.ded_cursor[k]
+    q.ded_n = <int32_t>(t.ded_offset[k + 1] - t.ded_offset[k])
+    q.sh_cur = s.sh_cursor[k]
+    q.sh_n = <int32_t>(t.sh_offset[k + 1] - t.sh_offset[k])
+    q.api_free = t.api_free[api]
+    q.need = t.api_points[api]
+    q.tier_first = t.tier_offset[api]
+    q.kind = t.api_kind[api]
+    q.dedicated = t.api_dedicated[api]
+    q.shared = t.api_shared[api]
+    q.upto = INT64_MIN  # the first PAYG call walks the tiers from payg_tier, as rate_columns does
+    q.price = 0
+
+
+cdef inline void seg_unpack(const Seg* q, State* s, Py_ssize_t k) noexcept nogil:
+    s.free_used[k] = q.free_used
+    s.payg_calls[k] = q.payg_calls
+    s.payg_spend[k] = q.payg_spend
+    s.pair_period[k] = q.period
+    s.payg_tier[k] = q.payg_tier
+    s.ded_cursor[k] = q.ded_cur
+    s.sh_cursor[k] = q.sh_cur
+
+
+cdef inline Py_ssize_t rate_run(const Tables* t, State* s, const Columns* c, Seg* seg,
+                                int32_t* touched, Py_ssize_t* m_io, int64_t* pool_io,
+                                Py_ssize_t i, Py_ssize_t n, int64_t stamp, bint lazy,
+                                bint* failed) noexcept nogil:
+    """Rate calls i, i + 1, ... while they belong to the party of call i (one run of a batch
+    grouped by party); same rules, checks and stores as rate_columns. Returns the index after
+    the run, or the index of the call that could not be rated with ``failed`` set.
+
+    The run's pairs are read and advanced in ``seg[api]``. With ``lazy`` a pair is packed on
+    its first call of the run (``stamp``) and listed in ``touched``; without it the caller has
+    packed them all. The party's pool is advanced in ``pool_io[0]``.
+    """
+    # Local copies: the int8 outcome stores may alias anything (see rate_columns).
+    cdef Py_ssize_t n_api = t.n_api
+    cdef Py_ssize_t party = c.party[i]
+    cdef bint official = t.party_official[party] != 0
+    cdef money_t pool_total = t.pool_total
+    cdef int64_t pool = pool_io[0]
+    cdef Py_ssize_t m = m_io[0]
+    cdef const int64_t* tier_upto = t.tier_upto
+    cdef const money_t* tier_price = t.tier_price
+    cdef const instant_t* plan_start = t.plan_start
+    cdef const instant_t* plan_end = t.plan_end
+    cdef const int32_t* ded_plans = t.ded_plans
+    cdef const int32_t* sh_plans = t.sh_plans
+    cdef int64_t* remaining = s.plan_remaining
+    cdef const int32_t* party_col = c.party
+    cdef const int32_t* api_col = c.api
+    cdef const instant_t* ts_col = c.ts
+    cdef const int32_t* period_col = c.period
+    cdef const int8_t* success_col = c.success
+    cdef const int8_t* duplicate_col = c.duplicate
+    cdef int8_t* status_col = c.status
+    cdef int8_t* source_col = c.source
+    cdef int32_t* plan_col = c.plan
+    cdef int16_t* tier_col = c.tier
+    cdef money_t* amount_col = c.amount
+
+    cdef Py_ssize_t api
+    cdef Seg* q
+    cdef int32_t p, tier, period, first
+    cdef int64_t position, need
+    cdef money_t price
+    cdef instant_t ts
+    cdef int8_t status, source
+    cdef int32_t plan
+    cdef int16_t out_tier
+    cdef money_t amount
+    cdef bint bad = False
+
+    while i < n and party_col[i] == party:
+        api = api_col[i]
+        q = &seg[api]
+        if lazy and OCR_UNLIKELY(q.stamp != stamp):
+            touched[m] = <int32_t>api
+            m += 1
+            seg_pack(t, s, q, api, party * n_api + api, stamp)
+        status = ST_CHARGED
+        source = SRC_NONE
+        plan = -1
+        out_tier = -1
+        amount = 0
+        while True:  # one pass; every break goes to the single store below
+            if OCR_UNLIKELY(duplicate_col[i] != 0):
+                status = ST_DUPLICATE
+                break
+            period = period_col[i]
+            if OCR_UNLIKELY(period != q.period):
+                if period < q.period:
+                    status_col[i] = ST_ERR_LATE
+                    bad = True
+                    break
+                q.period = period
+                q.free_used = 0
+                q.payg_calls = 0
+                q.payg_tier = 0
+                q.payg_spend = 0
+                q.upto = INT64_MIN
+            if OCR_UNLIKELY(success_col[i] == 0):
+                status = ST_FAILED
+                break
+            ts = ts_col[i]
+            if OCR_UNLIKELY(ts < q.activation):
+                status = ST_REJECTED_INACTIVE
+                break
+            if official:
+                if q.kind:
+                    if pool < pool_total:
+                        pool += 1
+                        source = SRC_FREE
+                        break
+                elif q.free_used < q.api_free:
+                    q.free_used += 1
+                    source = SRC_FREE
+                    break
+            if q.ded_n > q.ded_cur and q.dedicated:
+                p = pick_plan(ded_plans + q.ded_base, &q.ded_cur, q.ded_n, ts, 1,
+                              plan_start, plan_end, remaining)
+                if p >= 0:
+                    remaining[p] -= 1
+                    source = SRC_DEDICATED
+                    plan = p
+                    break
+            if q.sh_n > q.sh_cur and q.shared:
+                need = q.need
+                p = pick_plan(sh_plans + q.sh_base, &q.sh_cur, q.sh_n, ts, need,
+                              plan_start, plan_end, remaining)
+                if p >= 0:
+                    remaining[p] -= need
+                    source = SRC_SHARED
+                    plan = p
+                    break
+            if not official:
+                status = ST_REJECTED_NO_PLAN
+                break
+            # PAYG, as in rate_columns; the walk resumes at the pair's tier, whose bound and
+            # price the Seg keeps (they may run ahead of payg_tier: they are not state, and
+            # after an overflow error this Seg is never read again).
+            position = q.payg_calls + 1
+            tier = q.payg_tier
+            if OCR_UNLIKELY(position > q.upto):
+                first = q.tier_first
+                while position > tier_upto[first + tier]:
+                    tier += 1
+                q.upto = tier_upto[first + tier]
+                q.price = tier_price[first + tier]
+            price = q.price
+            if OCR_UNLIKELY(q.payg_spend > INT64_MAX - price):
+                status_col[i] = ST_ERR_OVERFLOW
+                bad = True
+                break
+            q.payg_calls = position
+            q.payg_tier = tier
+            q.payg_spend += price
+            source = SRC_PAYG
+            out_tier = <int16_t>tier
+            amount = price
+            break
+        if OCR_UNLIKELY(bad):
+            break
+        status_col[i] = status
+        source_col[i] = source
+        plan_col[i] = plan
+        tier_col[i] = out_tier
+        amount_col[i] = amount
+        i += 1
+    pool_io[0] = pool
+    m_io[0] = m
+    failed[0] = bad
+    return i
+
+
+cdef Py_ssize_t rate_grouped(const Tables* t, State* s, const Columns* c, Py_ssize_t n) noexcept nogil:
+    """The hot loop for a batch grouped by party; -1 if memory ran out (nothing rated then).
+
+    Grouped, each party's calls come in one run and touch only its n_api pairs. While a run
+    lasts those pairs live in a small, always-cached array indexed by API (``Seg``: the pair's
+    fields beside its API's table entries), and the party's pool in a local; they are written
+    back when the run ends, also after an error. A run that looks at least n_api calls long
+    packs all its pairs up front, a shorter one each pair on its first call. A party may come
+    back in a later run (its state is then read again from the arrays), so any order gives the
+    same outcomes; only the speed needs runs.
+    """
+    cdef Py_ssize_t n_api = t.n_api
+    cdef Py_ssize_t i = 0, j = n, k, api, party, m
+    cdef int64_t stamp = 0, pool
+    cdef bint failed = False
+    cdef Seg* seg = <Seg*>calloc(n_api + 1, sizeof(Seg))
+    cdef int32_t* touched = <int32_t*>malloc((n_api + 1) * sizeof(int32_t))
+    if seg == NULL or touched == NULL:
+        free(seg)
+        free(touched)
+        return -1
+    while i < n:
+        party = c.party[i]
+        stamp += 1
+        pool = s.pool_used[party]
+        if n_api > 0 and i + n_api <= n and c.party[i + n_api - 1] == party:
+            for api in range(n_api):
+                touched[api] = <int32_t>api
+                seg_pack(t, s, &seg[api], api, party * n_api + api, stamp)
+            m = n_api
+            j = rate_run(t, s, c, seg, touched, &m, &pool, i, n, stamp, False, &failed)
+        else:
+            m = 0
+            j = rate_run(t, s, c, seg, touched, &m, &pool, i, n, stamp, True, &failed)
+        for k in range(m):
+            seg_unpack(&seg[touched[k]], s, party * n_api + touched[k])
+        s.pool_used[party] = pool
+        if failed:
+            break
+        i = j
+    free(seg)
+    free(touched)
+    return j if failed else n
+
+
 cdef inline void pack_one(const Tables* t, const State* s, Pair* q, Py_ssize_t k) noexcept nogil:
     q.activation = t.activation[k]
     q.free_used = s.free_used[k]
@@ -325,10 +588,12 @@ cdef bint scattered(const Columns* c, Py_ssize_t n) noexcept nogil:
 cdef Py_ssize_t rate_packed(const Tables* t, State* s, const Columns* c, Py_ssize_t n) noexcept nogil:
     """Run the hot loop on packed pair state; -1 if memory ran out (nothing rated then).
 
-    A large batch in timestamp order (at least n_pair / PACK_ALL_RATIO calls) packs every pair
-    in one sequential sweep and prefetches; any other batch packs pairs on first use, so its
-    cost is O(calls + pairs it touches). Either way every packed pair is unpacked at the end,
-    also after an error, so the state holds every call before the one that failed.
+    A batch that looks grouped by party (see scattered) runs in rate_grouped, one party's run
+    of calls at a time. A large batch in timestamp order (at least n_pair / PACK_ALL_RATIO
+    calls) packs every pair in one sequential sweep and prefetches; a smaller one packs pairs
+    on first use, so its cost is O(calls + pairs it touches). Every way, every packed pair is
+    unpacked at the end, also after an error, so the state holds every call before the one
+    that failed.
     """
     cdef Py_ssize_t n_pair = t.n_api * t.n_party
     cdef Py_ssize_t k, m = 0, done
@@ -336,7 +601,10 @@ cdef Py_ssize_t rate_packed(const Tables* t, State* s, const Columns* c, Py_ssiz
     cdef int64_t* touched = NULL
     cdef void* block
     cdef Pair* pairs
-    cdef bint eager = n * PACK_ALL_RATIO >= n_pair and scattered(c, n)
+    cdef bint spread = scattered(c, n)
+    cdef bint eager = spread and n * PACK_ALL_RATIO >= n_pair
+    if not spread:
+        return rate_grouped(t, s, c, n)
     block = malloc(n_pair * sizeof(Pair) + 64)
     if not eager:
         packed = <uint8_t*>calloc(n_pair, 1)
