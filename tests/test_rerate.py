@@ -234,3 +234,47 @@ def test_cli_rerate_against_old_bills(tmp_path: Path) -> None:
     assert "Total  CNY 6,110.00" in text
     bad = run_cli("rerate", "--calls", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "o2"))
     assert bad.returncode == 2 and bad.stderr.startswith("ocrledger: error: ") and bad.stderr.count("\n") == 1
+
+
+ACCOUNTS_TOML = """
+[[account]]
+id = "u"
+channel = "official"
+activated = { RecognizeIdcard = 2026-01-01T00:00:00+08:00, RecognizeGeneral = 2026-01-01T00:00:00+08:00 }
+
+[[plan]]
+id = "ded"
+account = "u"
+kind = "dedicated"
+api = "RecognizeGeneral"
+quantity = 300
+start = 2026-09-20T00:00:00+08:00
+"""
+
+
+def test_accounts_path_loaded_beside_the_calls_gives_the_same_bills(tmp_path: Path) -> None:
+    from ocrledger.accounts import load_accounts
+
+    path = tmp_path / "accounts.toml"
+    path.write_text(ACCOUNTS_TOML, encoding="utf-8")
+    rows = (repeat(400, "u", "RecognizeGeneral", OCT, prefix="g") + repeat(250, "u", "RecognizeIdcard", OCT, prefix="i")
+            + repeat(5, "ghost", "RecognizeIdcard", OCT, prefix="x"))
+    t = table(calls(rows))
+    loaded = rerate(t, CATALOG, load_accounts(path, CATALOG))
+    beside = rerate(t, CATALOG, path)
+    assert bills_to_json(beside.bills) == bills_to_json(loaded.bills)
+    assert beside.bills and beside.summary["bills"] == loaded.summary["bills"]
+
+
+def test_bad_accounts_file_is_reported_before_bad_calls(tmp_path: Path) -> None:
+    from ocrledger.errors import AccountsError
+
+    path = tmp_path / "accounts.toml"
+    path.write_text(ACCOUNTS_TOML.replace("quantity = 300", "quantity = -3"), encoding="utf-8")
+    bad_calls = table(calls(repeat(3, "u", "RecognizeNothing", OCT)))
+    with pytest.raises(CallsError):
+        rerate(bad_calls, CATALOG, accounts(CATALOG, account=[official("u", "RecognizeIdcard")]))
+    with pytest.raises(AccountsError, match="quantity"):  # both bad: the accounts file's error, as when loaded first
+        rerate(bad_calls, CATALOG, path)
+    with pytest.raises(AccountsError, match="quantity"):
+        rerate(table(calls(repeat(3, "u", "RecognizeIdcard", OCT))), CATALOG, path)

@@ -164,8 +164,10 @@ def _run_rerate(args: argparse.Namespace) -> int:
 
     release_memory_promptly()
     catalog = as_catalog(args.catalog)
+    # a path is loaded on a second thread while the calls are read
+    accounts = args.accounts if args.accounts is not None else as_accounts(None, catalog)
     result = rerate(
-        args.calls, catalog, as_accounts(args.accounts, catalog), month=args.month, out=args.out,
+        args.calls, catalog, accounts, month=args.month, out=args.out,
         against=args.against, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
         bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS, progress=not args.no_progress,
     )

@@ -38,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -124,7 +125,7 @@ class BillFacts:
 def rerate(
     calls: Any,
     catalog: Catalog,
-    accounts: Accounts,
+    accounts: Accounts | str | Path,
     *,
     month: str | None = None,
     out: str | Path | None = None,
@@ -143,6 +144,9 @@ def rerate(
     calls
         A Parquet file, a folder of Parquet files (read in name order; their times may overlap),
         a CSV file, a pyarrow Table, or a list of any of these (one input split in parts).
+    accounts
+        ``Accounts``, or the path of an accounts file or folder: that is loaded on a second
+        thread while the calls are read (a bad accounts file is still the error reported first).
     month
         ``"YYYY-MM"``: bill, explain and summarise only that month. Earlier calls are still
         rated (plans and the verification pool carry over); later ones cannot change it and
@@ -190,9 +194,13 @@ def rerate(
     gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
     try:
         _fast.tick("start")
-        run = _Run(catalog, accounts, impl, wanted, chunk_rows, bucket_rows, spill, report)
+        run = _Run(catalog, _accounts_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
         calls_tmp = spill / "calls.parquet"
-        held = run.read(_inputs(calls, chunk_rows), memory_rows if _fast.available() else 0)
+        try:
+            held = run.read(_inputs(calls, chunk_rows), memory_rows if _fast.available() else 0)
+        except OcrledgerError:
+            run.accounts  # noqa: B018 - a bad accounts file is reported first, as when it was loaded first
+            raise
         if held is not None:
             run.rate_in_memory(held, calls_tmp if out_dir is not None else None)
         else:
@@ -235,6 +243,21 @@ def rerate(
             except Exception:  # noqa: BLE001
                 pass
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _accounts_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Accounts | Future[Accounts]":
+    """``accounts`` itself, or a future of the accounts loaded from that path on a second thread."""
+    if isinstance(accounts, Accounts):
+        return accounts
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .accounts import load_accounts
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-accounts")
+    try:
+        return pool.submit(load_accounts, accounts, catalog)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def release_memory_promptly() -> None:
@@ -459,9 +482,9 @@ def rid_hash(arr: Any) -> np.ndarray:
 
 
 class _Run:
-    def __init__(self, catalog: Catalog, accounts: Accounts, impl: ModuleType, wanted: int | None,
-                 chunk_rows: int, bucket_rows: int, spill: Path, report: "_Progress") -> None:
-        self.catalog, self.accounts, self.impl, self.wanted = catalog, accounts, impl, wanted
+    def __init__(self, catalog: Catalog, accounts: "Accounts | Future[Accounts]", impl: ModuleType,
+                 wanted: int | None, chunk_rows: int, bucket_rows: int, spill: Path, report: "_Progress") -> None:
+        self.catalog, self._accounts, self.impl, self.wanted = catalog, accounts, impl, wanted
         self.chunk_rows, self.bucket_rows, self.spill, self.report = chunk_rows, bucket_rows, spill, report
         self.clock = catalog.clock
         self.cut = int(self.clock.month_starts[wanted + 1]) if wanted is not None else self.clock.max_ms
@@ -475,6 +498,13 @@ class _Run:
         self.by_time: _Buckets | None = None
         self.time_bounds = np.zeros(0, dtype=np.int64)
         self.writer_thread: Any = None
+
+    @property
+    def accounts(self) -> Accounts:
+        """The accounts (waiting for them when they are still being loaded)."""
+        if not isinstance(self._accounts, Accounts):
+            self._accounts = self._accounts.result()
+        return self._accounts
 
     # -- pass 1 ---------------------------------------------------------------------------------
     def read(self, inputs: list[_Input], memory_rows: int = 0) -> list[Any] | None:
