@@ -490,7 +490,7 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
     tick("read+validate")
     rid = pa.chunked_array(rid_chunks).combine_chunks()
     pkey = np.concatenate([b.column(1).to_numpy() for b in held])
-    api = np.concatenate([b.column(2).to_numpy() for b in held]).astype(np.int32)
+    api = np.concatenate([b.column(2).to_numpy() for b in held]).astype(np.int32, copy=False)
     ts = np.concatenate([b.column(3).to_numpy() for b in held]).astype(np.int64, copy=False)
     ok = np.concatenate([b.column(4).to_numpy() for b in held]).astype(np.int8, copy=False)
     held.clear()
@@ -524,8 +524,9 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
     if run.wanted is None:
         a, b = 0, n
     else:
-        a = int(np.searchsorted(batch.period, run.wanted, side="left"))
-        b = int(np.searchsorted(batch.period, run.wanted, side="right"))
+        wanted = np.int32(run.wanted)  # a Python int would make numpy convert the whole column first
+        a = int(np.searchsorted(batch.period, wanted, side="left"))
+        b = int(np.searchsorted(batch.period, wanted, side="right"))
     shown = Batch(*(getattr(batch, f)[a:b] for f in ("party", "api", "ts", "period", "success", "duplicate")))
     shown_out = Outcomes(out.status[a:b], out.source[a:b], out.plan[a:b], out.tier[a:b], out.amount[a:b])
     if calls_path is not None and not run.needs_reprice:  # outcomes final: write while the bills are made

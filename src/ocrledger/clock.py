@@ -122,22 +122,28 @@ class BillingClock:
         hours = np.unique(hour[safe])
         if not len(hours):
             return [self.label(t) for t in ms.tolist()]
-        offsets = np.zeros(len(hours), dtype=np.int64)
-        steady = np.ones(len(hours), dtype=bool)
-        suffixes: dict[int, str] = {}
         tz = self.tz
-        for k, h in enumerate(hours.tolist()):  # zone transitions fall on whole seconds
+        offsets: list[int] = []
+        steady: list[bool] = []
+        suffixes: dict[int, str] = {}
+        for h in hours.tolist():  # zone transitions fall on whole seconds
             first = datetime.fromtimestamp(h * 3600, tz)
             off = first.utcoffset()
             assert off is not None
-            steady[k] = off == datetime.fromtimestamp(h * 3600 + 3599, tz).utcoffset()
-            offsets[k] = (off.days * 86_400 + off.seconds) * 1000 + off.microseconds // 1000
-            suffixes.setdefault(int(offsets[k]), first.isoformat()[19:])  # "+08:00"
+            ms_off = (off.days * 86_400 + off.seconds) * 1000 + off.microseconds // 1000
+            offsets.append(ms_off)
+            steady.append(off == datetime.fromtimestamp(h * 3600 + 3599, tz).utcoffset())
+            if ms_off not in suffixes:
+                suffixes[ms_off] = first.isoformat()[19:]  # "+08:00"
         at = np.minimum(np.searchsorted(hours, hour), len(hours) - 1)
-        local = (ms + offsets[at]).astype("datetime64[ms]")
-        text = np.where(ms % 1000 == 0, np.datetime_as_string(local, unit="s"), np.datetime_as_string(local, unit="ms"))
-        out = [t + suffixes.get(o, "") for t, o in zip(text.tolist(), offsets[at].tolist())]
-        for k in np.flatnonzero(~(safe & steady[at])).tolist():
+        offset = np.array(offsets, dtype=np.int64)[at]
+        local = (ms + offset).astype("datetime64[ms]")
+        whole = ms % 1000 == 0
+        text = np.empty(len(ms), dtype=object)
+        text[whole] = np.datetime_as_string(local[whole], unit="s")
+        text[~whole] = np.datetime_as_string(local[~whole], unit="ms")
+        out = [t + suffixes.get(o, "") for t, o in zip(text.tolist(), offset.tolist())]
+        for k in np.flatnonzero(~(safe & np.array(steady, dtype=bool)[at])).tolist():
             out[k] = self.label(int(ms[k]))
         return out
 
