@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -238,5 +239,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def run() -> None:
+    """The ``ocrledger`` command: ``main()``, then exit without tearing the interpreter down.
+
+    Every output is written and closed by then. Freeing a large rerate's millions of objects one
+    by one at exit took about 0.15 s, so the command flushes stdout and stderr and leaves with
+    ``os._exit``. ``main()`` itself (for programs and tests) returns normally.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said on it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
