@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 
 import numpy as np
 import pytest
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import scenarios
 
 from ocrledger import _kernel, _reference
 from ocrledger.accounts import Plan
 from ocrledger.codes import Source, Status
 from ocrledger.records import encode, party_list, read_calls
-from ocrledger.tables import KernelState, build_tables, plan_order
+from ocrledger.tables import KernelState, build_tables, extend_tables, plan_order
 
 
 def test_compiled_kernel_is_loaded() -> None:
@@ -100,3 +102,20 @@ def test_plan_order_is_end_start_then_id_bytes(rows: list[tuple[str, int, int]])
     # plan_order sorts with numpy (ids as a unicode array); the rule is the plain sort below, on UTF-8 bytes
     plans = [Plan(i, "a", "official", "dedicated", ("A",), 1, start, start + 1 + extra) for i, start, extra in rows]
     assert plan_order(plans) == sorted(plans, key=lambda p: (p.end, p.start, p.id.encode("utf-8")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenario=scenarios())
+def test_tables_of_listed_parties_extended_equal_tables_of_all(scenario) -> None:  # type: ignore[no-untyped-def]
+    # the rerater builds the listed parties' tables while it reads the calls, then appends the unknown ones
+    cat, acc, cols = scenario
+    parties = party_list(acc.parties(), read_calls(cols, cat))
+    known = list(acc.parties())
+    assert parties[: len(known)] == known
+    whole, plans = build_tables(cat, acc, parties)
+    listed, listed_plans = build_tables(cat, acc, known)
+    extended = extend_tables(listed, parties[len(known):])
+    assert plans == listed_plans
+    for f in fields(whole):
+        a, b = getattr(whole, f.name), getattr(extended, f.name)
+        assert np.array_equal(a, b) and (not isinstance(a, np.ndarray) or a.dtype == b.dtype), f.name

@@ -13,7 +13,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from ocrledger import _fastrerate as fast  # noqa: E402
 from ocrledger.bills import bills_to_json  # noqa: E402
-from ocrledger.codes import Status  # noqa: E402
+from ocrledger.codes import Source, Status  # noqa: E402
 from ocrledger.qps import qps_lines, second_counts  # noqa: E402
 from ocrledger.rating import rate  # noqa: E402
 from ocrledger.rerate import rerate  # noqa: E402
@@ -221,6 +221,33 @@ def test_qps_seconds_give_qps_lines() -> None:
             for key in expected:
                 got.setdefault(key, (1, 0))
         assert got == expected
+
+
+@needs_core
+def test_plan_units_sum_what_each_call_took() -> None:
+    rng = np.random.default_rng(13)
+    n, n_plan, n_per, n_api = 50_000, 40, 3, 4
+    plan = np.where(rng.random(n) < 0.4, rng.integers(0, n_plan, n), -1).astype(np.int32)
+    source = np.where(rng.random(n) < 0.5, Source.SHARED, Source.DEDICATED).astype(np.int8)
+    api_ = rng.integers(0, n_api, n).astype(np.int32)
+    period = (700 + rng.integers(0, n_per, n)).astype(np.int32)
+    points = np.array([1, 2, 5, 3], dtype=np.int64)
+    units = np.zeros(n_plan * n_per, dtype=np.int64)
+    assert core.plan_units(plan, source, api_, period, points, int(Source.SHARED), 700, n_per, units) == 0
+    paid = plan >= 0
+    took = np.where(source[paid] == Source.SHARED, points[api_[paid]], 1)
+    expected = np.bincount(plan[paid] * n_per + period[paid] - 700, weights=took, minlength=n_plan * n_per)
+    assert units.tolist() == expected.astype(np.int64).tolist()
+    assert core.plan_units(plan, source, api_, period, points, int(Source.SHARED), 701, n_per, units) == -1
+
+
+@needs_core
+def test_plan_use_without_the_dense_count_gives_the_same_bills(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cat, acc, t = scenario(14)
+    dense = bills_to_json(rerate(t, cat, acc).bills)
+    monkeypatch.setattr(fast, "DENSE_BINS", 0)  # plan use then summed by sorting (as for very many plans)
+    monkeypatch.setattr(fast._core, "plan_units", lambda *a: -1)
+    assert bills_to_json(rerate(t, cat, acc).bills) == dense
 
 
 def test_parallel_read_reports_the_first_bad_record_in_input_order(tmp_path: Path) -> None:

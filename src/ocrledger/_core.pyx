@@ -1363,6 +1363,31 @@ def usage_counts(const int32_t[::1] party, const int32_t[::1] api, const int32_t
     return bad
 
 
+def plan_units(const int32_t[::1] plan, const int8_t[::1] source, const int32_t[::1] api,
+               const int32_t[::1] period, const int64_t[::1] api_points, int8_t shared, int32_t p0,
+               Py_ssize_t n_per, int64_t[::1] units):
+    """units[plan * n_per + period - p0] += what each call took from its plan: one call
+    (dedicated) or its API's points (source ``shared``). Calls without a plan (plan < 0) are
+    skipped. Returns -1 (and stops) at a key outside units. A plan only pays while it has the
+    units left, so no sum can pass its quantity (no overflow).
+    """
+    cdef Py_ssize_t n = plan.shape[0], i, size = units.shape[0]
+    cdef int64_t key
+    cdef Py_ssize_t bad = 0
+    if source.shape[0] < n or api.shape[0] < n or period.shape[0] < n:
+        raise ValueError("columns of different lengths")
+    with nogil:
+        for i in range(n):
+            if plan[i] < 0:
+                continue
+            key = <int64_t>plan[i] * n_per + (period[i] - p0)
+            if key < 0 or key >= size or api[i] < 0 or api[i] >= api_points.shape[0]:
+                bad = -1
+                break
+            units[key] += api_points[api[i]] if source[i] == shared else 1
+    return bad
+
+
 def plain_ends(const int64_t[::1] offsets, const uint8_t[::1] data):
     """True when every string (Arrow offsets + data) is non-empty and starts and ends with a byte in
     0x21..0x7E (printable ASCII, not a space): then trimming whitespace cannot change any of them."""

@@ -280,20 +280,24 @@ class DenseUsage:
         self.arrays = LineArrays.from_keys(keys, counts, width, n_api, n_per, p0)
         del keys, counts
         # plans: calls (dedicated) or points (shared) per (plan, month)
-        paid = out.plan >= 0
-        if paid.any():
-            plan = out.plan[paid].astype(np.int64)
-            pkey = plan * n_per + (batch.period[paid] - p0)
+        ukeys = None
+        if tables.n_plan * n_per <= max(DENSE_BINS, 2 * n):
+            dense = np.zeros(tables.n_plan * n_per, dtype=np.int64)
+            if _core.plan_units(out.plan, out.source, batch.api, batch.period, tables.api_points, int(Source.SHARED),
+                                p0, n_per, dense) == 0:
+                ukeys = np.flatnonzero(dense)
+                uunits = dense[ukeys]
+            del dense
+        if ukeys is None:
+            paid = out.plan >= 0
+            pkey = out.plan[paid].astype(np.int64) * n_per + (batch.period[paid] - p0)
             units = np.where(out.source[paid] == Source.SHARED, tables.api_points[batch.api[paid]], 1).astype(np.int64)
-            if int(units.sum()) < (1 << 52) and tables.n_plan * n_per <= max(DENSE_BINS, 2 * n):
-                sums = np.bincount(pkey, weights=units, minlength=tables.n_plan * n_per)
-                ukeys = np.flatnonzero(sums)
-                uunits = sums[ukeys].astype(np.int64)
-            else:
-                order = np.argsort(pkey, kind="stable")
-                sk = pkey[order]
-                starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-                ukeys, uunits = sk[starts], np.add.reduceat(units[order], starts)
+            order = np.argsort(pkey, kind="stable")
+            sk = pkey[order]
+            starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]]) if len(sk) else np.zeros(0, dtype=np.int64)
+            ukeys = sk[starts]
+            uunits = np.add.reduceat(units[order], starts) if len(sk) else np.zeros(0, dtype=np.int64)
+        if len(ukeys):
             self.plan_used = {(int(k) // n_per, int(k) % n_per + p0): int(u)
                               for k, u in zip(ukeys.tolist(), uunits.tolist())}
 

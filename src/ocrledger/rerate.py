@@ -50,7 +50,7 @@ import numpy as np
 from . import _arrowcols as ac
 from . import _fastrerate as _fast
 from . import _kernel, billfiles
-from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
+from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts, Plan
 from .billcols import BillColumns, LineArrays, bill_columns, period_labels
 from .billing import make_bills, volume_tier
 from .bills import Bill
@@ -61,7 +61,7 @@ from .errors import CallsError, OcrledgerError
 from .money import format_exact, to_cents_decimal
 from .qps import QpsArrays, QpsLines, qps_lines, second_counts
 from .records import REQUIRED
-from .tables import Batch, KernelState, Outcomes, build_tables
+from .tables import Batch, KernelState, KernelTables, Outcomes, build_tables, extend_tables
 from .usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 
 DEFAULT_CHUNK_ROWS = 1 << 20
@@ -145,8 +145,9 @@ def rerate(
         A Parquet file, a folder of Parquet files (read in name order; their times may overlap),
         a CSV file, a pyarrow Table, or a list of any of these (one input split in parts).
     accounts
-        ``Accounts``, or the path of an accounts file or folder: that is loaded on a second
-        thread while the calls are read (a bad accounts file is still the error reported first).
+        ``Accounts``, or the path of an accounts file or folder. It is loaded (given a path) and
+        its parties' kernel tables are built on a second thread while the calls are read; a bad
+        accounts file is still the error reported first.
     month
         ``"YYYY-MM"``: bill, explain and summarise only that month. Earlier calls are still
         rated (plans and the verification pool carry over); later ones cannot change it and
@@ -194,12 +195,12 @@ def rerate(
     gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
     try:
         _fast.tick("start")
-        run = _Run(catalog, _accounts_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
+        run = _Run(catalog, _prepare_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
         calls_tmp = spill / "calls.parquet"
         try:
             held = run.read(_inputs(calls, chunk_rows), memory_rows if _fast.available() else 0)
         except OcrledgerError:
-            run.accounts  # noqa: B018 - a bad accounts file is reported first, as when it was loaded first
+            run.prepared()  # a bad accounts file is reported first, as when it was loaded first
             raise
         if held is not None:
             run.rate_in_memory(held, calls_tmp if out_dir is not None else None)
@@ -245,19 +246,31 @@ def rerate(
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _accounts_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Accounts | Future[Accounts]":
-    """``accounts`` itself, or a future of the accounts loaded from that path on a second thread."""
-    if isinstance(accounts, Accounts):
-        return accounts
+def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[_Prepared]":
+    """On a second thread, while the calls are read: load the accounts (given a path) and build the
+    kernel tables of the parties they list (the calls' unknown parties are appended later)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .accounts import load_accounts
 
+    def prepare() -> _Prepared:
+        acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
+        tables, plans = build_tables(catalog, acc, acc.parties())
+        return _Prepared(acc, tables, plans)
+
     pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-accounts")
     try:
-        return pool.submit(load_accounts, accounts, catalog)
+        return pool.submit(prepare)
     finally:
         pool.shutdown(wait=False)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    accounts: Accounts
+    tables: KernelTables
+    """For the listed parties only (``tables.extend_tables`` adds the others)."""
+    plans: list[Plan]
 
 
 def release_memory_promptly() -> None:
@@ -482,9 +495,9 @@ def rid_hash(arr: Any) -> np.ndarray:
 
 
 class _Run:
-    def __init__(self, catalog: Catalog, accounts: "Accounts | Future[Accounts]", impl: ModuleType,
+    def __init__(self, catalog: Catalog, prepared: "Future[_Prepared]", impl: ModuleType,
                  wanted: int | None, chunk_rows: int, bucket_rows: int, spill: Path, report: "_Progress") -> None:
-        self.catalog, self._accounts, self.impl, self.wanted = catalog, accounts, impl, wanted
+        self.catalog, self._prepared, self.impl, self.wanted = catalog, prepared, impl, wanted
         self.chunk_rows, self.bucket_rows, self.spill, self.report = chunk_rows, bucket_rows, spill, report
         self.clock = catalog.clock
         self.cut = int(self.clock.month_starts[wanted + 1]) if wanted is not None else self.clock.max_ms
@@ -499,12 +512,13 @@ class _Run:
         self.time_bounds = np.zeros(0, dtype=np.int64)
         self.writer_thread: Any = None
 
+    def prepared(self) -> _Prepared:
+        """The accounts and their parties' tables (waiting for them while they are still being made)."""
+        return self._prepared.result()
+
     @property
     def accounts(self) -> Accounts:
-        """The accounts (waiting for them when they are still being loaded)."""
-        if not isinstance(self._accounts, Accounts):
-            self._accounts = self._accounts.result()
-        return self._accounts
+        return self.prepared().accounts
 
     # -- pass 1 ---------------------------------------------------------------------------------
     def read(self, inputs: list[_Input], memory_rows: int = 0) -> list[Any] | None:
@@ -641,7 +655,8 @@ class _Run:
         self.account_rank[order] = np.arange(len(self.parties))
         self.party_market = np.array([ch == MARKETPLACE for _, ch in self.parties], dtype=np.int8)
         self.party_names = names
-        self.tables, self.plans = build_tables(self.catalog, self.accounts, self.parties)
+        ready = self.prepared()
+        self.tables, self.plans = extend_tables(ready.tables, unknown), ready.plans
         self.state = KernelState.fresh(self.tables, np.array([p.quantity for p in self.plans], dtype=np.int64))
 
     def _seen_pkeys(self) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The kernel contract: dense tables (catalog, parties, plans), carried counters, batch columns, outcomes."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from itertools import chain
 from typing import Sequence
 
@@ -214,6 +214,26 @@ def build_tables(
         sh_plans=sh_plans,
     )
     return tables, plans
+
+
+def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> KernelTables:
+    """``tables`` with ``parties`` appended: parties that no accounts file lists (no activation, no plans).
+
+    ``extend_tables(build_tables(c, a, known)[0], unknown)`` equals ``build_tables(c, a, known + unknown)[0]``,
+    so the listed parties' tables can be built before the calls have been read.
+    """
+    if not parties:
+        return tables
+    official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8)
+    activation = np.repeat(np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE), tables.n_api).astype(np.int64)
+    pairs = len(parties) * tables.n_api
+    return replace(
+        tables,
+        party_official=np.concatenate([tables.party_official, official]),
+        activation=np.concatenate([tables.activation, activation]),
+        ded_offset=np.concatenate([tables.ded_offset, np.full(pairs, tables.ded_offset[-1], dtype=np.int64)]),
+        sh_offset=np.concatenate([tables.sh_offset, np.full(pairs, tables.sh_offset[-1], dtype=np.int64)]),
+    )
 
 
 def _csr(pair: np.ndarray, plan: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
