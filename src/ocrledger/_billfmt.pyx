@@ -188,26 +188,22 @@ cdef bytes finish(Buf* b):
 
 # --- bills.json ---------------------------------------------------------------------------------
 
+cdef const char* NUMBER_KEYS[8]
+# The count fields of a line, in the order of ``billcols.NUMBERS`` (the columns of line_numbers).
+NUMBER_KEYS[:] = [
+    ",\n        \"calls\": ", ",\n        \"failed\": ", ",\n        \"rejected\": ", ",\n        \"free\": ",
+    ",\n        \"dedicated\": ", ",\n        \"shared_calls\": ", ",\n        \"shared_points\": ",
+    ",\n        \"payg\": ",
+]
+
+
 cdef void json_line(Buf* b, Columns c, Py_ssize_t j) noexcept nogil:
-    cdef Py_ssize_t t, g
+    cdef Py_ssize_t t, g, k
     lit(b, "      {\n        \"api\": ")
     text(b, c.api_json, c.line_api[j])
-    lit(b, ",\n        \"calls\": ")
-    put_int(b, c.numbers[j, 0], 0)
-    lit(b, ",\n        \"failed\": ")
-    put_int(b, c.numbers[j, 1], 0)
-    lit(b, ",\n        \"rejected\": ")
-    put_int(b, c.numbers[j, 2], 0)
-    lit(b, ",\n        \"free\": ")
-    put_int(b, c.numbers[j, 3], 0)
-    lit(b, ",\n        \"dedicated\": ")
-    put_int(b, c.numbers[j, 4], 0)
-    lit(b, ",\n        \"shared_calls\": ")
-    put_int(b, c.numbers[j, 5], 0)
-    lit(b, ",\n        \"shared_points\": ")
-    put_int(b, c.numbers[j, 6], 0)
-    lit(b, ",\n        \"payg\": ")
-    put_int(b, c.numbers[j, 7], 0)
+    for k in range(8):
+        lit(b, NUMBER_KEYS[k])
+        put_int(b, c.numbers[j, k], 0)
     lit(b, ",\n        \"tiers\": [")
     for t in range(c.tier_start[j], c.tier_start[j + 1]):
         g = c.tier_index[t]
