@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +51,7 @@ import numpy as np
 from . import _arrowcols as ac
 from . import _fastrerate as _fast
 from . import _kernel, billfiles
+from ._malloc import reuse_freed_memory
 from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts, Plan
 from .billcols import BillColumns, LineArrays, bill_columns, period_labels
 from .billing import make_bills, volume_tier
@@ -193,12 +195,17 @@ def rerate(
     run: _Run | None = None
     collecting = gc.isenabled()
     gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
+    memory = ExitStack()
     try:
         _fast.tick("start")
         run = _Run(catalog, _prepare_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
         calls_tmp = spill / "calls.parquet"
+        inputs = _inputs(calls, chunk_rows)
+        total = _known_rows(inputs)
+        if _fast.available() and total is not None and total <= memory_rows:  # the in-memory pass
+            memory.enter_context(reuse_freed_memory())
         try:
-            held = run.read(_inputs(calls, chunk_rows), memory_rows if _fast.available() else 0)
+            held = run.read(inputs, memory_rows if _fast.available() else 0)
         except OcrledgerError:
             run.prepared()  # a bad accounts file is reported first, as when it was loaded first
             raise
@@ -243,7 +250,14 @@ def rerate(
                 run.writer_thread.join()  # an error is already on its way; let the writer stop first
             except Exception:  # noqa: BLE001
                 pass
+        memory.close()  # malloc's defaults again, once no thread of the run allocates any more
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _known_rows(inputs: list["_Input"]) -> int | None:
+    """The number of calls in ``inputs`` when every one knows it up front (Parquet metadata), else None."""
+    rows = [i.rows for i in inputs]
+    return None if None in rows else sum(r for r in rows if r is not None)
 
 
 def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[_Prepared]":
@@ -528,7 +542,7 @@ class _Run:
         then rated in memory by ``rate_in_memory``); otherwise spills them into record-id buckets
         for ``dedup`` and returns None.
         """
-        total = sum(i.rows for i in inputs) if all(i.rows is not None for i in inputs) else None
+        total = _known_rows(inputs)
         estimate = total
         if estimate is None:
             estimate = sum(i.rows if i.rows is not None else max(1, os.path.getsize(i.name) // 24) for i in inputs)
