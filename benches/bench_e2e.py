@@ -66,10 +66,12 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, out: Path | None 
 
     ``out``, the program's output folder, is removed first, outside the timing: replacing the
     previous round's files would charge the program for freeing them (about 0.6 s for the
-    rerate's 330 MB of outputs on the issue-5 month).
+    rerate's 330 MB of outputs on the issue-5 month). Then ``os.sync()`` flushes what the previous
+    program wrote, so that its write-back does not run during this one.
     """
     if out is not None:
         shutil.rmtree(out, ignore_errors=True)
+    os.sync()
     with tempfile.TemporaryFile() as log:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
