@@ -1,6 +1,7 @@
 """glibc malloc tuning for the rerater's in-memory pass: freed memory is kept in the process for reuse.
 
-The in-memory pass allocates and frees dozens of arrays of 10-160 MB. By default glibc maps each
+``rerate`` turns it on when the input's size is known up front (Parquet metadata) and fits
+``memory_rows``. The in-memory pass allocates and frees dozens of arrays of 10-160 MB. By default glibc maps each
 one fresh from the kernel and unmaps it when freed, so every new array first faults in and zeroes
 its pages; on the development VM that was about a fifth of the pass's CPU. With mmap off and a
 high trim threshold the freed blocks stay in the heap and the next arrays reuse them: a
