@@ -278,3 +278,21 @@ def test_bad_accounts_file_is_reported_before_bad_calls(tmp_path: Path) -> None:
         rerate(bad_calls, CATALOG, path)
     with pytest.raises(AccountsError, match="quantity"):
         rerate(table(calls(repeat(3, "u", "RecognizeIdcard", OCT))), CATALOG, path)
+
+
+def test_account_text_is_trimmed_and_blank_refused_in_dictionary_columns(tmp_path: Path) -> None:
+    # Parquet keeps text columns dictionary-encoded; values that need trimming take the slow check
+    acc, cols = mixed_setup()
+    t = table(cols)
+    plain = rerate(t, CATALOG, acc)
+    where = t.schema.get_field_index("account")
+    padded = [f" {a}\t" if k % 3 == 0 else a for k, a in enumerate(t.column("account").to_pylist())]
+    for column in (pa.array(padded), pa.array(padded).dictionary_encode()):
+        got = rerate(t.set_column(where, "account", column), CATALOG, acc)
+        assert bills_to_json(got.bills) == bills_to_json(plain.bills)
+    blank = t.column("account").to_pylist()
+    blank[7] = "  "
+    with pytest.raises(CallsError, match="row 8: field account: is empty"):
+        rerate(t.set_column(where, "account", pa.array(blank).dictionary_encode()), CATALOG, acc)
+    assert bills_to_json(rerate(t.set_column(where, "account", t.column("account").dictionary_encode()), CATALOG,
+                                acc).bills) == bills_to_json(plain.bills)

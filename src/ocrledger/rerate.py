@@ -968,7 +968,9 @@ def _dict_text(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np
     vt = col.type.value_type
     if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
         raise fail(f"must be text, not a column of type {vt}", 0)
-    values = [None if v is None or not v.strip() else v.strip() for v in col.dictionary.to_pylist()]
+    values = col.dictionary.to_pylist()
+    if pa.types.is_null(vt) or not _plain_ends(col.dictionary):  # some value may be blank or need trimming
+        values = [None if v is None or not v.strip() else v.strip() for v in values]
     idx = col.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
     return idx, values + [None]
 
