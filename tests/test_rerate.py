@@ -296,3 +296,12 @@ def test_account_text_is_trimmed_and_blank_refused_in_dictionary_columns(tmp_pat
         rerate(t.set_column(where, "account", pa.array(blank).dictionary_encode()), CATALOG, acc)
     assert bills_to_json(rerate(t.set_column(where, "account", t.column("account").dictionary_encode()), CATALOG,
                                 acc).bills) == bills_to_json(plain.bills)
+
+
+def test_cli_rerate_without_pyarrow_says_what_to_install(tmp_path: Path) -> None:
+    # pyarrow is an extra: without it the command prints one line (exit 2), never a traceback
+    code = ("import sys; sys.modules['pyarrow'] = None; from ocrledger.cli import main; "
+            f"sys.exit(main(['rerate', '--calls', {str(tmp_path / 'calls.csv')!r}, '--out', {str(tmp_path / 'out')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "ocrledger: error: the rerater needs pyarrow: pip install 'ocrledger[parquet]'\n"

@@ -175,9 +175,7 @@ def rerate(
     """
     if chunk_rows < 1 or bucket_rows < 1:
         raise ValueError("chunk_rows and bucket_rows must be positive")
-    import importlib.util
-
-    if importlib.util.find_spec("pyarrow") is None:
+    if not _have_pyarrow():
         raise CallsError("the rerater needs pyarrow: pip install 'ocrledger[parquet]'")
     started = time.perf_counter()
     wanted = parse_period(month) if month is not None else None
@@ -295,10 +293,18 @@ def release_memory_promptly() -> None:
     which also ran faster). The pool is process-wide, so the command line calls this; a program
     embedding ``rerate`` decides for itself.
     """
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and _have_pyarrow():  # else rerate() says what to install
         import pyarrow as pa
 
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+def _have_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path, diff: Any) -> dict[str, Path]:
