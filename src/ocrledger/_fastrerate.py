@@ -74,11 +74,20 @@ _T0 = [time.perf_counter(), time.process_time()]
 
 
 def tick(what: str) -> None:
-    """With OCRLEDGER_TIMES=1, print the wall and CPU seconds since the previous tick to stderr."""
+    """With OCRLEDGER_TIMES=1, print the wall and CPU seconds since the previous tick (and the resident
+    memory now, where /proc tells it) to stderr."""
     if _TIMES:
         now, cpu = time.perf_counter(), time.process_time()
-        sys.stderr.write(f"[ocrledger] {what}: {now - _T0[0]:.3f} s wall, {cpu - _T0[1]:.3f} s CPU\n")
+        sys.stderr.write(f"[ocrledger] {what}: {now - _T0[0]:.3f} s wall, {cpu - _T0[1]:.3f} s CPU{_rss()}\n")
         _T0[0], _T0[1] = now, cpu
+
+
+def _rss() -> str:
+    try:
+        with open("/proc/self/statm") as fh:
+            return f", {int(fh.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') >> 20} MB resident"
+    except (OSError, ValueError, IndexError):
+        return ""
 
 
 def available() -> bool:

@@ -30,6 +30,8 @@ thread while the bills are made. The results are the same, byte for byte.
 from __future__ import annotations
 
 import gc
+from collections import deque
+from itertools import islice
 import json
 import math
 import os
@@ -66,6 +68,9 @@ from .records import REQUIRED
 from .tables import Batch, KernelState, KernelTables, Outcomes, build_tables, extend_tables
 from .usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 
+READ_AHEAD = 3
+"""Input files decoded and validated ahead of the one being encoded (two threads): enough to keep
+both busy, few enough that the decoded chunks of every file are not all held at once."""
 DEFAULT_CHUNK_ROWS = 1 << 20
 """Rows read from the input at a time."""
 DEFAULT_BUCKET_ROWS = 1 << 21
@@ -301,10 +306,10 @@ def release_memory_promptly() -> None:
 
 def _have_pyarrow() -> bool:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow
     except ImportError:
         return False
-    return True
+    return pyarrow is not None
 
 
 def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path, diff: Any) -> dict[str, Path]:
@@ -612,10 +617,14 @@ class _Run:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(validated, inp) for inp in inputs]
+            ahead = iter(inputs)
+            futures = deque(pool.submit(validated, inp) for inp in islice(ahead, READ_AHEAD))
             try:
-                for fut in futures:
-                    yield from fut.result()
+                while futures:
+                    chunks = futures.popleft().result()
+                    for inp in islice(ahead, 1):  # one more file in flight, so at most READ_AHEAD are held
+                        futures.append(pool.submit(validated, inp))
+                    yield from chunks
             finally:
                 for fut in futures:
                     fut.cancel()
