@@ -270,6 +270,19 @@ def test_parallel_read_reports_the_first_bad_record_in_input_order(tmp_path: Pat
     assert bills_to_json(good.bills) == bills_to_json(rerate(t.slice(0, 200), cat, acc).bills)
 
 
+def test_parallel_read_of_more_files_than_it_reads_ahead(tmp_path: Path) -> None:
+    from ocrledger.rerate import READ_AHEAD
+
+    cat, acc, t = scenario(15, 900)
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    files = 3 * READ_AHEAD
+    step = -(-t.num_rows // files)
+    for k in range(files):
+        pq.write_table(t.slice(k * step, step), folder / f"part-{k:02d}.parquet")
+    assert bills_to_json(rerate(folder, cat, acc).bills) == bills_to_json(rerate(t, cat, acc).bills)
+
+
 @pytest.mark.parametrize("columns", [True, False])
 def test_bill_files_from_columns_or_objects_are_the_same(tmp_path: Path, monkeypatch, columns: bool) -> None:  # type: ignore[no-untyped-def]
     from ocrledger import billfiles
