@@ -132,3 +132,42 @@ def test_hundred_thousand_plans_load_quickly(tmp_path: Path) -> None:
     for k in (0, 1, 59_999, n - 1):
         p = acc.plans[k]
         assert p.start == clock.instant(start[k], what="start") and p.end == clock.plus_one_year(p.start)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        # the first offending row wins, whichever check it fails (as a row-by-row reading reports it)
+        ("u,official,RecognizeIdcard,2026-01-01\nm,marketplace,RecognizeIdcard,2026-01-01\n"
+         "u,official,RecognizeIdcard,2026-02-01\n",
+         "row 3: field channel: marketplace accounts need no activation; remove the row"),
+        ("u,official,RecognizeIdcard,2026-01-01\nu,,RecognizeIdcard,2026-02-01\n"
+         "m,marketplace,RecognizeIdcard,2026-01-01\n",
+         "row 3: field api: API 'RecognizeIdcard' of account 'u' is activated twice"),
+        ("u,official,RecognizeIdcard,2026-01-01\nnobody,official,RecognizeIdcard,2026-01-01\n",
+         "row 3: field account: account 'nobody' is not listed on the official channel"),
+        ("u,official,RecognizeIdcard,2026-01-01\nm,official,RecognizeIdcard,2026-01-01\n",
+         "row 3: field account: account 'm' is not listed on the official channel"),
+        ("u,shop,RecognizeIdcard,2026-01-01\n", "row 2: field channel: must be 'official' or 'marketplace', not 'shop'"),
+        ("  ,official,RecognizeIdcard,2026-01-01\n", "row 2: field account: is required"),
+        # a bad account anywhere is reported before a repeated pair earlier in the file
+        ("u,official,RecognizeIdcard,2026-01-01\nu,official,RecognizeIdcard,2026-01-01\nx,official,RecognizeIdcard,1\n",
+         "row 4: field account: account 'x' is not listed on the official channel"),
+    ],
+)
+def test_activation_errors_in_row_order(tmp_path: Path, rows: str, message: str) -> None:
+    tables = {"accounts": "id,channel\nu,official\nm,marketplace\n",
+              "activations": "account,channel,api,activated\n" + rows}
+    folder = write_tables(tmp_path / "acc", tables)
+    with pytest.raises(AccountsError) as err:
+        load_accounts(folder, CATALOG)
+    assert str(err.value) == f"{folder / 'activations.csv'}: {message}"
+
+
+def test_activations_keep_row_order_per_account(tmp_path: Path) -> None:
+    rows = ("u,official,RecognizeGeneral,2026-03-01\nv,official,RecognizeIdcard,2026-01-01\n"
+            "u,official,RecognizeIdcard,2026-02-01\n")
+    folder = write_tables(tmp_path / "acc", {"accounts": "id,channel\nu,official\nv,official\n",
+                                              "activations": "account,channel,api,activated\n" + rows})
+    acc = load_accounts(folder, CATALOG)
+    assert [list(a.activated) for a in acc.accounts] == [["RecognizeGeneral", "RecognizeIdcard"], ["RecognizeIdcard"]]

@@ -12,7 +12,6 @@ rules are those of the TOML reader and every error names the file, the row and t
 from __future__ import annotations
 
 import gc
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -83,19 +82,9 @@ def _load(root: Path, catalog: Catalog) -> Accounts:
         parties[party] = i
     known = set(parties)
 
-    activated: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    act = tables["activations"]
-    if act is not None and len(act):
-        a_party = act.parties(known)
-        a_api = act.apis("api", catalog)
-        a_when = act.instants("activated")
-        for i, (party, code, when) in enumerate(zip(a_party, a_api, a_when.tolist())):
-            if party[1] == MARKETPLACE:
-                raise act.fail("marketplace accounts need no activation; remove the row", i, "channel")
-            if code in activated[party]:
-                raise act.fail(f"API {code!r} of account {party[0]!r} is activated twice", i, "api")
-            activated[party][code] = when
-    accounts = tuple(Account(a, c, dict(activated.get((a, c), {}))) for a, c in zip(ids, channels))
+    order = list(parties)
+    activated = _activations(tables["activations"], catalog, order)
+    accounts = tuple(Account(a, c, activated.get(i) or {}) for i, (a, c) in enumerate(zip(ids, channels)))
 
     plans: tuple[Plan, ...] = ()
     if tables["plans"] is not None and len(tables["plans"]):
@@ -141,6 +130,40 @@ def _load(root: Path, catalog: Catalog) -> Accounts:
             for k, p, f, fg, u, ug in zip(keys, c_party, valid_from, from_given, until, until_given)
         )
     return Accounts(accounts, plans, addons, alerts, creds, str(root))
+
+
+def _activations(act: "_Table | None", catalog: Catalog, parties: list[tuple[str, str]]) -> dict[int, dict[str, int]]:
+    """Party position -> {API code: activation instant}, in row order, checked in bulk.
+
+    Errors come in the order a row-by-row reading gives them: a bad account, channel, API or
+    instant anywhere first, then the first row that activates a marketplace account or repeats
+    an (account, API) pair.
+    """
+    if act is None or not len(act):
+        return {}
+    party = act.party_codes(parties)
+    api = act.api_codes("api", catalog)
+    when = act.instants("activated")
+    n = len(party)
+    market = np.array([ch == MARKETPLACE for _, ch in parties], dtype=bool)[party]
+    first_market = int(np.argmax(market)) if market.any() else n
+    key = party * len(catalog.apis) + api
+    by_key = np.argsort(key, kind="stable")
+    repeats = by_key[1:][key[by_key][1:] == key[by_key][:-1]]  # every row after the first of its pair
+    first_repeat = int(repeats.min()) if len(repeats) else n
+    if first_market < n and first_market <= first_repeat:
+        raise act.fail("marketplace accounts need no activation; remove the row", first_market, "channel")
+    if first_repeat < n:
+        code, account = catalog.apis[api[first_repeat]].code, parties[party[first_repeat]][0]
+        raise act.fail(f"API {code!r} of account {account!r} is activated twice", first_repeat, "api")
+    by_party = np.argsort(party, kind="stable")
+    sorted_party = party[by_party]
+    starts = np.flatnonzero(np.r_[True, sorted_party[1:] != sorted_party[:-1]])
+    ends = np.r_[starts[1:], n]
+    codes = np.array([a.code for a in catalog.apis], dtype=object)[api[by_party]].tolist()
+    instants = when[by_party].tolist()
+    return {p: dict(zip(codes[a:b], instants[a:b]))
+            for p, a, b in zip(sorted_party[starts].tolist(), starts.tolist(), ends.tolist())}
 
 
 def _plans(t: "_Table", catalog: Catalog, known: set[tuple[str, str]]) -> tuple[Plan, ...]:
@@ -299,8 +322,8 @@ class _Table:
     def blank(self, col: str) -> np.ndarray:
         return ac.is_blank(self.column(col))
 
-    def text(self, col: str, *, optional: bool = False) -> list[Any]:
-        """Stripped strings; blank cells are None when ``optional`` (else an error)."""
+    def text_array(self, col: str, *, optional: bool = False) -> tuple[Any, np.ndarray]:
+        """(stripped strings as an Arrow array, blank mask); a blank cell is an error unless ``optional``."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -315,11 +338,58 @@ class _Table:
         blank = self.blank(col)
         if blank.any() and not optional:
             raise self.fail("is empty", int(np.argmax(blank)), col)
-        values = pc.utf8_trim_whitespace(arr).to_pylist()
+        return pc.utf8_trim_whitespace(arr), blank
+
+    def text(self, col: str, *, optional: bool = False) -> list[Any]:
+        """Stripped strings; blank cells are None when ``optional`` (else an error)."""
+        arr, blank = self.text_array(col, optional=optional)
+        values = arr.to_pylist()
         if blank.any():
             for i in np.flatnonzero(blank).tolist():
                 values[i] = None
         return values
+
+    def channel_array(self) -> Any:
+        """``channels()`` as an Arrow array (blank cells official), with the same errors."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr, blank = self.text_array("channel", optional=True)
+        arr = pc.if_else(pa.array(blank), pa.scalar(OFFICIAL), arr)
+        bad = ~pc.is_in(arr, value_set=pa.array(CHANNELS)).to_numpy(zero_copy_only=False)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise self.fail(f"must be 'official' or 'marketplace', not {arr[i].as_py()!r}", i, "channel")
+        return arr
+
+    def party_codes(self, parties: list[tuple[str, str]]) -> np.ndarray:
+        """The position of each row's (account, channel) in ``parties``: ``parties()`` without a tuple per
+        row, same errors in the same order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        accounts, _ = self.text_array("account")
+        channels = self.channel_array()
+        keys = pc.binary_join_element_wise(accounts, channels, "\0")  # channel has no NUL: keys are unique
+        known = pa.array([f"{a}\0{c}" for a, c in parties], pa.string())
+        at = pc.index_in(keys, value_set=known)
+        if at.null_count:
+            i = int(np.argmax(at.is_null().to_numpy(zero_copy_only=False)))
+            raise self.fail(f"account {accounts[i].as_py()!r} is not listed on the {channels[i].as_py()} channel",
+                            i, "account")
+        return at.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def api_codes(self, col: str, catalog: Catalog) -> np.ndarray:
+        """The catalog index of each row's API: ``apis()`` without a string per row, same errors."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        codes, _ = self.text_array(col)
+        at = pc.index_in(codes, value_set=pa.array([a.code for a in catalog.apis], pa.string()))
+        if at.null_count:
+            i = int(np.argmax(at.is_null().to_numpy(zero_copy_only=False)))
+            raise self.fail(f"API {codes[i].as_py()!r} is not in the catalog", i, col)
+        return at.to_numpy(zero_copy_only=False).astype(np.int64)
 
     def channels(self) -> list[str]:
         values = self.text("channel", optional=True)
