@@ -88,7 +88,7 @@ def _load(root: Path, catalog: Catalog) -> Accounts:
 
     plans: tuple[Plan, ...] = ()
     if tables["plans"] is not None and len(tables["plans"]):
-        plans = _plans(tables["plans"], catalog, known)
+        plans = _plans(tables["plans"], catalog, order)
     addons: tuple[QpsAddon, ...] = ()
     qa = tables["qps_addons"]
     if qa is not None and len(qa):
@@ -166,11 +166,11 @@ def _activations(act: "_Table | None", catalog: Catalog, parties: list[tuple[str
             for p, a, b in zip(sorted_party[starts].tolist(), starts.tolist(), ends.tolist())}
 
 
-def _plans(t: "_Table", catalog: Catalog, known: set[tuple[str, str]]) -> tuple[Plan, ...]:
+def _plans(t: "_Table", catalog: Catalog, parties: list[tuple[str, str]]) -> tuple[Plan, ...]:
     clock = catalog.clock
     n = len(t)
     ids = t.text("id")
-    party = t.parties(known)
+    party = [parties[k] for k in t.party_codes(parties).tolist()]  # the listed (account, channel), shared
     kinds = t.text("kind")
     api_col = t.text("api", optional=True)
     apis_col = t.text("apis", optional=True)
