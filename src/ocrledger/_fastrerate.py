@@ -435,7 +435,9 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
     dict_of = pa.DictionaryArray.from_arrays
 
     def work() -> None:
+        waited = time.perf_counter()
         ids = rid.result() if hasattr(rid, "result") else rid
+        waited = time.perf_counter() - waited
         ids = ids.slice(span[0], span[1] - span[0])
         with pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS) as writer:
             spent = [0.0, 0.0]
@@ -468,7 +470,8 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
                 spent[0] += t1 - t0
                 t0 = time.perf_counter()
         if _TIMES:
-            sys.stderr.write(f"[ocrledger]   writer: columns {spent[0]:.3f} s, write_table {spent[1]:.3f} s\n")
+            sys.stderr.write(f"[ocrledger]   writer: waited {waited:.3f} s for the record ids, columns {spent[0]:.3f} s, "
+                             f"write_table {spent[1]:.3f} s\n")
 
     thread = _Writer(work)
     thread.start()
@@ -519,15 +522,15 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
     tick("sort")
     break_ties(order, ts_sorted, rid, party, api, ok, dup)
     del ts
+    rid = None
+    if calls_path is not None:  # record ids into charge order on the other core, while the columns and kernel run
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-rid")
+        rid = pool.submit(gather_text, offsets, data, order)
+        pool.shutdown(wait=False)
     batch = Batch(party=np.empty(n, np.int32), api=np.empty(n, np.int32), ts=ts_sorted,
                   period=sorted_periods(run, ts_sorted), success=np.empty(n, np.int8), duplicate=np.empty(n, np.int8))
     _core.gather_calls(order, party, api, ok, dup, batch.party, batch.api, batch.success, batch.duplicate)
     del party, api, ok, dup
-    rid = None
-    if calls_path is not None:  # record ids into charge order on the other core, while the kernel runs
-        pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-rid")
-        rid = pool.submit(gather_text, offsets, data, order)
-        pool.shutdown(wait=False)
     del offsets, data, order
     tick("ties + gather")
     out = _kernel.run(run.impl, tables, run.state, batch)
