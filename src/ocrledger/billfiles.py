@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -69,8 +70,49 @@ def dumps(strings: Sequence[str]) -> list[str]:
     return [json.dumps(s, ensure_ascii=False) for s in strings]
 
 
-def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan]) -> Any:
+@dataclass(frozen=True)
+class FixedTexts:
+    """The strings of the two files that depend only on the catalog and the plans, not on the calls:
+    the rerater makes them on a second thread while the calls are rated (``fixed_texts``)."""
+
+    api_json: Any
+    api_text: Any
+    tier_from: np.ndarray
+    tier_to: np.ndarray
+    price_json: Any
+    price_text: Any
+    tier_label: Any
+    plan_json: Any
+    plan_text: Any
+    plan_end: Any
+    headers: Any
+
+
+def fixed_texts(catalog: Catalog, plans: Sequence[Plan]) -> FixedTexts:
+    """API codes, tier bounds, labels and prices, plan ids and ends (every plan's), table headers."""
+    ids = [p.id for p in plans]
+    tiers = [(api, t, tier) for api in catalog.apis for t, tier in enumerate(api.tiers)]
+    prices = [to_decimal(tier.price).normalize() for _, _, tier in tiers]
+    ends = catalog.clock.labels(np.array([p.effective_end for p in plans], dtype=np.int64))
+    return FixedTexts(
+        api_json=texts(dumps([a.code for a in catalog.apis])),
+        api_text=texts([a.code for a in catalog.apis]),
+        tier_from=np.array([api.tier_from(t) for api, t, _ in tiers], dtype=np.int64),
+        tier_to=np.array([-1 if tier.upto is None else tier.upto for _, _, tier in tiers], dtype=np.int64),
+        price_json=texts(dumps([format(p, "f") for p in prices])),
+        price_text=texts([str(p) for p in prices]),
+        tier_label=texts([tier_label(api.tier_from(t), tier.upto) for api, t, tier in tiers]),
+        plan_json=texts(dumps(ids)),
+        plan_text=texts(ids),
+        plan_end=texts(ends),
+        headers=texts(headers(catalog.currency)),
+    )
+
+
+def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan],
+            fixed: FixedTexts | None = None) -> Any:
     """The ``_billfmt.Columns`` of ``cols``: the figures plus every string the two files show."""
+    fixed = fixed if fixed is not None else fixed_texts(catalog, plans)
     cur = catalog.currency
     labels = period_labels(cols)
     who = [parties[p] for p in cols.bill_party.tolist()]
@@ -84,29 +126,10 @@ def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, st
         for a, ch, label in zip(accounts, channels, quoted)
     ]
     head_text = [f"Bill {label}  account {a}  channel {ch}  currency {cur}\n\n" for (a, ch), label in zip(who, labels)]
-    ids = [p.id for p in plans]
-    tiers = [(api, t, tier) for api in catalog.apis for t, tier in enumerate(api.tiers)]
-    prices = [to_decimal(tier.price).normalize() for _, _, tier in tiers]
-    shown = np.unique(cols.plan_index)
-    ends = [""] * len(plans)
-    for k, label in zip(shown.tolist(), catalog.clock.labels(np.array([plans[k].effective_end for k in shown.tolist()],
-                                                                      dtype=np.int64))):
-        ends[k] = label
     return _billfmt.Columns(
-        cols,
-        texts(head_json),
-        texts(head_text),
-        texts(dumps([a.code for a in catalog.apis])),
-        texts([a.code for a in catalog.apis]),
-        np.array([api.tier_from(t) for api, t, _ in tiers], dtype=np.int64),
-        np.array([-1 if tier.upto is None else tier.upto for _, _, tier in tiers], dtype=np.int64),
-        texts(dumps([format(p, "f") for p in prices])),
-        texts([str(p) for p in prices]),
-        texts([tier_label(api.tier_from(t), tier.upto) for api, t, tier in tiers]),
-        texts(dumps(ids)),
-        texts(ids),
-        texts(ends),
-        texts(headers(cur)),
+        cols, texts(head_json), texts(head_text), fixed.api_json, fixed.api_text, fixed.tier_from, fixed.tier_to,
+        fixed.price_json, fixed.price_text, fixed.tier_label, fixed.plan_json, fixed.plan_text, fixed.plan_end,
+        fixed.headers,
     )
 
 
@@ -122,9 +145,9 @@ def _stream(path: Path, n: int, empty: bytes, head: bytes, tail: bytes, chunk: C
 
 
 def write(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan],
-          json_path: Path, text_path: Path) -> None:
+          json_path: Path, text_path: Path, fixed: FixedTexts | None = None) -> None:
     """bills.json and bills.txt of ``cols``; the text is formatted on a second thread (no GIL held)."""
-    c = columns(cols, catalog, parties, plans)
+    c = columns(cols, catalog, parties, plans, fixed)
     n = len(cols)
     failed: list[BaseException] = []
 

@@ -212,6 +212,7 @@ def rerate(
         except OcrledgerError:
             run.prepared()  # a bad accounts file is reported first, as when it was loaded first
             raise
+        fixed = _fixed_texts_soon(catalog, run.plans) if out_dir is not None and billfiles.available() else None
         if held is not None:
             run.rate_in_memory(held, calls_tmp if out_dir is not None else None)
         else:
@@ -222,7 +223,8 @@ def rerate(
         bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker()
         if cols is not None:  # while calls.parquet is being written
             _fast.tick("bill columns")
-            billfiles.write(cols, catalog, run.parties, run.plans, spill / "bills.json", spill / "bills.txt")
+            billfiles.write(cols, catalog, run.parties, run.plans, spill / "bills.json", spill / "bills.txt",
+                            fixed.result() if fixed is not None else None)
             facts = BillFacts.of_columns(cols)
         else:
             bills = bills()
@@ -257,6 +259,22 @@ def rerate(
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+    """``fn(*args)`` on a thread of its own, started now; the future of its result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix=f"ocrledger-{name}")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _fixed_texts_soon(catalog: Catalog, plans: list[Plan]) -> "Future[billfiles.FixedTexts]":
+    """``billfiles.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
+    return _soon("bill-texts", billfiles.fixed_texts, catalog, plans)
+
+
 def _known_rows(inputs: list["_Input"]) -> int | None:
     """The number of calls in ``inputs`` when every one knows it up front (Parquet metadata), else None."""
     rows = [i.rows for i in inputs]
@@ -266,8 +284,6 @@ def _known_rows(inputs: list["_Input"]) -> int | None:
 def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[_Prepared]":
     """On a second thread, while the calls are read: load the accounts (given a path) and build the
     kernel tables of the parties they list (the calls' unknown parties are appended later)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from .accounts import load_accounts
 
     def prepare() -> _Prepared:
@@ -275,11 +291,7 @@ def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[
         tables, plans = build_tables(catalog, acc, acc.parties())
         return _Prepared(acc, tables, plans)
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-accounts")
-    try:
-        return pool.submit(prepare)
-    finally:
-        pool.shutdown(wait=False)
+    return _soon("accounts", prepare)
 
 
 @dataclass(frozen=True)
