@@ -434,44 +434,50 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
     status_index = np.arange(256, dtype=np.int32)
     dict_of = pa.DictionaryArray.from_arrays
 
+    def columns(a: int) -> list[Any]:
+        """Row group a // ROW_GROUP as Arrow columns."""
+        b = min(n, a + ROW_GROUP)
+        party = batch.party[a:b]
+        source = out.source[a:b].view(np.uint8)
+        plan = out.plan[a:b]
+        tier = out.tier[a:b]
+        return [
+            ids.slice(a, b - a).cast(pa.string()),
+            dict_of(pa.array(party_lut[party]), party_dict),
+            dict_of(pa.array(batch.api[a:b]), api_codes),
+            dict_of(pa.array(channel_of[party]), channels),
+            pa.array(batch.ts[a:b]),
+            dict_of(pa.array(period_lut[batch.period[a:b] - p0]), period_dict),
+            dict_of(_nullable(pa.int32(), source_index[source], source != 0), sources),
+            dict_of(_nullable(pa.int32(), plan_lut[np.maximum(plan, 0)], plan >= 0), plan_dict),
+            _nullable(pa.int16(), tier, tier >= 0),
+            pa.array(out.amount[a:b]),
+            dict_of(pa.array(status_index[out.status[a:b].view(np.uint8)]), statuses),
+        ]
+
+    ids: Any = None
+
     def work() -> None:
+        nonlocal ids
         waited = time.perf_counter()
         ids = rid.result() if hasattr(rid, "result") else rid
         waited = time.perf_counter() - waited
         ids = ids.slice(span[0], span[1] - span[0])
-        with pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS) as writer:
-            spent = [0.0, 0.0]
-            t0 = time.perf_counter()
+        spent = [0.0, 0.0]
+        # the next row group's columns are built on a helper thread while this one is written
+        with pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS) as writer, ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(columns, 0) if n else None
             for a in range(0, n, ROW_GROUP):
-                b = min(n, a + ROW_GROUP)
-                party = batch.party[a:b]
-                source = out.source[a:b].view(np.uint8)
-                plan = out.plan[a:b]
-                tier = out.tier[a:b]
-                has_source = source != 0
-                has_plan = plan >= 0
-                has_tier = tier >= 0
-                cols = [
-                    ids.slice(a, b - a).cast(pa.string()),
-                    dict_of(pa.array(party_lut[party]), party_dict),
-                    dict_of(pa.array(batch.api[a:b]), api_codes),
-                    dict_of(pa.array(channel_of[party]), channels),
-                    pa.array(batch.ts[a:b]),
-                    dict_of(pa.array(period_lut[batch.period[a:b] - p0]), period_dict),
-                    dict_of(_nullable(pa.int32(), source_index[source], has_source), sources),
-                    dict_of(_nullable(pa.int32(), plan_lut[np.maximum(plan, 0)], has_plan), plan_dict),
-                    _nullable(pa.int16(), tier, has_tier),
-                    pa.array(out.amount[a:b]),
-                    dict_of(pa.array(status_index[out.status[a:b].view(np.uint8)]), statuses),
-                ]
+                t0 = time.perf_counter()
+                cols = pending.result()  # type: ignore[union-attr]
+                pending = ahead.submit(columns, a + ROW_GROUP) if a + ROW_GROUP < n else None
                 t1 = time.perf_counter()
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
-                spent[1] += time.perf_counter() - t1
                 spent[0] += t1 - t0
-                t0 = time.perf_counter()
+                spent[1] += time.perf_counter() - t1
         if _TIMES:
-            sys.stderr.write(f"[ocrledger]   writer: waited {waited:.3f} s for the record ids, columns {spent[0]:.3f} s, "
-                             f"write_table {spent[1]:.3f} s\n")
+            sys.stderr.write(f"[ocrledger]   writer: waited {waited:.3f} s for the record ids, {spent[0]:.3f} s for "
+                             f"columns, write_table {spent[1]:.3f} s\n")
 
     thread = _Writer(work)
     thread.start()
