@@ -512,7 +512,7 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
     tick("read+validate")
     rid = pa.chunked_array(rid_chunks).combine_chunks()
     pkey = np.concatenate([b.column(1).to_numpy() for b in held])
-    api = np.concatenate([b.column(2).to_numpy() for b in held]).astype(np.int32, copy=False)
+    api = np.concatenate([b.column(2).to_numpy() for b in held], dtype=np.int32)
     ts = np.concatenate([b.column(3).to_numpy() for b in held]).astype(np.int64, copy=False)
     ok = np.concatenate([b.column(4).to_numpy() for b in held]).astype(np.int8, copy=False)
     held.clear()

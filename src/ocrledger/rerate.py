@@ -657,7 +657,7 @@ class _Run:
                 self.account_names.append(v)
             acc_gid[k] = g
         keep = c.ts < self.cut
-        pkey = acc_gid[c.account] * 2 + c.channel
+        pkey = (acc_gid[c.account] * 2 + c.channel).astype(np.int32)  # account * 2 + channel (< 2^31 accounts)
         cols = [c.rid, pa.array(pkey), pa.array(c.api), pa.array(c.ts), pa.array(c.ok)]
         batch = pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
         if not keep.all():
