@@ -107,14 +107,7 @@ def synth_month(out: Path, n_calls: int, *, n_accounts: int = 20_000, n_files: i
 
     work = synth.make(n_calls, n_accounts, **({"seed": seed} if seed is not None else {}))
     out.mkdir(parents=True, exist_ok=True)
-    cat = ['currency = "CNY"', 'timezone = "Asia/Shanghai"', "verification_free_total = 50"]
-    for a in work.catalog.apis:  # as synth.write does
-        tiers = ", ".join((f'{{ upto = {t.upto}, price = "{t.price / 1e6:.6f}" }}' if t.upto is not None
-                           else f'{{ price = "{t.price / 1e6:.6f}" }}') for t in a.tiers)
-        cat.append(f'[[api]]\ncode = "{a.code}"\nname = "{a.name}"\nkind = "{a.kind}"\n'
-                   f"free_monthly = {a.free_monthly}\nshared_points = {a.shared_points}\n"
-                   f"dedicated = {str(a.dedicated).lower()}\nshared = {str(a.shared).lower()}\ntiers = [{tiers}]")
-    (out / "catalog.toml").write_text("\n\n".join(cat) + "\n")
+    synth.write_catalog(work.catalog, out / "catalog.toml")
     acc_dir, calls_dir = out / "accounts", out / "calls"
     acc_dir.mkdir(parents=True, exist_ok=True)
     calls_dir.mkdir(parents=True, exist_ok=True)

@@ -191,14 +191,19 @@ def write(work: Workload, out: Path, fmt: str) -> None:
         lines.append(f'[[plan]]\nid = "{p.id}"\naccount = "{p.account}"\nchannel = "{p.channel}"\n'
                      f'kind = "{p.kind}"\n{api}\nquantity = {p.quantity}\nstart = {p.start}\n{refund}')
     (out / "accounts.toml").write_text("\n".join(lines) + "\n")
+    write_catalog(work.catalog, out / "catalog.toml")
+
+
+def write_catalog(catalog: Catalog, path: Path) -> None:
+    """The workload's catalog as TOML (its APIs and tiers; zone and pool as ``make_catalog`` sets them)."""
     cat = ['currency = "CNY"', 'timezone = "Asia/Shanghai"', "verification_free_total = 50"]
-    for a in work.catalog.apis:
+    for a in catalog.apis:
         tiers = ", ".join((f'{{ upto = {t.upto}, price = "{t.price / 1e6:.6f}" }}' if t.upto is not None
                            else f'{{ price = "{t.price / 1e6:.6f}" }}') for t in a.tiers)
         cat.append(f'[[api]]\ncode = "{a.code}"\nname = "{a.name}"\nkind = "{a.kind}"\nfree_monthly = {a.free_monthly}\n'
                    f"shared_points = {a.shared_points}\ndedicated = {str(a.dedicated).lower()}\n"
                    f"shared = {str(a.shared).lower()}\ntiers = [{tiers}]")
-    (out / "catalog.toml").write_text("\n\n".join(cat) + "\n")
+    path.write_text("\n\n".join(cat) + "\n")
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from ocrledger.accounts import Accounts, parse_accounts
 from ocrledger.catalog import Catalog, parse_catalog
 from ocrledger.clock import BillingClock, period_of
+from ocrledger.records import encode, party_list, read_calls
+from ocrledger.tables import Batch, KernelTables, build_tables
 
 T = TypeVar("T")
 
@@ -298,3 +300,12 @@ def scenarios(draw: st.DrawFn, max_calls: int = 80) -> Scenario:
 def cut_points(n: int) -> st.SearchStrategy[list[int]]:
     """0-6 sorted cut positions in 0..n (repeats allowed: empty batches) to split n calls."""
     return st.lists(st.integers(0, n), max_size=6).map(sorted)
+
+
+def kernel_inputs(s: Scenario) -> tuple[KernelTables, np.ndarray, Batch]:
+    """What the kernel takes for a scenario: its tables, the plans' quantities, the encoded batch."""
+    table = read_calls(s.calls, s.catalog)
+    parties = party_list(s.accounts.parties(), table)
+    tables, plans = build_tables(s.catalog, s.accounts, parties)
+    batch = encode(table, parties, s.catalog.clock).batch
+    return tables, np.array([p.quantity for p in plans], dtype=np.int64), batch

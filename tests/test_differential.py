@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
-from strategies import Scenario, cut_points, scenarios
+from strategies import Scenario, cut_points, kernel_inputs, scenarios
 
 from ocrledger import _kernel
 from ocrledger.bills import bills_to_json
 from ocrledger.codes import Source, Status
 from ocrledger.rating import RatingResult, rate
-from ocrledger.records import encode, party_list, read_calls
-from ocrledger.tables import KernelState, build_tables
+from ocrledger.tables import KernelState
 
 needs_cython = pytest.mark.skipif("cython" not in _kernel.KERNELS, reason="the compiled kernel is not built")
 EXAMPLES = max(500, settings.default.max_examples)
@@ -41,14 +40,6 @@ def test_kernels_agree(scenario: Scenario) -> None:
         assert column.dtype == other.dtype, name
         assert np.array_equal(column, other), name
     assert bills_to_json(compiled.bills) == bills_to_json(reference.bills)
-
-
-def kernel_inputs(s: Scenario):  # type: ignore[no-untyped-def]
-    table = read_calls(s.calls, s.catalog)
-    parties = party_list(s.accounts.parties(), table)
-    tables, plans = build_tables(s.catalog, s.accounts, parties)
-    batch = encode(table, parties, s.catalog.clock).batch
-    return tables, np.array([p.quantity for p in plans], dtype=np.int64), batch
 
 
 OUT_COLUMNS = ("status", "source", "plan", "tier", "amount")

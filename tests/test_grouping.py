@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
-from strategies import Scenario, scenarios
+from strategies import Scenario, kernel_inputs, scenarios
 
 from ocrledger import _kernel, grouping
 from ocrledger.codes import Status
@@ -108,14 +108,6 @@ def test_group_by_party_is_a_stable_partition(n_party: int) -> None:
     bad.party[5] = n_party
     with pytest.raises(IndexError):
         grouping.group_by_party(bad, n_party, compiled=True)
-
-
-def kernel_inputs(s: Scenario):  # type: ignore[no-untyped-def]
-    table = read_calls(s.calls, s.catalog)
-    parties = party_list(s.accounts.parties(), table)
-    tables, plans = build_tables(s.catalog, s.accounts, parties)
-    batch = encode(table, parties, s.catalog.clock).batch
-    return tables, np.array([p.quantity for p in plans], dtype=np.int64), batch
 
 
 def raw(kernel: str, tables, quantity, batch, spend=None):  # type: ignore[no-untyped-def]
