@@ -115,8 +115,9 @@ def test_empty_input_in_memory(tmp_path: Path) -> None:
 def test_bills_json_equals_bills_to_json() -> None:
     cat, acc, t = scenario(6)
     bills = rerate(t, cat, acc).bills
-    assert fast.bills_json(bills).decode("utf-8") == bills_to_json(bills)
-    assert fast.bills_json([]) == b"[]"
+    for chunk in (2_000, 1):  # one piece, and a piece per bill
+        assert b"".join(fast.bills_json_pieces(bills, chunk)).decode("utf-8") == bills_to_json(bills)
+    assert b"".join(fast.bills_json_pieces([])) == b"[]"
 
 
 @needs_core

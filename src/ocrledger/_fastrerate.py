@@ -95,20 +95,12 @@ def available() -> bool:
     return _core is not None
 
 
-def bills_json(bills: Sequence[Bill]) -> bytes | bytearray:
-    """``bills_to_json(bills)`` as UTF-8 bytes, through the C JSON encoder and a compiled re-indent.
+def bills_json_pieces(bills: Sequence[Bill], chunk: int = 2_000) -> Iterator[bytes | bytearray]:
+    """``bills_to_json(bills)`` as consecutive UTF-8 pieces, ``chunk`` bills at a time (bounded memory).
 
     ``json.dumps(indent=2)`` runs the pure-Python encoder (the C one ignores ``indent``); the
     compact C encoding re-indented gives the same bytes several times faster.
     """
-    out = bytearray()
-    for piece in bills_json_pieces(bills):
-        out += piece
-    return out
-
-
-def bills_json_pieces(bills: Sequence[Bill], chunk: int = 2_000) -> Iterator[bytes | bytearray]:
-    """``bills_to_json(bills)`` as consecutive UTF-8 pieces, ``chunk`` bills at a time (bounded memory)."""
     if _core is None or not bills:
         yield bills_to_json(bills).encode("utf-8")
         return
