@@ -20,7 +20,7 @@ from ocrledger.qps import QpsArrays, qps_lines, second_counts
 from ocrledger.rating import price_volume
 from ocrledger.records import encode, party_list, read_calls
 from ocrledger.render import render
-from ocrledger.tables import KernelState, build_tables
+from ocrledger.tables import KernelState, kernel_tables
 from ocrledger.usage import summarize
 
 needs_writer = pytest.mark.skipif(not billfiles.available(), reason="compiled bill writer not built")
@@ -30,8 +30,8 @@ def rated(cat, acc, cols):  # type: ignore[no-untyped-def]
     """What ``rate()`` has before it makes bills: usage, parties, plans, QPS lines, kernel tables."""
     table = read_calls(cols, cat)
     parties = party_list(acc.parties(), table)
-    tables, plans = build_tables(cat, acc, parties)
-    state = KernelState.fresh(tables, np.array([p.quantity for p in plans], dtype=np.int64))
+    tables, plans = kernel_tables(cat, acc, parties)
+    state = KernelState.fresh(tables, plans.quantity)
     enc = encode(table, parties, cat.clock)
     out = _kernel.run(_kernel.get("cython"), tables, state, enc.batch)
     price_volume(cat, tables, enc, out)
@@ -42,7 +42,7 @@ def rated(cat, acc, cols):  # type: ignore[no-untyped-def]
 def check_files(tmp_path: Path, cat, acc, cols) -> int:  # type: ignore[no-untyped-def]
     """Both files from columns equal the reference, for all periods and for each period alone; returns #bills."""
     usage, parties, plans, qps, tables = rated(cat, acc, cols)
-    every = make_bills(usage, cat, parties, plans, qps)
+    every = make_bills(usage, cat, parties, plans.objects(), qps)
     lines = LineArrays.from_lines(usage.lines, usage.width)
     for period in [None, *sorted({int(p) for p in lines.period.tolist()})]:
         wanted = every if period is None else [b for b in every if b.period == period_label(period)]
@@ -104,7 +104,7 @@ def test_a_sum_beyond_int64_falls_back_to_make_bills() -> None:
     lines = LineArrays.from_lines(usage.lines, usage.width)
     assert bill_columns(lines, usage.plan_used, cat, parties, plans, QpsArrays.from_mapping(qps, 1), tables) is None
     with pytest.raises(MoneyError, match="bill total"):
-        make_bills(usage, cat, parties, plans, qps)
+        make_bills(usage, cat, parties, plans.objects(), qps)
 
 
 @given(st.lists(st.integers(-(2**40), 2**42), max_size=40),

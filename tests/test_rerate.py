@@ -298,6 +298,24 @@ def test_account_text_is_trimmed_and_blank_refused_in_dictionary_columns(tmp_pat
                                 acc).bills) == bills_to_json(plain.bills)
 
 
+@pytest.mark.parametrize("col", ["api", "channel"])
+def test_first_bad_row_is_reported_whatever_the_dictionary_order(col: str) -> None:
+    # the dictionary lists "Bad2" first, but row 4 (the first bad row) holds "Bad1"
+    acc, cols = mixed_setup()
+    t = table(cols)
+    where = t.schema.get_field_index(col)
+    good = t.column(col).to_pylist()
+    values = pa.array(["Bad2", "Bad1", *sorted(set(good))])
+    index = [2 + sorted(set(good)).index(v) for v in good]
+    index[3], index[9] = 1, 0
+    column = pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), values)
+    wanted = {"api": "API 'Bad1' is not in the catalog",
+              "channel": "channel must be 'official' or 'marketplace', not 'Bad1'"}
+    with pytest.raises(CallsError) as err:
+        rerate(t.set_column(where, col, column), CATALOG, acc)
+    assert str(err.value) == f"<arrow table>: row 4: field {col}: {wanted[col]}"
+
+
 def test_cli_rerate_without_pyarrow_says_what_to_install(tmp_path: Path) -> None:
     # pyarrow is an extra: without it the command prints one line (exit 2), never a traceback
     code = ("import sys; sys.modules['pyarrow'] = None; from ocrledger.cli import main; "

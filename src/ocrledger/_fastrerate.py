@@ -42,7 +42,7 @@ from .tables import Batch, Outcomes
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage, width_for
 
 if TYPE_CHECKING:
-    from .rerate import _Run
+    from .rerate import Held, _Run
 
 
 def _helpers() -> Any:
@@ -419,7 +419,7 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
     period_dict = pa.array([period_label(int(p) + p0) for p in periods.tolist()], pa.string())
     has_plan = out.plan >= 0
     plans, plan_lut = _lut(out.plan, run.tables.n_plan, has_plan)
-    plan_ids = [run.plans[k].id for k in plans.tolist()]
+    plan_ids = [run.plans.ids[k] for k in plans.tolist()]
     plan_dict = pa.array(plan_ids, pa.string())
     channel_of = run.party_market.astype(np.int32)
     source_index = np.maximum(np.arange(256, dtype=np.int32) - 1, 0)  # source code -> SOURCE_NAMES index
@@ -479,8 +479,8 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
     return thread
 
 
-def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> None:
-    """Dedup, order and rate the held batches (rid, pkey, api, ts, ok) in one pass; fills ``run``."""
+def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
+    """Dedup, order and rate the held calls in one pass; fills ``run``."""
     import pyarrow as pa
 
     tables = run.tables
@@ -492,22 +492,17 @@ def rate_in_memory(run: "_Run", held: list[Any], calls_path: Path | None) -> Non
     run.needs_reprice = bool(volume.any())
     usage = DenseUsage(run)
     run.usage = usage  # type: ignore[assignment]
-    n = sum(b.num_rows for b in held)
+    n = held.n
     if n == 0:
         if calls_path is not None:
             run.writer_thread = write_calls(run, calls_path, pa.array([], pa.string()), (0, 0), _empty_batch(),
                                             Outcomes.empty(0))
         return
-    rid_chunks = [b.column(0) for b in held]
+    rid_chunks, pkey, api, ts, ok = held.release()
     if sum(c.nbytes for c in rid_chunks) >= (1 << 31) - 1:
         rid_chunks = [c.cast(pa.large_string()) for c in rid_chunks]
     tick("read+validate")
     rid = pa.chunked_array(rid_chunks).combine_chunks()
-    pkey = np.concatenate([b.column(1).to_numpy() for b in held])
-    api = np.concatenate([b.column(2).to_numpy() for b in held], dtype=np.int32)
-    ts = np.concatenate([b.column(3).to_numpy() for b in held]).astype(np.int64, copy=False)
-    ok = np.concatenate([b.column(4).to_numpy() for b in held]).astype(np.int8, copy=False)
-    held.clear()
     del rid_chunks
     party = run.remap[pkey]
     del pkey

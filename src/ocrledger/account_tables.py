@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from . import _arrowcols as ac
+from .accountcols import AccountColumns, PlanColumns
 from .accounts import (
-    ALERT_KINDS, CHANNELS, DEDICATED, MARKETPLACE, OFFICIAL, SHARED, Account, Accounts, Alert, Credential, Plan,
-    QpsAddon,
+    ALERT_KINDS, CHANNELS, DEDICATED, MARKETPLACE, OFFICIAL, SHARED, Accounts, Alert, Credential, QpsAddon,
 )
 from .catalog import Catalog
 from .clock import BillingClock
@@ -83,12 +83,12 @@ def _load(root: Path, catalog: Catalog) -> Accounts:
     known = set(parties)
 
     order = list(parties)
-    activated = _activations(tables["activations"], catalog, order)
-    accounts = tuple(Account(a, c, activated.get(i) or {}) for i, (a, c) in enumerate(zip(ids, channels)))
-
-    plans: tuple[Plan, ...] = ()
+    act_party, act_api, act_when = _activations(tables["activations"], catalog, order)
     if tables["plans"] is not None and len(tables["plans"]):
         plans = _plans(tables["plans"], catalog, order)
+    else:
+        plans = PlanColumns.of_plans((), order)
+    columns = AccountColumns(order, act_party, act_api, act_when, tuple(a.code for a in catalog.apis), plans)
     addons: tuple[QpsAddon, ...] = ()
     qa = tables["qps_addons"]
     if qa is not None and len(qa):
@@ -129,18 +129,19 @@ def _load(root: Path, catalog: Catalog) -> Accounts:
             Credential(k, p[0], p[1], int(f) if fg else None, int(u) if ug else None)
             for k, p, f, fg, u, ug in zip(keys, c_party, valid_from, from_given, until, until_given)
         )
-    return Accounts(accounts, plans, addons, alerts, creds, str(root))
+    return Accounts.of_columns(columns, addons, alerts, creds, str(root))
 
 
-def _activations(act: "_Table | None", catalog: Catalog, parties: list[tuple[str, str]]) -> dict[int, dict[str, int]]:
-    """Party position -> {API code: activation instant}, in row order, checked in bulk.
+def _activations(act: "_Table | None", catalog: Catalog, parties: list[tuple[str, str]]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(party position, API index, instant) of every activation, in row order, checked in bulk.
 
     Errors come in the order a row-by-row reading gives them: a bad account, channel, API or
     instant anywhere first, then the first row that activates a marketplace account or repeats
     an (account, API) pair.
     """
     if act is None or not len(act):
-        return {}
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     party = act.party_codes(parties)
     api = act.api_codes("api", catalog)
     when = act.instants("activated")
@@ -156,31 +157,18 @@ def _activations(act: "_Table | None", catalog: Catalog, parties: list[tuple[str
     if first_repeat < n:
         code, account = catalog.apis[api[first_repeat]].code, parties[party[first_repeat]][0]
         raise act.fail(f"API {code!r} of account {account!r} is activated twice", first_repeat, "api")
-    by_party = np.argsort(party, kind="stable")
-    sorted_party = party[by_party]
-    starts = np.flatnonzero(np.r_[True, sorted_party[1:] != sorted_party[:-1]])
-    ends = np.r_[starts[1:], n]
-    codes = np.array([a.code for a in catalog.apis], dtype=object)[api[by_party]].tolist()
-    instants = when[by_party].tolist()
-    return {p: dict(zip(codes[a:b], instants[a:b]))
-            for p, a, b in zip(sorted_party[starts].tolist(), starts.tolist(), ends.tolist())}
+    return party, api, when
 
 
-def _plans(t: "_Table", catalog: Catalog, parties: list[tuple[str, str]]) -> tuple[Plan, ...]:
+def _plans(t: "_Table", catalog: Catalog, parties: list[tuple[str, str]]) -> PlanColumns:
     clock = catalog.clock
     n = len(t)
     ids = t.text("id")
-    party = [parties[k] for k in t.party_codes(parties).tolist()]  # the listed (account, channel), shared
-    kinds = t.text("kind")
-    api_col = t.text("api", optional=True)
-    apis_col = t.text("apis", optional=True)
+    party = t.party_codes(parties)
     default_shared = tuple(a.code for a in catalog.apis if a.shared)
-    resolved: dict[tuple[str, str | None, str | None], tuple[str, ...]] = {}
-    keys = list(zip(kinds, api_col, apis_col))
-    for i, key in enumerate(keys):
-        if key not in resolved:
-            resolved[key] = _plan_apis(t, i, key, catalog, default_shared)
-    apis = [resolved[key] for key in keys]
+    keys, first, key_of = t.distinct(("kind", "api", "apis"), optional=(False, True, True))
+    api_sets = tuple(_plan_apis(t, i, key, catalog, default_shared) for key, i in zip(keys, first.tolist()))
+    dedicated = np.array([kind == DEDICATED for kind, _, _ in keys], dtype=bool)[key_of]
     quantity = t.counts("quantity", 1)
     start = t.instants("start")
     end_given = ~t.blank("end")
@@ -197,25 +185,22 @@ def _plans(t: "_Table", catalog: Catalog, parties: list[tuple[str, str]]) -> tup
     bad = refund_given & (refunded < start)
     if bad.any():
         raise t.fail("is refunded before it starts", int(np.argmax(bad)), "refunded")
-    prices = t.text("price", optional=True)
-    price_of: dict[str | None, int | None] = {None: None}
-    for i, text in enumerate(prices):
-        if text not in price_of:
-            try:
-                price_of[text] = parse_amount(text, what="price")
-            except OcrledgerError as exc:
-                raise t.fail(exc.message, i, "price") from None
+    texts, first, price_of = t.distinct(("price",), optional=(True,))
+    prices: list[int | None] = []
+    for (text,), i in zip(texts, first.tolist()):
+        try:
+            prices.append(None if text is None else parse_amount(text, what="price"))
+        except OcrledgerError as exc:
+            raise t.fail(exc.message, i, "price") from None
     if len(set(ids)) != n:
         seen: set[str] = set()
         for i, ident in enumerate(ids):
             if ident in seen:
                 raise t.fail(f"plan id {ident!r} is listed twice", i, "id")
             seen.add(ident)
-    refunds = [int(r) if g else None for r, g in zip(refunded.tolist(), refund_given.tolist())]
-    return tuple(map(
-        Plan, ids, [a for a, _ in party], [c for _, c in party], kinds, apis, quantity.tolist(), start.tolist(),
-        end.tolist(), [price_of[p] for p in prices], refunds,
-    ))
+    return PlanColumns(ids=ids, party=party, parties=parties, dedicated=dedicated, api_set=key_of, api_sets=api_sets,
+                       quantity=quantity, start=start, end=end.astype(np.int64), refunded=refunded,
+                       refund_given=refund_given, price=price_of, prices=tuple(prices))
 
 
 def _plan_apis(t: "_Table", i: int, key: tuple[str, str | None, str | None], catalog: Catalog,
@@ -348,6 +333,34 @@ class _Table:
             for i in np.flatnonzero(blank).tolist():
                 values[i] = None
         return values
+
+    def distinct(self, cols: tuple[str, ...], optional: tuple[bool, ...]) -> tuple[list[tuple[Any, ...]], np.ndarray,
+                                                                               np.ndarray]:
+        """The distinct rows of the stripped text columns ``cols`` (blank cells None), in order of first
+        appearance: (their values, the row each first appears on, each row's index into them).
+
+        Checking each distinct value at its first row reports the same row as a row-by-row check."""
+        import pyarrow.compute as pc
+
+        codes, values = [], []
+        for col, opt in zip(cols, optional):
+            arr, blank = self.text_array(col, optional=opt)
+            enc = pc.dictionary_encode(arr)
+            words = enc.dictionary.to_pylist()
+            code = enc.indices.fill_null(len(words)).to_numpy(zero_copy_only=False).astype(np.int64)
+            code[blank] = len(words)
+            codes.append(code)
+            values.append(words + [None])
+        key = np.zeros(len(self), dtype=np.int64)
+        for code, words in zip(codes, values):  # renumbered after each column, so the key stays below rows^2
+            key = np.unique(key * len(words) + code, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        by_first = np.argsort(first, kind="stable")
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[by_first] = np.arange(len(first))
+        first = first[by_first]
+        rows = [tuple(words[int(code[i])] for code, words in zip(codes, values)) for i in first.tolist()]
+        return rows, first.astype(np.int64), rank[inverse.reshape(-1)]
 
     def channel_array(self) -> Any:
         """``channels()`` as an Arrow array (blank cells official), with the same errors."""

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .catalog import Catalog
 from .errors import AccountsError, OcrledgerError
 from .money import parse_amount
 from .tomlfile import read_toml
+
+if TYPE_CHECKING:
+    from .accountcols import AccountColumns
 
 OFFICIAL = "official"
 MARKETPLACE = "marketplace"
@@ -84,15 +87,56 @@ class Credential:
 
 @dataclass(frozen=True)
 class Accounts:
-    accounts: tuple[Account, ...] = ()
-    plans: tuple[Plan, ...] = ()
+    """Everything an accounts file or folder lists.
+
+    ``accounts`` and ``plans`` have no class-level default on purpose: accounts made by
+    ``of_columns`` (the account tables) make their objects on first access (``__getattr__``).
+    """
+
+    accounts: tuple[Account, ...] = field(default_factory=tuple)
+    plans: tuple[Plan, ...] = field(default_factory=tuple)
     qps_addons: tuple[QpsAddon, ...] = ()
     alerts: tuple[Alert, ...] = ()
     credentials: tuple[Credential, ...] = ()
     source: str = "<accounts>"
 
+    @classmethod
+    def of_columns(cls, columns: "AccountColumns", qps_addons: tuple[QpsAddon, ...] = (),
+                   alerts: tuple[Alert, ...] = (), credentials: tuple[Credential, ...] = (),
+                   source: str = "<accounts>") -> "Accounts":
+        """Accounts whose ``Account`` and ``Plan`` objects are made from ``columns`` when first asked for."""
+        self = object.__new__(cls)
+        for name, value in (("qps_addons", qps_addons), ("alerts", alerts), ("credentials", credentials),
+                            ("source", source), ("_columns", columns)):
+            object.__setattr__(self, name, value)
+        return self
+
+    def __getattr__(self, name: str) -> Any:  # only for what the instance does not hold yet
+        columns = self.__dict__.get("_columns")
+        if columns is None or name not in ("accounts", "plans"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = columns.account_objects() if name == "accounts" else tuple(columns.plans.objects())
+        object.__setattr__(self, name, value)
+        return value
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as plain objects: the columns (and their object makers) stay behind."""
+        return {f: getattr(self, f) for f in ("accounts", "plans", "qps_addons", "alerts", "credentials", "source")}
+
+    def columns(self) -> "AccountColumns":
+        """The accounts as columns (made from the objects once, when they were given as objects)."""
+        columns = self.__dict__.get("_columns")
+        if columns is None:
+            from .accountcols import AccountColumns
+
+            columns = AccountColumns.of_accounts(self)
+            object.__setattr__(self, "_columns", columns)
+        return columns
+
     def parties(self) -> list[tuple[str, str]]:
         """(account, channel) pairs in file order: the units that keep usage, plans and bills."""
+        if "accounts" not in self.__dict__ and "_columns" in self.__dict__:
+            return list(self.__dict__["_columns"].parties)
         return [(a.id, a.channel) for a in self.accounts]
 
 

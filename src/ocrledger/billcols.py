@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .accounts import OFFICIAL, Plan
+from .accountcols import PlanColumns
+from .accounts import OFFICIAL
 from .catalog import VOLUME, Catalog
 from .clock import period_label
 from .money import CENT
@@ -153,14 +154,14 @@ def bill_columns(
     plan_used: Mapping[tuple[int, int], int],
     catalog: Catalog,
     parties: Sequence[tuple[str, str]],
-    plans: Sequence[Plan],
+    plans: PlanColumns,
     qps: QpsArrays,
     tables: KernelTables,
     period: int | None = None,
 ) -> BillColumns | None:
     """The figures of ``make_bills(...)`` (only the bills of ``period`` when given), or None when a
     sum could leave int64 (then ``make_bills`` must run, and raises its error). ``tables`` are the
-    kernel tables of ``parties`` and ``plans`` (``build_tables``). A counted line that ``qps`` does not
+    kernel tables of ``parties`` and ``plans`` (``kernel_tables``). A counted line that ``qps`` does not
     list shows a peak of one call per second (the rerater lists only seconds with two or more calls)."""
     apis = catalog.apis
     width = lines.counts.shape[1]
@@ -267,7 +268,7 @@ def _plan_party(tables: KernelTables) -> np.ndarray:
 def _balances(
     catalog: Catalog,
     tables: KernelTables,
-    plans: Sequence[Plan],
+    plans: PlanColumns,
     plan_used: Mapping[tuple[int, int], int],
     b_party: np.ndarray,
     b_period: np.ndarray,
@@ -285,7 +286,7 @@ def _balances(
     starts = catalog.clock.month_starts
     month_start, month_end = starts[pperiod], starts[pperiod + 1]
     p_start, p_end = tables.plan_start, tables.plan_end
-    quantity = np.array([p.quantity for p in plans], dtype=np.int64)
+    quantity = plans.quantity
     # plan use per (plan, period) and its running total through each period
     ukeys = np.array(list(plan_used.keys()), dtype=np.int64).reshape(len(plan_used), 2)
     uvals = np.array(list(plan_used.values()), dtype=np.int64)

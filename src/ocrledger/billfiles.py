@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .accounts import Plan
+from .accountcols import PlanColumns
 from .billcols import BillColumns, period_labels
 from .catalog import Catalog
 from .money import to_decimal
@@ -88,12 +88,12 @@ class FixedTexts:
     headers: Any
 
 
-def fixed_texts(catalog: Catalog, plans: Sequence[Plan]) -> FixedTexts:
+def fixed_texts(catalog: Catalog, plans: PlanColumns) -> FixedTexts:
     """API codes, tier bounds, labels and prices, plan ids and ends (every plan's), table headers."""
-    ids = [p.id for p in plans]
+    ids = plans.ids
     tiers = [(api, t, tier) for api in catalog.apis for t, tier in enumerate(api.tiers)]
     prices = [to_decimal(tier.price).normalize() for _, _, tier in tiers]
-    ends = catalog.clock.labels(np.array([p.effective_end for p in plans], dtype=np.int64))
+    ends = catalog.clock.labels(plans.effective_end)
     return FixedTexts(
         api_json=texts(dumps([a.code for a in catalog.apis])),
         api_text=texts([a.code for a in catalog.apis]),
@@ -109,7 +109,7 @@ def fixed_texts(catalog: Catalog, plans: Sequence[Plan]) -> FixedTexts:
     )
 
 
-def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan],
+def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: PlanColumns,
             fixed: FixedTexts | None = None) -> Any:
     """The ``_billfmt.Columns`` of ``cols``: the figures plus every string the two files show."""
     fixed = fixed if fixed is not None else fixed_texts(catalog, plans)
@@ -144,7 +144,7 @@ def _stream(path: Path, n: int, empty: bytes, head: bytes, tail: bytes, chunk: C
         fh.write(tail)
 
 
-def write(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: Sequence[Plan],
+def write(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: PlanColumns,
           json_path: Path, text_path: Path, fixed: FixedTexts | None = None) -> None:
     """bills.json and bills.txt of ``cols``; the text is formatted on a second thread (no GIL held)."""
     c = columns(cols, catalog, parties, plans, fixed)

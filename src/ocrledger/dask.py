@@ -95,7 +95,8 @@ def _normalize(df: Any, catalog: Catalog, cut: int, partition_info: Mapping[str,
     table = pa.Table.from_pandas(df, preserve_index=False)
     c = validate_chunk(table, catalog, name, 1)
     keep = c.ts < cut
-    accounts = np.array(c.accounts, dtype=object)[c.account] if len(c.accounts) else np.empty(len(c.ts), object)
+    names = c.accounts.to_pylist()
+    accounts = np.array(names, dtype=object)[c.account] if names else np.empty(len(c.ts), object)
     out = pd.DataFrame({
         "rid": np.asarray(c.rid.to_numpy(zero_copy_only=False), dtype=object),
         "account": accounts,

@@ -54,7 +54,8 @@ from . import _arrowcols as ac
 from . import _fastrerate as _fast
 from . import _kernel, billfiles
 from ._malloc import reuse_freed_memory
-from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts, Plan
+from .accountcols import PlanColumns
+from .accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
 from .billcols import BillColumns, LineArrays, bill_columns, period_labels
 from .billing import make_bills, volume_tier
 from .bills import Bill
@@ -65,7 +66,7 @@ from .errors import CallsError, OcrledgerError
 from .money import format_exact, to_cents_decimal
 from .qps import QpsArrays, QpsLines, qps_lines, second_counts
 from .records import REQUIRED
-from .tables import Batch, KernelState, KernelTables, Outcomes, build_tables, extend_tables
+from .tables import Batch, KernelState, KernelTables, Outcomes, extend_tables, kernel_tables
 from .usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 
 READ_AHEAD = 3
@@ -270,7 +271,7 @@ def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
         pool.shutdown(wait=False)
 
 
-def _fixed_texts_soon(catalog: Catalog, plans: list[Plan]) -> "Future[billfiles.FixedTexts]":
+def _fixed_texts_soon(catalog: Catalog, plans: PlanColumns) -> "Future[billfiles.FixedTexts]":
     """``billfiles.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
     return _soon("bill-texts", billfiles.fixed_texts, catalog, plans)
 
@@ -288,7 +289,7 @@ def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[
 
     def prepare() -> _Prepared:
         acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
-        tables, plans = build_tables(catalog, acc, acc.parties())
+        tables, plans = kernel_tables(catalog, acc, acc.parties())
         return _Prepared(acc, tables, plans)
 
     return _soon("accounts", prepare)
@@ -299,7 +300,8 @@ class _Prepared:
     accounts: Accounts
     tables: KernelTables
     """For the listed parties only (``tables.extend_tables`` adds the others)."""
-    plans: list[Plan]
+    plans: PlanColumns
+    """Kernel index order."""
 
 
 def release_memory_promptly() -> None:
@@ -431,7 +433,70 @@ def _csv(path: Path, chunk_rows: int) -> _Input:
 
 
 # ----------------------------------------------------------------------------------------------
-# spill buckets
+# held calls and spill buckets
+
+
+def _no_names() -> Any:
+    import pyarrow as pa
+
+    return pa.array([], pa.string())
+
+
+class Held:
+    """Kept calls as columns: record-id chunks (pyarrow strings) and the encoded pkey, api, ts, ok arrays.
+
+    The arrays are allocated once for the rows an input announces (Parquet metadata), so the
+    in-memory pass fills them in place instead of concatenating chunks; they grow by doubling
+    when the count is not known.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.rid: list[Any] = []
+        self.pkey = np.empty(capacity, dtype=np.int32)
+        self.api = np.empty(capacity, dtype=np.int32)
+        self.ts = np.empty(capacity, dtype=np.int64)
+        self.ok = np.empty(capacity, dtype=np.int8)
+        self.n = 0
+
+    def extend(self, rid: Any, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Add ``m`` calls with these record ids; the (pkey, api, ts, ok) slices to fill for them."""
+        if self.n + m > len(self.ts):
+            size = max(2 * len(self.ts), self.n + m)
+            for name in ("pkey", "api", "ts", "ok"):
+                old = getattr(self, name)
+                new = np.empty(size, dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        a, self.n = self.n, self.n + m
+        self.rid.append(rid)
+        return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n]
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The filled (pkey, api, ts, ok)."""
+        return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n]
+
+    def batches(self) -> Iterator[Any]:
+        """The held calls as record batches (rid, pkey, api, ts, ok), one per added chunk. They share the
+        arrays, which ``clear`` lets the next chunks overwrite: spilled buckets copy (take) their rows, and
+        the single in-memory bucket is filled only once, after the last chunk."""
+        import pyarrow as pa
+
+        a = 0
+        for rid in self.rid:
+            b = a + len(rid)
+            cols = [rid, *(pa.array(col[a:b]) for col in self.columns())]
+            yield pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
+            a = b
+
+    def clear(self) -> None:
+        self.rid, self.n = [], 0
+
+    def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
+        caller frees each as soon as it is done with it)."""
+        out = (self.rid, *self.columns())
+        Held.__init__(self, 0)
+        return out
 
 
 class _Buckets:
@@ -538,8 +603,8 @@ class _Run:
         self.chunk_rows, self.bucket_rows, self.spill, self.report = chunk_rows, bucket_rows, spill, report
         self.clock = catalog.clock
         self.cut = int(self.clock.month_starts[wanted + 1]) if wanted is not None else self.clock.max_ms
-        self.account_ids: dict[str, int] = {}
-        self.account_names: list[str] = []
+        self.account_names = _no_names()
+        """Every account id the calls name (pyarrow strings), numbered in the order first seen."""
         self.minutes: dict[int, int] = {}
         self.pkeys: set[int] = set()
         self.read_rows = 0
@@ -558,49 +623,49 @@ class _Run:
         return self.prepared().accounts
 
     # -- pass 1 ---------------------------------------------------------------------------------
-    def read(self, inputs: list[_Input], memory_rows: int = 0) -> list[Any] | None:
+    def read(self, inputs: list[_Input], memory_rows: int = 0) -> "Held | None":
         """Read, validate and encode every chunk.
 
-        Returns the encoded batches when the input has at most ``memory_rows`` calls (they are
-        then rated in memory by ``rate_in_memory``); otherwise spills them into record-id buckets
-        for ``dedup`` and returns None.
+        Returns the kept calls when the input has at most ``memory_rows`` of them (they are then
+        rated in memory by ``rate_in_memory``); otherwise spills them into record-id buckets for
+        ``dedup`` and returns None.
         """
         total = _known_rows(inputs)
         estimate = total
         if estimate is None:
             estimate = sum(i.rows if i.rows is not None else max(1, os.path.getsize(i.name) // 24) for i in inputs)
         limit = memory_rows if total is None or total <= memory_rows else 0
-        held: list[Any] = []
-        held_rows = 0
+        held = Held(total if limit and total is not None else self.chunk_rows)
         for n_rows, chunk in self._chunks(inputs, parallel=bool(limit) and total is not None):
-            batch = self._encode_chunk(chunk)
+            self._keep(chunk, held)
             self.read_rows += n_rows
             self.report("read", self.read_rows, total)
-            if batch is None:
-                continue
-            if self.by_rid is None:
-                held.append(batch)
-                held_rows += batch.num_rows
-                if held_rows > max(self.bucket_rows, limit):
-                    k = max(2, math.ceil(max(estimate, held_rows) / self.bucket_rows))
-                    self.by_rid = _Buckets(k, self.spill, "rid")
-                    for b in held:
-                        self._histogram(b)
-                        self.by_rid.add(b, self._rid_part(b))
-                    held = []
-            else:
-                self._histogram(batch)
-                self.by_rid.add(batch, self._rid_part(batch))
-        self._parties()
+            if self.by_rid is None and held.n > max(self.bucket_rows, limit):
+                self.by_rid = _Buckets(max(2, math.ceil(max(estimate, held.n) / self.bucket_rows)), self.spill, "rid")
+            if self.by_rid is not None:
+                self._spill(held)
         if self.by_rid is None and limit:
+            self._note_parties(held.pkey[: held.n])
+            self._parties()
             return held
         if self.by_rid is None:
             self.by_rid = _Buckets(1, self.spill, "rid")
-            for b in held:
-                self._histogram(b)
-                self.by_rid.add(b, None)
+            self._spill(held)
+        self._parties()
         self.by_rid.close()
         return None
+
+    def _spill(self, held: "Held") -> None:
+        """Move the held calls into the record-id buckets (counting them per minute and noting their parties)."""
+        assert self.by_rid is not None
+        for batch in held.batches():
+            self._note_parties(batch.column(1).to_numpy())
+            self._histogram(batch)
+            self.by_rid.add(batch, self._rid_part(batch) if self.by_rid.k > 1 else None)
+        held.clear()
+
+    def _note_parties(self, pkey: np.ndarray) -> None:
+        self.pkeys.update(np.flatnonzero(np.bincount(pkey)).tolist() if len(pkey) else [])
 
     def _rid_part(self, batch: Any) -> np.ndarray:
         assert self.by_rid is not None
@@ -641,34 +706,36 @@ class _Run:
                 for fut in futures:
                     fut.cancel()
 
-    def _encode(self, raw: Any, inp: _Input, row0: int) -> Any:
-        """Validate one chunk; returns a record batch (rid, pkey, api, ts, ok) of the calls kept."""
-        return self._encode_chunk(validate_chunk(raw, self.catalog, inp.name, inp.base + row0))
-
-    def _encode_chunk(self, c: "Chunk") -> Any:
-        """A record batch (rid, pkey, api, ts, ok) of the validated chunk's calls that are kept."""
-        import pyarrow as pa
-
-        acc_gid = np.zeros(len(c.accounts), dtype=np.int64)
-        for k, v in enumerate(c.accounts):
-            g = self.account_ids.get(v)
-            if g is None:
-                g = self.account_ids[v] = len(self.account_names)
-                self.account_names.append(v)
-            acc_gid[k] = g
+    def _keep(self, c: "Chunk", held: "Held") -> None:
+        """Append the validated chunk's calls that are kept (before the cut) to ``held``, encoded."""
         keep = c.ts < self.cut
-        pkey = (acc_gid[c.account] * 2 + c.channel).astype(np.int32)  # account * 2 + channel (< 2^31 accounts)
-        cols = [c.rid, pa.array(pkey), pa.array(c.api), pa.array(c.ts), pa.array(c.ok)]
-        batch = pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
         if not keep.all():
-            batch = batch.filter(pa.array(keep))
-            pkey = pkey[keep]
-        if batch.num_rows == 0:
-            return None
-        self.kept_rows += batch.num_rows
-        seen = np.flatnonzero(np.bincount(pkey))
-        self.pkeys.update(seen.tolist())
-        return batch
+            rows = np.flatnonzero(keep)
+            c = Chunk(c.rid.take(rows), c.account[rows], c.accounts, c.channel[rows], c.api[rows], c.ts[rows],
+                      c.ok[rows])
+        m = len(c.ts)
+        if m == 0:
+            return
+        pkey, api, ts, ok = held.extend(c.rid, m)
+        np.take(self._account_numbers(c.accounts), c.account, out=pkey)
+        pkey *= 2  # account * 2 + channel (< 2^31 accounts)
+        pkey += c.channel
+        api[:] = c.api
+        ts[:] = c.ts
+        ok[:] = c.ok
+        self.kept_rows += m
+
+    def _account_numbers(self, names: Any) -> np.ndarray:
+        """The run's number (int32) of each of a chunk's account names; names not seen before are numbered on."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        at = pc.index_in(names, value_set=self.account_names)
+        if at.null_count:
+            fresh = pc.unique(names.filter(at.is_null()))
+            self.account_names = pa.concat_arrays([self.account_names, fresh])
+            at = pc.index_in(names, value_set=self.account_names)
+        return at.to_numpy(zero_copy_only=False).astype(np.int32)
 
     def _histogram(self, batch: Any) -> None:
         """Count the batch's calls per minute (the time buckets are chosen from it)."""
@@ -682,23 +749,24 @@ class _Run:
         known = self.accounts.parties()
         index = {p: i for i, p in enumerate(known)}
         seen = self._seen_pkeys()
+        names = self.account_names.to_pylist()
         unknown = sorted(
-            {(self.account_names[k // 2], CHANNELS[k % 2]) for k in seen.tolist()} - set(index)
+            {(names[k // 2], CHANNELS[k % 2]) for k in seen.tolist()} - set(index)
         )
         self.parties = list(known) + unknown
         index = {p: i for i, p in enumerate(self.parties)}
-        self.remap = np.full(2 * max(len(self.account_names), 1), -1, dtype=np.int32)
+        self.remap = np.full(2 * max(len(names), 1), -1, dtype=np.int32)
         for k in seen.tolist():
-            self.remap[k] = index[(self.account_names[k // 2], CHANNELS[k % 2])]
-        names = np.array([a for a, _ in self.parties] or [""], dtype=object)
+            self.remap[k] = index[(names[k // 2], CHANNELS[k % 2])]
+        party_names = np.array([a for a, _ in self.parties] or [""], dtype=object)
         order = sorted(range(len(self.parties)), key=lambda i: self.parties[i][0].encode("utf-8"))
         self.account_rank = np.empty(len(self.parties), dtype=np.int64)
         self.account_rank[order] = np.arange(len(self.parties))
         self.party_market = np.array([ch == MARKETPLACE for _, ch in self.parties], dtype=np.int8)
-        self.party_names = names
+        self.party_names = party_names
         ready = self.prepared()
         self.tables, self.plans = extend_tables(ready.tables, unknown), ready.plans
-        self.state = KernelState.fresh(self.tables, np.array([p.quantity for p in self.plans], dtype=np.int64))
+        self.state = KernelState.fresh(self.tables, self.plans.quantity)
 
     def _seen_pkeys(self) -> np.ndarray:
         return np.array(sorted(self.pkeys), dtype=np.int64)
@@ -832,7 +900,7 @@ class _Run:
             peaks = qps.to_mapping()
             for key in zip(lines.party[counted].tolist(), lines.period[counted].tolist(), lines.api[counted].tolist()):
                 peaks.setdefault(key, (1, 0))  # the in-memory pass lists only seconds with >= 2 calls
-            made = make_bills(usage.to_usage(), catalog, parties, plans, peaks)
+            made = make_bills(usage.to_usage(), catalog, parties, plans.objects(), peaks)
             if wanted is None:
                 return made
             label = period_label(wanted)
@@ -847,7 +915,7 @@ class _Run:
         return bill_columns(self.usage.line_arrays(), self.usage.plan_used, self.catalog, self.parties,
                             self.plans, self.qps, self.tables, self.wanted)
 
-    def rate_in_memory(self, held: list[Any], calls_path: Path | None) -> None:
+    def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
         """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``_fastrerate``."""
         _fast.rate_in_memory(self, held, calls_path)
 
@@ -881,10 +949,11 @@ class Chunk:
     rid: Any
     """pyarrow StringArray, stripped, never empty."""
     account: np.ndarray
-    """int64 index into ``accounts``."""
-    accounts: list[str]
+    """Integer index into ``accounts``."""
+    accounts: Any
+    """pyarrow StringArray of account ids, stripped (a name may repeat; none is blank)."""
     channel: np.ndarray
-    """int64: 0 official, 1 marketplace."""
+    """int8: 0 official, 1 marketplace."""
     api: np.ndarray
     """int16 catalog index."""
     ts: np.ndarray
@@ -930,37 +999,29 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
             raise fail_at("record_id")("is empty", int(np.argmax(blank)))
     if pa.types.is_large_string(rid.type):
         rid = rid.cast(pa.string())
-    acc_idx, acc_vals = _dict_text(column("account"), fail_at("account"))
-    bad = np.array([v is None for v in acc_vals], dtype=bool)[acc_idx]
-    if bad.any():
-        raise fail_at("account")("is empty", int(np.argmax(bad)))
-    accounts = [v if v is not None else "" for v in acc_vals]
+    acc_idx, accounts, acc_blank = _dict_column(column("account"), fail_at("account"))
+    i = _first_row(acc_idx, acc_blank)
+    if i is not None:
+        raise fail_at("account")("is empty", i)
     if "channel" in names:
-        ch_idx, ch_vals = _dict_text(column("channel"), fail_at("channel"))
-        ch_code = np.zeros(len(ch_vals), dtype=np.int64)  # blank -> official
-        for k, v in enumerate(ch_vals):
-            if v is None or v == OFFICIAL:
-                continue
-            rows = ch_idx == k
-            if not rows.any():
-                continue
-            if v != MARKETPLACE:
-                raise fail_at("channel")(f"channel must be 'official' or 'marketplace', not {v!r}", int(np.argmax(rows)))
-            ch_code[k] = 1
+        ch_idx, ch_vals, ch_blank = _dict_column(column("channel"), fail_at("channel"))
+        words = ch_vals.to_pylist() + [None]
+        ch_code = np.array([0 if blank or w == OFFICIAL else 1 if w == MARKETPLACE else -1
+                            for w, blank in zip(words, ch_blank.tolist())], dtype=np.int8)  # blank -> official
+        i = _first_row(ch_idx, ch_code < 0)
+        if i is not None:
+            raise fail_at("channel")(f"channel must be 'official' or 'marketplace', not {words[ch_idx[i]]!r}", i)
         channel = ch_code[ch_idx]
     else:
-        channel = np.zeros(n, dtype=np.int64)
-    api_idx, api_vals = _dict_text(column("api"), fail_at("api"))
-    api_code = np.zeros(len(api_vals), dtype=np.int16)
-    for k, v in enumerate(api_vals):
-        rows = api_idx == k
-        if not rows.any():
-            continue
-        if v is None:
-            raise fail_at("api")("is empty", int(np.argmax(rows)))
-        if v not in catalog.index:
-            raise fail_at("api")(f"API {v!r} is not in the catalog", int(np.argmax(rows)))
-        api_code[k] = catalog.index[v]
+        channel = np.zeros(n, dtype=np.int8)
+    api_idx, api_vals, api_blank = _dict_column(column("api"), fail_at("api"))
+    words = api_vals.to_pylist() + [None]
+    api_code = np.array([-1 if blank else catalog.index.get(w, -1) for w, blank in zip(words, api_blank.tolist())],
+                        dtype=np.int16)
+    i = _first_row(api_idx, api_code < 0)
+    if i is not None:
+        k = api_idx[i]
+        raise fail_at("api")("is empty" if api_blank[k] else f"API {words[k]!r} is not in the catalog", i)
     ts_col = column("ts")
     if ts_col.null_count:
         raise fail_at("ts")("is empty", int(np.argmax(ts_col.is_null().to_numpy(zero_copy_only=False))))
@@ -980,11 +1041,9 @@ def _plain_ends(arr: Any) -> bool:
     return bool(_fast._core.plain_ends(offsets, data))
 
 
-def _dict_text(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, list[str | None]]:
-    """(index per row, stripped dictionary values) of a text column; null rows get index len(values).
-
-    A blank value is None in the dictionary.
-    """
+def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
+    """(index per row, stripped dictionary values as an Arrow string array, blank flag per value) of a text
+    column. Null rows get the index ``len(values)``, whose flag (the last) is always set."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -995,11 +1054,21 @@ def _dict_text(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np
     vt = col.type.value_type
     if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
         raise fail(f"must be text, not a column of type {vt}", 0)
-    values = col.dictionary.to_pylist()
-    if pa.types.is_null(vt) or not _plain_ends(col.dictionary):  # some value may be blank or need trimming
-        values = [None if v is None or not v.strip() else v.strip() for v in values]
-    idx = col.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
-    return idx, values + [None]
+    values = col.dictionary if pa.types.is_string(vt) else col.dictionary.cast(pa.string())
+    blank = np.zeros(len(values) + 1, dtype=bool)
+    if not _plain_ends(values):  # some value may be null, blank or need trimming
+        values = pc.utf8_trim_whitespace(values)
+        blank[:-1] = ac.is_blank(values)
+    blank[-1] = True
+    idx = col.indices.fill_null(len(values)) if col.indices.null_count else col.indices
+    return idx.to_numpy(zero_copy_only=False), values, blank
+
+
+def _first_row(idx: np.ndarray, bad: np.ndarray) -> int | None:
+    """The first row whose dictionary index is flagged in ``bad``, or None."""
+    if not bad.any() or not (bad & (np.bincount(idx, minlength=len(bad)) > 0)).any():
+        return None
+    return int(np.argmax(bad[idx]))
 
 
 def _duplicates(rid: Any, market: np.ndarray, ts: np.ndarray, rank: np.ndarray, api: np.ndarray,
@@ -1157,7 +1226,7 @@ class _CallsWriter:
         self.channels = pa.array(list(CHANNELS))
         self.statuses = pa.array(list(STATUS_NAMES))
         self.sources = pa.array(list(SOURCE_NAMES))
-        self.plan_ids = np.array([p.id for p in run.plans], dtype=object)
+        self.plan_ids = np.array(run.plans.ids, dtype=object)
 
     def write(self, rid: Any, batch: Batch, out: Outcomes) -> None:
         import pyarrow as pa

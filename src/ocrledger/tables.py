@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from itertools import chain
 from typing import Sequence
 
 import numpy as np
 
-from .accounts import MARKETPLACE, OFFICIAL, Accounts, Plan
+from .accountcols import PlanColumns, expire_first
+from .accounts import OFFICIAL, Accounts, Plan
 from .catalog import Catalog
 
 NO_ACTIVATION = np.iinfo(np.int64).max
@@ -138,18 +138,10 @@ class Outcomes:
 
 
 def plan_order(plans: Sequence[Plan]) -> list[Plan]:
-    """Plans in expire-first order: end, then start, then id in byte order.
-
-    UTF-8 byte order is code point order, which is how numpy sorts a unicode array (whose strings
-    lose trailing NULs: ids with a NUL take Python's sort).
-    """
-    ids = [p.id for p in plans]
-    if any("\0" in i for i in ids):
-        return sorted(plans, key=lambda p: (p.end, p.start, p.id.encode("utf-8")))
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[np.argsort(np.array(ids, dtype=str), kind="stable")] = np.arange(len(ids))
-    order = np.lexsort((rank, np.array([p.start for p in plans], dtype=np.int64),
-                        np.array([p.end for p in plans], dtype=np.int64)))
+    """Plans in expire-first order: end, then start, then id in UTF-8 byte order (``accountcols.expire_first``)."""
+    n = len(plans)
+    order = expire_first(np.fromiter((p.end for p in plans), dtype=np.int64, count=n),
+                         np.fromiter((p.start for p in plans), dtype=np.int64, count=n), [p.id for p in plans])
     return [plans[k] for k in order.tolist()]
 
 
@@ -160,36 +152,37 @@ def build_tables(
 
     Returns the tables and the plans in kernel index order.
     """
+    tables, plans = kernel_tables(catalog, accounts, parties)
+    return tables, plans.objects()
+
+
+def kernel_tables(
+    catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
+) -> tuple[KernelTables, PlanColumns]:
+    """``build_tables`` from the accounts' columns, the plans as columns in kernel index order (no objects)."""
+    cols = accounts.columns()
     n_api = len(catalog.apis)
     party_index = {p: i for i, p in enumerate(parties)}
     n_party = len(parties)
     arrays = catalog.arrays()
     official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8)
     activation = np.full(n_party * n_api, NO_ACTIVATION, dtype=np.int64)
-    for i, (_, ch) in enumerate(parties):
-        if ch == MARKETPLACE:
-            activation[i * n_api : (i + 1) * n_api] = ALWAYS_ACTIVE
-    cells: list[int] = []
-    instants: list[int] = []
-    for acc in accounts.accounts:
-        if acc.activated:
-            base = party_index[(acc.id, acc.channel)] * n_api
-            cells.extend([base + catalog.index[code] for code in acc.activated])
-            instants.extend(acc.activated.values())
-    activation[np.array(cells, dtype=np.int64)] = np.array(instants, dtype=np.int64)
-    plans = plan_order(accounts.plans)
+    activation.reshape(n_party, n_api)[official == 0] = ALWAYS_ACTIVE
+    if len(cols.act_party):
+        where = _positions(party_index, cols.parties, cols.act_party)
+        code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
+        activation[where[cols.act_party] * n_api + code[cols.act_api]] = cols.act_when
+    plans = cols.plans.take(cols.plans.expire_first())
     # one (pair, plan) entry per API a plan covers, in plan order
-    api_lists: dict[tuple[str, ...], list[int]] = {}
-    for p in plans:
-        if p.apis not in api_lists:
-            api_lists[p.apis] = [catalog.index[c] for c in p.apis]
-    covered = [api_lists[p.apis] for p in plans]
-    sizes = np.fromiter(map(len, covered), dtype=np.int64, count=len(plans))
-    owner = np.array([party_index[(p.account, p.channel)] for p in plans], dtype=np.int64)
-    pair = np.repeat(owner * n_api, sizes) + np.fromiter(chain.from_iterable(covered), dtype=np.int64,
-                                                          count=int(sizes.sum()))
+    set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
+    set_start = np.r_[0, np.cumsum(set_len)].astype(np.int64)
+    set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
+    sizes = set_len[plans.api_set]
+    first = np.repeat(set_start[plans.api_set] - (np.cumsum(sizes) - sizes), sizes)  # entry k -> code k + first
+    owner = _positions(party_index, plans.parties, plans.party)[plans.party]
+    pair = np.repeat(owner * n_api, sizes) + set_codes[np.arange(int(sizes.sum()), dtype=np.int64) + first]
     plan_of = np.repeat(np.arange(len(plans)), sizes)
-    dedicated = np.repeat(np.array([p.kind == "dedicated" for p in plans], dtype=bool), sizes)
+    dedicated = np.repeat(plans.dedicated, sizes)
     n_pair = n_party * n_api
     ded_offset, ded_plans = _csr(pair[dedicated], plan_of[dedicated], n_pair)
     sh_offset, sh_plans = _csr(pair[~dedicated], plan_of[~dedicated], n_pair)
@@ -206,8 +199,8 @@ def build_tables(
         tier_price=arrays["tier_price"],
         party_official=official,
         activation=activation,
-        plan_start=np.array([p.start for p in plans], dtype=np.int64),
-        plan_end=np.array([p.effective_end for p in plans], dtype=np.int64),
+        plan_start=plans.start.copy(),
+        plan_end=plans.effective_end,
         ded_offset=ded_offset,
         ded_plans=ded_plans,
         sh_offset=sh_offset,
@@ -234,6 +227,15 @@ def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> K
         ded_offset=np.concatenate([tables.ded_offset, np.full(pairs, tables.ded_offset[-1], dtype=np.int64)]),
         sh_offset=np.concatenate([tables.sh_offset, np.full(pairs, tables.sh_offset[-1], dtype=np.int64)]),
     )
+
+
+def _positions(index: dict[tuple[str, str], int], parties: Sequence[tuple[str, str]], used: np.ndarray) -> np.ndarray:
+    """Position in ``index`` of each of ``parties`` that ``used`` names (others 0): a KeyError for a used one
+    that ``index`` lacks."""
+    where = np.zeros(len(parties), dtype=np.int64)
+    listed = np.unique(used).tolist()
+    where[listed] = [index[parties[k]] for k in listed]
+    return where
 
 
 def _csr(pair: np.ndarray, plan: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
