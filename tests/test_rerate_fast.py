@@ -161,15 +161,17 @@ def test_radix_argsort_is_a_stable_argsort() -> None:
 
 
 @needs_core
-def test_string_repeats_and_gather_strings() -> None:
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+def test_string_repeats_and_gather_strings(kind: str) -> None:
     rng = np.random.default_rng(9)
     words = ["", "x", "abcdefgh", "abcdefghi", "a much longer record id than sixteen bytes", "é", "abcdefgh "]
     values = [words[k] + (str(v) if rng.random() < 0.5 else "") for k, v in
               zip(rng.integers(0, len(words), 5_000), rng.integers(0, 300, 5_000))]
-    arr = pa.array(values).slice(3)  # a non-zero offset
+    arr = pa.array(values, getattr(pa, kind)()).slice(3)  # a non-zero offset
     values = values[3:]
     tag = rng.integers(0, 2, len(values)).astype(np.int8)
     offsets, data = fast.string_buffers(arr)
+    assert offsets.dtype == (np.int64 if kind == "large_string" else np.int32)  # read as they are, no copy
     code, rep = np.empty(len(values), np.int32), np.empty(len(values), np.uint8)
     distinct = core.string_repeats(offsets, data, tag, code, rep)
     keys = list(zip(values, tag.tolist()))
@@ -193,8 +195,9 @@ def test_string_repeats_and_gather_strings() -> None:
 def test_plain_ends() -> None:
     for values, plain in ((["a", "b1", "x-y"], True), (["a", " b"], False), (["a", "b\t"], False), (["", "a"], False),
                           (["é"], False), (["aé"], False), ([], True)):
-        offsets, data = fast.string_buffers(pa.array(values, pa.string()))
-        assert bool(core.plain_ends(offsets, data)) is plain
+        for kind in (pa.string(), pa.large_string()):
+            offsets, data = fast.string_buffers(pa.array(values, kind))
+            assert bool(core.plain_ends(offsets, data)) is plain
 
 
 @needs_core

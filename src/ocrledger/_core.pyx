@@ -781,6 +781,11 @@ def scatter_outcomes(const int64_t[::1] perm,
             o_amount[i] = amount[j]
 
 
+ctypedef fused offset_t:  # Arrow string offsets: int32 (string) or int64 (large_string), read as they are
+    int32_t
+    int64_t
+
+
 cdef inline uint64_t hash_key(const uint8_t* key, Py_ssize_t width, uint64_t tag) noexcept nogil:
     # 8 bytes per step, multiply-xorshift mixing (fixed-width keys, so no length to mix in).
     cdef uint64_t h = OCR_K0 ^ tag, w
@@ -942,7 +947,7 @@ cdef inline uint64_t hash_bytes(const uint8_t* key, Py_ssize_t width, uint64_t t
     return h ^ (h >> 29)
 
 
-def string_repeats(const int64_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag,
+def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag,
                    int32_t[::1] code, uint8_t[::1] repeated):
     """Hash n strings (Arrow offsets + data, plus a tag byte that is part of the key) in input order.
 
@@ -1103,7 +1108,7 @@ def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t
         raise ValueError("ts - base must lie in [0, 2**32)")
 
 
-def gather_strings(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] perm,
+def gather_strings(const offset_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] perm,
                    int32_t[::1] out_offsets, uint8_t[::1] out_data):
     """Strings perm[0], perm[1], ... of (offsets, data) as Arrow buffers out_offsets (n + 1), out_data.
 
@@ -1388,7 +1393,7 @@ def plan_units(const int32_t[::1] plan, const int8_t[::1] source, const int32_t[
     return bad
 
 
-def plain_ends(const int64_t[::1] offsets, const uint8_t[::1] data):
+def plain_ends(const offset_t[::1] offsets, const uint8_t[::1] data):
     """True when every string (Arrow offsets + data) is non-empty and starts and ends with a byte in
     0x21..0x7E (printable ASCII, not a space): then trimming whitespace cannot change any of them."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, i, a, b
@@ -1407,7 +1412,7 @@ def plain_ends(const int64_t[::1] offsets, const uint8_t[::1] data):
     return ok
 
 
-def string_lengths(const int64_t[::1] offsets, const int64_t[::1] perm, int32_t[::1] out_offsets):
+def string_lengths(const offset_t[::1] offsets, const int64_t[::1] perm, int32_t[::1] out_offsets):
     """out_offsets = Arrow offsets of strings perm[0], perm[1], ... of (offsets, ...); returns their total
     length (the size ``gather_strings`` needs). Raises OverflowError past 2**31 - 1 bytes."""
     cdef Py_ssize_t n = perm.shape[0], m = offsets.shape[0] - 1, j, i

@@ -146,13 +146,14 @@ def write_text(bills: Sequence[Bill], text_path: Path) -> None:
 
 
 def string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 offsets, uint8 data) of an Arrow string or large_string array (no copy of the data)."""
+    """(offsets, uint8 data) of an Arrow string or large_string array, without copying either: int32
+    offsets for string, int64 for large_string (the compiled string functions take both)."""
     import pyarrow as pa
 
     off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
     n = len(arr)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset: arr.offset + n + 1].astype(np.int64)
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset: arr.offset + n + 1]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
     return offsets, data
 
@@ -383,8 +384,8 @@ def gather_text(offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> Any:
     try:
         total = _core.string_lengths(offsets, perm, out_off)
     except OverflowError:  # 2 GiB of text or more: Arrow's own take (large_string) does it
-        arr = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets),
-                                                                           pa.py_buffer(data)])
+        kind = pa.large_string() if offsets.dtype == np.int64 else pa.string()
+        arr = pa.Array.from_buffers(kind, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
         return arr.take(pa.array(perm))
     out_data = np.empty(total + 16, dtype=np.uint8)  # 16 spare bytes: short strings are copied as two words
     _core.gather_strings(offsets, data, perm, out_off, out_data)
