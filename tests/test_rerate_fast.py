@@ -85,6 +85,9 @@ def test_in_memory_pass_equals_spill_passes_and_rate(tmp_path: Path, seed: int, 
         assert (fast_out / "bills.json").read_bytes() == (slow_out / "bills.json").read_bytes()
         assert (fast_out / "bills.txt").read_bytes() == (slow_out / "bills.txt").read_bytes()
         assert calls_rows(fast_out / "calls.parquet") == calls_rows(slow_out / "calls.parquet")
+        schema = pq.read_schema(fast_out / "calls.parquet")
+        assert schema == pq.read_schema(slow_out / "calls.parquet")
+        assert [f.name for f in schema if f.nullable] == ["source", "plan", "tier"]  # the others always hold a value
         a, b = dict(quick.summary), dict(slow.summary)
         for key in ("buckets", "seconds", "calls_per_second", "peak_rss_mb"):
             a.pop(key), b.pop(key)

@@ -400,14 +400,9 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
 
     from .accounts import CHANNELS
     from .clock import period_label
-    from .rerate import SOURCE_NAMES, STATUS_NAMES
+    from .rerate import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
-    text = pa.dictionary(pa.int32(), pa.string())
-    schema = pa.schema([
-        ("record_id", pa.string()), ("account", text), ("api", text), ("channel", text), ("ts", pa.int64()),
-        ("period", text), ("source", text), ("plan", text), ("tier", pa.int16()), ("amount", pa.int64()),
-        ("status", text),
-    ])
+    schema = calls_schema()
     n = len(batch)
     api_codes = pa.array([a.code for a in run.catalog.apis], pa.string())
     channels = pa.array(list(CHANNELS), pa.string())

@@ -84,6 +84,23 @@ STATUS_NAMES = ("charged", "failed", "duplicate", "rejected_inactive", "rejected
 """``status`` of calls.parquet, indexed by ``codes.Status``."""
 SOURCE_NAMES = ("free", "dedicated", "shared", "payg")
 """``source`` of calls.parquet, indexed by ``codes.Source`` - 1 (null: nothing paid)."""
+
+
+def calls_schema(hidden: bool = False) -> Any:
+    """The Arrow schema of calls.parquet (``hidden`` adds the spill passes' ``_line``). Columns that always
+    hold a value are declared non-null: Parquet then writes no definition levels for them."""
+    import pyarrow as pa
+
+    text = pa.dictionary(pa.int32(), pa.string())
+    fields = [
+        pa.field("record_id", pa.string(), False), pa.field("account", text, False), pa.field("api", text, False),
+        pa.field("channel", text, False), pa.field("ts", pa.int64(), False), pa.field("period", text, False),
+        pa.field("source", text), pa.field("plan", text), pa.field("tier", pa.int16()),
+        pa.field("amount", pa.int64(), False), pa.field("status", text, False),
+    ]
+    return pa.schema(fields + ([pa.field("_line", pa.int64(), False)] if hidden else []))
+
+
 OUTPUT_FILES = ("bills.json", "bills.txt", "calls.parquet", "summary.json")
 
 
@@ -1212,15 +1229,7 @@ class _CallsWriter:
         import pyarrow.parquet as pq
 
         self.path, self.run, self.hidden = path, run, hidden
-        text = pa.dictionary(pa.int32(), pa.string())
-        fields = [
-            ("record_id", pa.string()), ("account", text), ("api", text), ("channel", text), ("ts", pa.int64()),
-            ("period", text), ("source", text), ("plan", text), ("tier", pa.int16()), ("amount", pa.int64()),
-            ("status", text),
-        ]
-        if hidden:
-            fields.append(("_line", pa.int64()))
-        self.schema = pa.schema(fields)
+        self.schema = calls_schema(hidden)
         self.writer = pq.ParquetWriter(str(path), self.schema)
         self.api_codes = pa.array([a.code for a in run.catalog.apis])
         self.channels = pa.array(list(CHANNELS))
