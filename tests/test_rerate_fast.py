@@ -175,16 +175,14 @@ def test_string_repeats_and_gather_strings(kind: str) -> None:
     tag = rng.integers(0, 2, len(values)).astype(np.int8)
     offsets, data = fast.string_buffers(arr)
     assert offsets.dtype == (np.int64 if kind == "large_string" else np.int32)  # read as they are, no copy
-    code, rep = np.empty(len(values), np.int32), np.empty(len(values), np.uint8)
-    distinct = core.string_repeats(offsets, data, tag, code, rep)
+    later, first_of = np.full(len(values), -7, np.int32), np.full(len(values), -7, np.int32)
+    distinct, m = core.string_repeats(offsets, data, tag, later, first_of)
     keys = list(zip(values, tag.tolist()))
     assert distinct == len(set(keys))
-    counts: dict = {}
-    for k in keys:
-        counts[k] = counts.get(k, 0) + 1
-    assert rep.tolist() == [int(counts[k] > 1) for k in keys]
     first: dict = {}
-    assert code.tolist() == [first.setdefault(k, len(first)) for k in keys]
+    seen_before = [(i, first[k]) for i, k in enumerate(keys) if first.setdefault(k, i) != i]
+    assert list(zip(later[:m].tolist(), first_of[:m].tolist())) == seen_before
+    assert (later[m:] == -7).all() and (first_of[m:] == -7).all()  # nothing written past the listed rows
     perm = rng.permutation(len(values)).astype(np.int64)
     out_off = np.empty(len(values) + 1, np.int32)
     total = core.string_lengths(offsets, perm, out_off)
@@ -192,6 +190,17 @@ def test_string_repeats_and_gather_strings(kind: str) -> None:
     assert core.gather_strings(offsets, data, perm, out_off, out_data) == total
     got = pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
     assert got.to_pylist() == [values[i] for i in perm.tolist()]
+
+
+@needs_core
+def test_take_int32() -> None:
+    values = np.array([5, -1, 7], np.int32)
+    index = np.array([2, 0, 0, 1], np.int32)
+    out = np.empty(4, np.int32)
+    core.take_int32(values, index, out)
+    assert out.tolist() == [7, 5, 5, -1]
+    with pytest.raises(IndexError):
+        core.take_int32(values, np.array([3], np.int32), np.empty(1, np.int32))
 
 
 @needs_core

@@ -948,19 +948,19 @@ cdef inline uint64_t hash_bytes(const uint8_t* key, Py_ssize_t width, uint64_t t
 
 
 def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag,
-                   int32_t[::1] code, uint8_t[::1] repeated):
+                   int32_t[::1] later, int32_t[::1] first_of):
     """Hash n strings (Arrow offsets + data, plus a tag byte that is part of the key) in input order.
 
-    Writes code[i] (codes count up in first-appearance order) and repeated[i] = 1 for every row
-    whose (string, tag) occurs more than once; returns the number of distinct keys. Same
-    linear-probing table as ``dictionary_codes``.
+    Every row whose (string, tag) was seen on an earlier row is listed, in input order: later[k] is
+    the row and first_of[k] the first row with its key. Returns (distinct keys, rows listed). Only
+    the listed entries of ``later`` and ``first_of`` are written, so untouched output costs nothing.
+    The linear-probing table keeps a 32-bit hash fragment and the first row per key.
     """
     cdef Py_ssize_t n = offsets.shape[0] - 1
-    cdef Py_ssize_t size = 1024, j, b0, b1, other, slot, distinct = 0, c, width, owidth
+    cdef Py_ssize_t size = 1024, j, b0, b1, other, slot, distinct = 0, m = 0, width, owidth
     cdef uint64_t h, mask = size - 1, frag, entry
     cdef uint64_t hashes[HASH_BLOCK]
     cdef uint64_t* table
-    cdef int32_t* first
     cdef const uint8_t* base
     cdef const uint8_t* key
     cdef int8_t tg
@@ -968,10 +968,10 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
         raise ValueError("offsets needs n + 1 entries")
     if n >= INT32_MAX:
         raise OverflowError("more than 2**31 - 2 keys")
-    if code.shape[0] < n or repeated.shape[0] < n or tag.shape[0] < n:
-        raise ValueError("tag, code and repeated need n entries")
+    if later.shape[0] < n or first_of.shape[0] < n or tag.shape[0] < n:
+        raise ValueError("tag, later and first_of need n entries")
     if n == 0:
-        return 0
+        return 0, 0
     if offsets[0] < 0 or offsets[n] > data.shape[0]:
         raise ValueError("offsets point outside data")
     base = &data[0] if data.shape[0] else NULL
@@ -979,21 +979,12 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
         size *= 2
     mask = size - 1
     table = <uint64_t*>calloc(size, sizeof(uint64_t))
-    first = <int32_t*>malloc(n * sizeof(int32_t))
-    if table == NULL or first == NULL:
-        free(table)
-        free(first)
+    if table == NULL:
         raise MemoryError()
     with nogil:
         b0 = 0
         while b0 < n:
             b1 = b0 + HASH_BLOCK if b0 + HASH_BLOCK < n else n
-            if (distinct + HASH_BLOCK) * 3 >= size * 2:
-                table = grow(table, size)
-                if table == NULL:
-                    break
-                size *= 2
-                mask = size - 1
             for j in range(b0, b1):
                 h = hash_bytes(base + offsets[j], offsets[j + 1] - offsets[j], <uint64_t><uint8_t>tag[j])
                 hashes[j - b0] = h
@@ -1008,28 +999,39 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
                 while True:
                     entry = table[slot]
                     if entry == 0:
-                        table[slot] = frag | <uint64_t>(distinct + 1)
-                        first[distinct] = <int32_t>j
-                        code[j] = <int32_t>distinct
-                        repeated[j] = 0
+                        table[slot] = frag | <uint64_t>(j + 1)
                         distinct += 1
                         break
                     if (entry & OCR_HI32) == frag:
-                        c = (entry & OCR_LO32) - 1
-                        other = first[c]
+                        other = <Py_ssize_t>(entry & OCR_LO32) - 1
                         owidth = offsets[other + 1] - offsets[other]
                         if owidth == width and tag[other] == tg and memcmp(base + offsets[other], key, width) == 0:
-                            code[j] = <int32_t>c
-                            repeated[j] = 1
-                            repeated[other] = 1
+                            later[m] = <int32_t>j
+                            first_of[m] = <int32_t>other
+                            m += 1
                             break
                     slot = (slot + 1) & mask
             b0 = b1
-    free(first)
-    if table == NULL:
-        raise MemoryError()
     free(table)
-    return distinct
+    return distinct, m
+
+
+def take_int32(const int32_t[::1] values, const int32_t[::1] index, int32_t[::1] out):
+    """out[i] = values[index[i]]: numpy would first copy an int32 index to a 64-bit one."""
+    cdef Py_ssize_t n = index.shape[0], m = values.shape[0], i
+    cdef int32_t k
+    cdef bint bad = False
+    if out.shape[0] != n:
+        raise ValueError("out needs len(index) entries")
+    with nogil:
+        for i in range(n):
+            k = index[i]
+            if k < 0 or k >= m:
+                bad = True
+                break
+            out[i] = values[k]
+    if bad:
+        raise IndexError("index holds a position outside values")
 
 
 def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t[::1] sorted_ts):

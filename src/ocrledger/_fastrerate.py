@@ -169,17 +169,18 @@ def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np
     dup = np.zeros(n, dtype=np.int8)
     if n < 2:
         return dup
-    code = np.empty(n, dtype=np.int32)
-    repeated = np.empty(n, dtype=np.uint8)
-    distinct = _core.string_repeats(offsets, data, np.ascontiguousarray(market, dtype=np.int8), code, repeated)
-    if distinct == n:
+    later = np.empty(n, dtype=np.int32)  # only the first m entries are written (and touched)
+    first_of = np.empty(n, dtype=np.int32)
+    _, m = _core.string_repeats(offsets, data, np.ascontiguousarray(market, dtype=np.int8), later, first_of)
+    if m == 0:
         return dup
-    rows = np.flatnonzero(repeated)
-    key = code[rows]
+    firsts = np.unique(first_of[:m])
+    rows = np.concatenate([firsts, later[:m]])  # every row of a repeated key ...
+    key = np.concatenate([firsts, first_of[:m]])  # ... and its key: the key's first row
     o = np.lexsort((ok[rows], api[rows], account_rank[party[rows]], ts[rows], key))
     sk = key[o]
-    later = np.r_[False, sk[1:] == sk[:-1]]
-    dup[rows[o[later]]] = 1
+    later_in_order = np.r_[False, sk[1:] == sk[:-1]]
+    dup[rows[o[later_in_order]]] = 1
     return dup
 
 
@@ -500,11 +501,14 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     tick("read+validate")
     rid = pa.chunked_array(rid_chunks).combine_chunks()
     del rid_chunks
-    party = run.remap[pkey]
+    party = np.empty(n, dtype=np.int32)
+    _core.take_int32(run.remap, pkey, party)
+    market = (pkey & 1).astype(np.int8)  # pkey = account * 2 + channel (1: marketplace)
     del pkey
     tick("concatenate")
     offsets, data = string_buffers(rid)
-    dup = duplicates(offsets, data, run.party_market[party], ts, party, run.account_rank, api, ok)
+    dup = duplicates(offsets, data, market, ts, party, run.account_rank, api, ok)
+    del market
     run.report("dedup", n, n)
     tick("duplicates")
     order, ts_sorted = sort_ts(ts)
