@@ -38,14 +38,3 @@ def test_default_environment_turns_it_off(monkeypatch) -> None:  # type: ignore[
     assert _malloc._glibc() is None
     with _malloc.reuse_freed_memory():  # a no-op then
         pass
-
-
-@needs_glibc
-def test_arrow_allocates_from_malloc_inside_the_block_only() -> None:
-    pa = pytest.importorskip("pyarrow")
-    before = pa.default_memory_pool().backend_name
-    with _malloc.reuse_freed_memory():
-        assert pa.default_memory_pool().backend_name == "system"
-        kept = pa.array(list(range(1000)))  # built by Arrow, from the pool
-    assert pa.default_memory_pool().backend_name == before
-    assert kept.sum().as_py() == 999 * 1000 // 2  # a buffer from the block's pool outlives it

@@ -7,10 +7,8 @@ its pages; on the development VM that was about a fifth of the pass's CPU. With 
 high trim threshold the freed blocks stay in the heap and the next arrays reuse them: a
 10^7-call rerate took 5.51 s against 6.08 s (medians of 8 alternating rounds) for about 185 MB
 more peak RSS. Afterwards the defaults are set again and the kept memory is returned to the
-kernel (``malloc_trim``). Inside the block Arrow allocates from malloc too (its system pool): its
-default, mimalloc, returns freed pages to the kernel, and the run then faults them in again
-(4.20-4.37 s against 4.54-4.77 s, 0.4 s less system time). Elsewhere than glibc, or with
-``OCRLEDGER_MALLOC=default``, nothing changes.
+kernel (``malloc_trim``). Elsewhere than glibc, or with ``OCRLEDGER_MALLOC=default``, nothing
+changes.
 """
 from __future__ import annotations
 
@@ -46,16 +44,10 @@ def reuse_freed_memory() -> Iterator[None]:
     if libc is None or not libc.mallopt(M_MMAP_MAX, 0):
         yield
         return
-    pa = sys.modules.get("pyarrow")
-    arrow_pool = pa.default_memory_pool() if pa is not None else None
     try:
         libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD)
-        if pa is not None:  # Arrow's buffers from malloc too, instead of mimalloc (which gives pages back)
-            pa.set_memory_pool(pa.system_memory_pool())
         yield
     finally:
-        if pa is not None:
-            pa.set_memory_pool(arrow_pool)
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
         libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
         libc.malloc_trim(0)
