@@ -316,6 +316,13 @@ def test_first_bad_row_is_reported_whatever_the_dictionary_order(col: str) -> No
     assert str(err.value) == f"<arrow table>: row 4: field {col}: {wanted[col]}"
 
 
+def test_command_keeps_pandas_out_and_arrow_still_works() -> None:
+    code = ("import sys; from ocrledger.rerate import keep_pandas_out; keep_pandas_out(); import pyarrow as pa; "
+            "assert pa.array([1, 2]).to_pylist() == [1, 2]; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_cli_rerate_without_pyarrow_says_what_to_install(tmp_path: Path) -> None:
     # pyarrow is an extra: without it the command prints one line (exit 2), never a traceback
     code = ("import sys; sys.modules['pyarrow'] = None; from ocrledger.cli import main; "

@@ -161,9 +161,10 @@ def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 def _run_rerate(args: argparse.Namespace) -> int:
     from .rating import as_accounts, as_catalog
-    from .rerate import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, release_memory_promptly, rerate
+    from .rerate import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, keep_pandas_out, release_memory_promptly, rerate
 
     release_memory_promptly()
+    keep_pandas_out()
     catalog = as_catalog(args.catalog)
     # a path is loaded on a second thread while the calls are read
     accounts = args.accounts if args.accounts is not None else as_accounts(None, catalog)

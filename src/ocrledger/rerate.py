@@ -335,6 +335,31 @@ def release_memory_promptly() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+def keep_pandas_out() -> None:
+    """Keep pyarrow from importing pandas in this process: its first ``pa.array`` imports pandas (about
+    0.2 s) to recognise pandas objects, which the rerater never passes. pyarrow looks once and remembers,
+    so pandas is hidden only while it looks. Process-wide (pyarrow then converts nothing to pandas here),
+    so the command calls it; a program embedding ``rerate`` may well use pandas."""
+    if "pandas" in sys.modules or not _have_pyarrow():
+        return
+    import importlib.abc
+
+    import pyarrow as pa
+
+    class NoPandas(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            if name == "pandas":
+                raise ImportError("the ocrledger command does not use pandas")
+            return None
+
+    hide = NoPandas()
+    sys.meta_path.insert(0, hide)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hide)
+
+
 def _have_pyarrow() -> bool:
     try:
         import pyarrow
