@@ -38,3 +38,20 @@ def test_default_environment_turns_it_off(monkeypatch) -> None:  # type: ignore[
     assert _malloc._glibc() is None
     with _malloc.reuse_freed_memory():  # a no-op then
         pass
+
+
+@needs_glibc
+def test_prefaulted_heap_is_resident_and_taken_by_the_next_arrays() -> None:
+    size = 128 << 20
+    with _malloc.reuse_freed_memory():
+        before = rss()
+        filler = _malloc._prefault(_malloc._glibc(), size)
+        assert filler is not None
+        filler.join()
+        faulted = rss() - before
+        block = np.ones(size // 2, dtype=np.uint8)  # lands on the faulted pages: little fresh memory
+        grown = rss() - before - faulted
+        del block
+    assert faulted > size * 3 // 4
+    assert grown < size // 4
+

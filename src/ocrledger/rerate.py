@@ -76,6 +76,9 @@ DEFAULT_CHUNK_ROWS = 1 << 20
 """Rows read from the input at a time."""
 DEFAULT_BUCKET_ROWS = 1 << 21
 """Calls held in memory at once while deduplicating and rating (about 100 bytes each)."""
+PREFAULT_BYTES = 60
+"""Heap faulted in up front per call of the in-memory pass (``_malloc.reuse_freed_memory``): about
+the arrays it allocates from malloc; more only raised the peak RSS."""
 DEFAULT_MEMORY_ROWS = 10_000_000
 """Inputs of at most this many calls are rated in one in-memory pass (peak RSS ~1.4 GB at the limit)."""
 MINUTE_MS = 60_000
@@ -224,7 +227,7 @@ def rerate(
         inputs = _inputs(calls, chunk_rows)
         total = _known_rows(inputs)
         if _fast.available() and total is not None and total <= memory_rows:  # the in-memory pass
-            memory.enter_context(reuse_freed_memory())
+            memory.enter_context(reuse_freed_memory(prefault=total * PREFAULT_BYTES))
         try:
             held = run.read(inputs, memory_rows if _fast.available() else 0)
         except OcrledgerError:
