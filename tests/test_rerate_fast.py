@@ -193,6 +193,22 @@ def test_string_repeats_and_gather_strings(kind: str) -> None:
 
 
 @needs_core
+def test_gather_calls_packs_and_unpacks_every_value() -> None:
+    rng = np.random.default_rng(4)
+    n = 5_000
+    party = rng.integers(-2**31, 2**31, n).astype(np.int32)
+    api = rng.integers(0, 2**24, n).astype(np.int32)
+    ok, dup = rng.integers(0, 2, n).astype(np.int8), rng.integers(0, 2, n).astype(np.int8)
+    order = rng.integers(0, n, 2 * n).astype(np.int64)  # repeats allowed
+    outs = np.empty(2 * n, np.int32), np.empty(2 * n, np.int32), np.empty(2 * n, np.int8), np.empty(2 * n, np.int8)
+    core.gather_calls(order, party, api, ok, dup, *outs)
+    for got, col in zip(outs, (party, api, ok, dup)):
+        assert np.array_equal(got, col[order])
+    with pytest.raises(IndexError):
+        core.gather_calls(order, party, np.full(n, 2**24, np.int32), ok, dup, *outs)
+
+
+@needs_core
 def test_take_int32() -> None:
     values = np.array([5, -1, 7], np.int32)
     index = np.array([2, 0, 0, 1], np.int32)
