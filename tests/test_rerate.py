@@ -316,6 +316,17 @@ def test_first_bad_row_is_reported_whatever_the_dictionary_order(col: str) -> No
     assert str(err.value) == f"<arrow table>: row 4: field {col}: {wanted[col]}"
 
 
+@pytest.mark.parametrize("encode", [False, True], ids=["plain", "dictionary"])
+def test_null_account_is_reported_as_empty(encode: bool) -> None:
+    acc, cols = mixed_setup()
+    t = table(cols)
+    names: list = t.column("account").to_pylist()
+    names[4] = None
+    column = pa.array(names).dictionary_encode() if encode else pa.array(names)
+    with pytest.raises(CallsError, match="row 5: field account: is empty"):
+        rerate(t.set_column(t.schema.get_field_index("account"), "account", column), CATALOG, acc)
+
+
 def test_command_keeps_pandas_out_and_arrow_still_works() -> None:
     code = ("import sys; from ocrledger.rerate import keep_pandas_out; keep_pandas_out(); import pyarrow as pa; "
             "assert pa.array([1, 2]).to_pylist() == [1, 2]; print('pandas' in sys.modules)")

@@ -208,6 +208,17 @@ def test_gather_calls_packs_and_unpacks_every_value() -> None:
         core.gather_calls(order, party, np.full(n, 2**24, np.int32), ok, dup, *outs)
 
 
+def test_flag_values_compiled_and_numpy() -> None:
+    values = np.array([3, 0, 3, 5], np.int32)
+    for given in (values, values.astype(np.int64)):  # int64 takes the numpy path
+        seen = np.zeros(7, np.uint8)
+        fast.flag_values(given, seen)
+        assert seen.tolist() == [1, 0, 0, 1, 0, 1, 0]
+    if core is not None:
+        with pytest.raises(IndexError):
+            core.flag_values(np.array([7], np.int32), np.zeros(7, np.uint8))
+
+
 @needs_core
 def test_take_int32() -> None:
     values = np.array([5, -1, 7], np.int32)

@@ -1016,6 +1016,23 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     return distinct, m
 
 
+def flag_values(const int32_t[::1] values, uint8_t[::1] seen):
+    """seen[v] = 1 for every v in values (a set of small integers without numpy's bincount, which first
+    copies an int32 column to 64 bits)."""
+    cdef Py_ssize_t n = values.shape[0], m = seen.shape[0], i
+    cdef int32_t v
+    cdef bint bad = False
+    with nogil:
+        for i in range(n):
+            v = values[i]
+            if v < 0 or v >= m:
+                bad = True
+                break
+            seen[v] = 1
+    if bad:
+        raise IndexError("a value outside seen")
+
+
 def take_int32(const int32_t[::1] values, const int32_t[::1] index, int32_t[::1] out):
     """out[i] = values[index[i]]: numpy would first copy an int32 index to a 64-bit one."""
     cdef Py_ssize_t n = index.shape[0], m = values.shape[0], i

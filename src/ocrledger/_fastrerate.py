@@ -184,6 +184,14 @@ def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np
     return dup
 
 
+def flag_values(values: np.ndarray, seen: np.ndarray) -> None:
+    """seen[v] = 1 for every v in ``values`` (int32, each in range): compiled, else numpy."""
+    if _core is not None and values.dtype == np.int32:
+        _core.flag_values(values, seen)
+    else:
+        seen[values] = 1
+
+
 def sort_ts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, ts[order]): a stable argsort of the instants (LSD radix when they span < 2**32 ms)."""
     n = len(ts)

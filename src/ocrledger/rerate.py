@@ -710,7 +710,9 @@ class _Run:
         held.clear()
 
     def _note_parties(self, pkey: np.ndarray) -> None:
-        self.pkeys.update(np.flatnonzero(np.bincount(pkey)).tolist() if len(pkey) else [])
+        seen = np.zeros(int(pkey.max()) + 1 if len(pkey) else 0, dtype=np.uint8)
+        _fast.flag_values(pkey, seen)
+        self.pkeys.update(np.flatnonzero(seen).tolist())
 
     def _rid_part(self, batch: Any) -> np.ndarray:
         assert self.by_rid is not None
@@ -1088,7 +1090,7 @@ def _plain_ends(arr: Any) -> bool:
 
 def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
     """(index per row, stripped dictionary values as an Arrow string array, blank flag per value) of a text
-    column. Null rows get the index ``len(values)``, whose flag (the last) is always set."""
+    column. Null rows get the index ``len(values)``, whose flag (the last) is set when there are any."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -1104,7 +1106,7 @@ def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[
     if not _plain_ends(values):  # some value may be null, blank or need trimming
         values = pc.utf8_trim_whitespace(values)
         blank[:-1] = ac.is_blank(values)
-    blank[-1] = True
+    blank[-1] = col.indices.null_count > 0  # null rows only; no row has that index otherwise
     idx = col.indices.fill_null(len(values)) if col.indices.null_count else col.indices
     return idx.to_numpy(zero_copy_only=False), values, blank
 
