@@ -220,6 +220,21 @@ def test_flag_values_compiled_and_numpy() -> None:
 
 
 @needs_core
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+def test_gather_text_permutation_repeats_and_empty(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    values = [("x" * int(k)) + str(i) for i, k in enumerate(rng.integers(0, 30, 2_000))]
+    arr = pa.array(values, getattr(pa, kind)()).slice(1)
+    values = values[1:]
+    offsets, data = fast.string_buffers(arr)
+    for perm in (rng.permutation(len(values)),  # one pass: every string once, total known
+                 rng.integers(0, len(values), len(values)),  # same count, some twice: sized first
+                 rng.integers(0, len(values), 17), np.zeros(0)):
+        got = fast.gather_text(offsets, data, perm.astype(np.int64))
+        assert got.to_pylist() == [values[i] for i in perm.astype(np.int64).tolist()]
+
+
+@needs_core
 def test_take_int32() -> None:
     values = np.array([5, -1, 7], np.int32)
     index = np.array([2, 0, 0, 1], np.int32)

@@ -390,6 +390,14 @@ def gather_text(offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> Any:
 
     n = len(perm)
     out_off = np.empty(n + 1, dtype=np.int32)
+    size = int(offsets[-1] - offsets[0]) if len(offsets) else 0
+    if n == len(offsets) - 1 and size < (1 << 31) - 16:  # a permutation of every string: the same total length
+        out_data = np.empty(size + 16, dtype=np.uint8)
+        try:
+            _core.gather_strings(offsets, data, perm, out_off, out_data)
+            return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
+        except ValueError:  # some string taken twice: size them first
+            pass
     try:
         total = _core.string_lengths(offsets, perm, out_off)
     except OverflowError:  # 2 GiB of text or more: Arrow's own take (large_string) does it
