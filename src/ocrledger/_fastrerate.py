@@ -55,6 +55,7 @@ def _helpers() -> Any:
 
 _core = _helpers()
 
+_WRITER_SYNC = os.environ.get("OCRLEDGER_WRITER_SYNC") == "1"
 ROW_GROUP = 1 << 20
 """Rows per row group of calls.parquet."""
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -378,25 +379,32 @@ def _nullable(typ: Any, values: np.ndarray, valid: np.ndarray) -> Any:
 
 def _lut(index: np.ndarray, size: int, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(used values in increasing order, int32 lookup value -> position among the used)."""
-    used = np.flatnonzero(np.bincount(index if valid is None else index[valid], minlength=size))
+    seen = np.zeros(max(size, 1), dtype=np.uint8)
+    flag_values(index if valid is None else index[valid], seen)
+    used = np.flatnonzero(seen)
     lut = np.zeros(max(size, 1), dtype=np.int32)
     lut[used] = np.arange(len(used), dtype=np.int32)
     return used, lut
 
 
 def gather_text(offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> Any:
-    """The strings perm[0], perm[1], ... of (offsets, data) as one Arrow string (or large_string) array."""
+    """The strings perm[0], perm[1], ... of (offsets, data) as one Arrow string (or large_string) array.
+
+    One pass when the output fits a guess of its size: the source's total length for a permutation
+    of every string, else the mean length times a quarter more; otherwise the lengths are summed
+    first (a second random pass)."""
     import pyarrow as pa
 
-    n = len(perm)
+    n, m = len(perm), len(offsets) - 1
     out_off = np.empty(n + 1, dtype=np.int32)
-    size = int(offsets[-1] - offsets[0]) if len(offsets) else 0
-    if n == len(offsets) - 1 and size < (1 << 31) - 16:  # a permutation of every string: the same total length
-        out_data = np.empty(size + 16, dtype=np.uint8)
+    size = int(offsets[-1] - offsets[0]) if m > 0 else 0
+    guess = size if n == m else (size * n // max(m, 1)) * 5 // 4 + 4096
+    if guess < (1 << 31) - 16:
+        out_data = np.empty(guess + 16, dtype=np.uint8)  # 16 spare bytes: short strings are copied as two words
         try:
             _core.gather_strings(offsets, data, perm, out_off, out_data)
             return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
-        except ValueError:  # some string taken twice: size them first
+        except ValueError:  # longer than the guess
             pass
     try:
         total = _core.string_lengths(offsets, perm, out_off)
@@ -404,14 +412,77 @@ def gather_text(offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> Any:
         kind = pa.large_string() if offsets.dtype == np.int64 else pa.string()
         arr = pa.Array.from_buffers(kind, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
         return arr.take(pa.array(perm))
-    out_data = np.empty(total + 16, dtype=np.uint8)  # 16 spare bytes: short strings are copied as two words
+    out_data = np.empty(total + 16, dtype=np.uint8)
     _core.gather_strings(offsets, data, perm, out_off, out_data)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(out_off), pa.py_buffer(out_data)])
 
 
-def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch: Batch, out: Outcomes) -> _Writer:
-    """Start writing the per-call explanation to ``path`` (the columns in charge order; ``rid``: a future of
-    all record ids in charge order, of which ``span`` is written); returns the running thread."""
+class RecordIds:
+    """Record ids in charge order (rows ``perm`` of the held ids), gathered on a thread one row group at a
+    time, so that the calls.parquet writer can write the first before the last is gathered."""
+
+    def __init__(self, offsets: np.ndarray, data: np.ndarray, perm: np.ndarray, step: int) -> None:
+        self.step = step
+        self._parts: list[Any] = []
+        self._error: BaseException | None = None
+        self._ready = threading.Condition()
+        threading.Thread(target=self._gather, args=(offsets, data, perm), name="ocrledger-rid", daemon=True).start()
+
+    def _gather(self, offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> None:
+        try:
+            for lo in range(0, len(perm), self.step):
+                part = gather_text(offsets, data, perm[lo: lo + self.step])
+                with self._ready:
+                    self._parts.append(part)
+                    self._ready.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - raised by part()
+            with self._ready:
+                self._error = exc
+                self._ready.notify_all()
+
+    def part(self, k: int) -> Any:
+        """The ids of rows k * step to (k + 1) * step (waiting for them)."""
+        with self._ready:
+            while len(self._parts) <= k and self._error is None:
+                self._ready.wait()
+            if len(self._parts) <= k:
+                raise RuntimeError("gathering the record ids failed") from self._error
+            return self._parts[k]
+
+
+class RatedUpTo:
+    """How many calls of the batch the kernel has rated so far; the calls.parquet writer waits on it."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._upto = 0
+        self._failed = False
+
+    def advance(self, upto: int) -> None:
+        with self._ready:
+            self._upto = upto
+            self._ready.notify_all()
+
+    def fail(self) -> None:
+        with self._ready:
+            self._failed = True
+            self._ready.notify_all()
+
+    def wait(self, upto: int) -> None:
+        """Return once the first ``upto`` calls are rated; raise if rating stopped before."""
+        with self._ready:
+            while self._upto < upto and not self._failed:
+                self._ready.wait()
+            if self._upto < upto:
+                raise RuntimeError("rating stopped before these calls were rated")
+
+
+def write_calls(run: "_Run", path: Path, rid: RecordIds | None, span: tuple[int, int], batch: Batch,
+                out: Outcomes, rated: RatedUpTo | None = None) -> _Writer:
+    """Start writing the per-call explanation to ``path``: the calls of ``batch`` and ``out``, rows ``span``
+    of the whole batch in charge order, whose record ids ``rid`` gathers in ``ROW_GROUP`` parts. Returns
+    the running thread. With ``rated`` (counted in the whole batch's rows), each row group waits for
+    its calls' outcomes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -427,32 +498,36 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
     sources = pa.array(list(SOURCE_NAMES), pa.string())
     parties, party_lut = _lut(batch.party, run.tables.n_party)
     party_dict = pa.array(run.party_names[parties].tolist() if len(parties) else [], pa.string())
-    p0 = int(batch.period[0]) if n else 0
-    periods, period_lut = _lut(batch.period - p0, int(batch.period[-1]) - p0 + 1 if n else 0)
-    period_dict = pa.array([period_label(int(p) + p0) for p in periods.tolist()], pa.string())
-    has_plan = out.plan >= 0
-    plans, plan_lut = _lut(out.plan, run.tables.n_plan, has_plan)
-    plan_ids = [run.plans.ids[k] for k in plans.tolist()]
-    plan_dict = pa.array(plan_ids, pa.string())
+    periods, period_lut = _lut(batch.period, int(batch.period[-1]) + 1 if n else 0)  # non-decreasing
+    period_dict = pa.array([period_label(p) for p in periods.tolist()], pa.string())
+    plan_ids = run.plans.ids
     channel_of = run.party_market.astype(np.int32)
     source_index = np.maximum(np.arange(256, dtype=np.int32) - 1, 0)  # source code -> SOURCE_NAMES index
     status_index = np.arange(256, dtype=np.int32)
     dict_of = pa.DictionaryArray.from_arrays
 
     def columns(a: int) -> list[Any]:
-        """Row group a // ROW_GROUP as Arrow columns."""
+        """Row group a // ROW_GROUP as Arrow columns (the plan dictionary: the group's own plans)."""
         b = min(n, a + ROW_GROUP)
+        t0 = time.perf_counter()
+        if rated is not None:
+            rated.wait(span[0] + b)
+        assert rid is not None
+        ids = rid.part(a // ROW_GROUP)
+        waited[0] += time.perf_counter() - t0
         party = batch.party[a:b]
         source = out.source[a:b].view(np.uint8)
         plan = out.plan[a:b]
         tier = out.tier[a:b]
+        plans, plan_lut = _lut(plan, run.tables.n_plan, plan >= 0)
+        plan_dict = pa.array([plan_ids[k] for k in plans.tolist()], pa.string())
         return [
-            ids.slice(a, b - a).cast(pa.string()),
+            ids,
             dict_of(pa.array(party_lut[party]), party_dict),
             dict_of(pa.array(batch.api[a:b]), api_codes),
             dict_of(pa.array(channel_of[party]), channels),
             pa.array(batch.ts[a:b]),
-            dict_of(pa.array(period_lut[batch.period[a:b] - p0]), period_dict),
+            dict_of(pa.array(period_lut[batch.period[a:b]]), period_dict),
             dict_of(_nullable(pa.int32(), source_index[source], source != 0), sources),
             dict_of(_nullable(pa.int32(), plan_lut[np.maximum(plan, 0)], plan >= 0), plan_dict),
             _nullable(pa.int16(), tier, tier >= 0),
@@ -460,14 +535,9 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
             dict_of(pa.array(status_index[out.status[a:b].view(np.uint8)]), statuses),
         ]
 
-    ids: Any = None
+    waited = [0.0]
 
     def work() -> None:
-        nonlocal ids
-        waited = time.perf_counter()
-        ids = rid.result() if hasattr(rid, "result") else rid
-        waited = time.perf_counter() - waited
-        ids = ids.slice(span[0], span[1] - span[0])
         spent = [0.0, 0.0]
         # the next row group's columns are built on a helper thread while this one is written
         with pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS) as writer, ThreadPoolExecutor(1) as ahead:
@@ -481,12 +551,12 @@ def write_calls(run: "_Run", path: Path, rid: Any, span: tuple[int, int], batch:
                 spent[0] += t1 - t0
                 spent[1] += time.perf_counter() - t1
         if _TIMES:
-            sys.stderr.write(f"[ocrledger]   writer: waited {waited:.3f} s for the record ids, {spent[0]:.3f} s for "
-                             f"columns, write_table {spent[1]:.3f} s\n")
+            sys.stderr.write(f"[ocrledger]   writer: {spent[0]:.3f} s waiting for columns (of which {waited[0]:.3f} s "
+                             f"for outcomes and record ids), write_table {spent[1]:.3f} s\n")
 
     thread = _Writer(work)
     thread.start()
-    if os.environ.get("OCRLEDGER_WRITER_SYNC") == "1":  # profiling aid: time the writer alone
+    if _WRITER_SYNC:  # profiling aid: time the writer alone (after the kernel, not beside it)
         thread.join()
         tick("calls.parquet (synchronous)")
     return thread
@@ -508,8 +578,7 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     n = held.n
     if n == 0:
         if calls_path is not None:
-            run.writer_thread = write_calls(run, calls_path, pa.array([], pa.string()), (0, 0), _empty_batch(),
-                                            Outcomes.empty(0))
+            run.writer_thread = write_calls(run, calls_path, None, (0, 0), _empty_batch(), Outcomes.empty(0))
         return
     rid_chunks, pkey, api, ts, ok = held.release()
     if sum(c.nbytes for c in rid_chunks) >= (1 << 31) - 1:
@@ -530,32 +599,39 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     order, ts_sorted = sort_ts(ts)
     tick("sort")
     break_ties(order, ts_sorted, rid, party, api, ok, dup)
-    del ts
-    rid = None
-    if calls_path is not None:  # record ids into charge order on the other core, while the columns and kernel run
-        pool = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-rid")
-        rid = pool.submit(gather_text, offsets, data, order)
-        pool.shutdown(wait=False)
-    batch = Batch(party=np.empty(n, np.int32), api=np.empty(n, np.int32), ts=ts_sorted,
-                  period=sorted_periods(run, ts_sorted), success=np.empty(n, np.int8), duplicate=np.empty(n, np.int8))
-    _core.gather_calls(order, party, api, ok, dup, batch.party, batch.api, batch.success, batch.duplicate)
-    del party, api, ok, dup
-    del offsets, data, order
-    tick("ties + gather")
-    out = _kernel.run(run.impl, tables, run.state, batch)
-    tick("kernel")
-    run.rated = n
-    run.report("rate", n, run.kept_rows)
+    del ts, rid
+    period = sorted_periods(run, ts_sorted)
     if run.wanted is None:
         a, b = 0, n
     else:
         wanted = np.int32(run.wanted)  # a Python int would make numpy convert the whole column first
-        a = int(np.searchsorted(batch.period, wanted, side="left"))
-        b = int(np.searchsorted(batch.period, wanted, side="right"))
-    shown = Batch(*(getattr(batch, f)[a:b] for f in ("party", "api", "ts", "period", "success", "duplicate")))
-    shown_out = Outcomes(out.status[a:b], out.source[a:b], out.plan[a:b], out.tier[a:b], out.amount[a:b])
-    if calls_path is not None and not run.needs_reprice:  # outcomes final: write while the bills are made
-        run.writer_thread = write_calls(run, calls_path, rid, (a, b), shown, shown_out)
+        a = int(np.searchsorted(period, wanted, side="left"))
+        b = int(np.searchsorted(period, wanted, side="right"))
+    # the written calls' record ids into charge order on the other core, while the columns and kernel run
+    ids = RecordIds(offsets, data, order[a:b], ROW_GROUP) if calls_path is not None else None
+    batch = Batch(party=np.empty(n, np.int32), api=np.empty(n, np.int32), ts=ts_sorted, period=period,
+                  success=np.empty(n, np.int8), duplicate=np.empty(n, np.int8))
+    _core.gather_calls(order, party, api, ok, dup, batch.party, batch.api, batch.success, batch.duplicate)
+    del party, api, ok, dup
+    del offsets, data, order
+    tick("ties + gather")
+    shown = batch.slice(a, b)
+    out = Outcomes.empty(n)
+    rated = None
+    if calls_path is not None and not run.needs_reprice and not _WRITER_SYNC:  # outcomes final as rated:
+        rated = RatedUpTo()  # each row group is written as soon as the kernel has rated it
+        run.writer_thread = write_calls(run, calls_path, ids, (a, b), shown, out.slice(a, b), rated)
+    try:
+        _kernel.run(run.impl, tables, run.state, batch, out=out, step=ROW_GROUP,
+                    progress=rated.advance if rated is not None else None)
+    except BaseException:
+        if rated is not None:
+            rated.fail()
+        raise
+    tick("kernel")
+    run.rated = n
+    run.report("rate", n, run.kept_rows)
+    shown_out = out.slice(a, b)
     usage.add(batch, out)
     tick("usage")
     run.qps = qps(run, batch, out)
@@ -568,7 +644,7 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     run.reported = b - a
     run.amount = int(shown_out.amount.sum())
     if calls_path is not None and run.writer_thread is None:
-        run.writer_thread = write_calls(run, calls_path, rid, (a, b), shown, shown_out)
+        run.writer_thread = write_calls(run, calls_path, ids, (a, b), shown, shown_out)
     tick("counts")
 
 

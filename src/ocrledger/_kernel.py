@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import fields
 from types import ModuleType
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -81,15 +81,33 @@ def check(tables: KernelTables, state: KernelState, batch: Batch, out: Outcomes)
             raise IndexError("batch.api holds an index outside the catalog")
 
 
-def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Batch) -> Outcomes:
-    """Rate a batch all-or-nothing: on an error the counters are restored and it is raised."""
-    out = Outcomes.empty(len(batch))
+def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Batch, *, out: Outcomes | None = None,
+        step: int = 0, progress: Callable[[int], None] | None = None) -> Outcomes:
+    """Rate a batch all-or-nothing: on an error the counters are restored and it is raised.
+
+    The outcomes go to ``out`` when given (else new arrays). With ``step``, the batch is rated
+    ``step`` calls at a time (the counters carry over, so the outcomes are the same) and
+    ``progress(k)`` is called once the first k calls are rated: a reader of ``out`` can start
+    before the whole batch is done.
+    """
+    n = len(batch)
+    out = Outcomes.empty(n) if out is None else out
     check(tables, state, batch, out)
     before = state.copy()
-    done = kernel.rate_batch(tables, state, batch, out)
-    if done == len(batch):
-        return out
-    state.restore(before)
+    step = step if step > 0 else max(n, 1)
+    for lo in range(0, max(n, 1), step):
+        hi = min(n, lo + step)
+        part = batch if (lo, hi) == (0, n) else batch.slice(lo, hi)
+        done = lo + kernel.rate_batch(tables, state, part, out if (lo, hi) == (0, n) else out.slice(lo, hi))
+        if done != hi:
+            state.restore(before)
+            raise _error(out, done)
+        if progress is not None:
+            progress(hi)
+    return out
+
+
+def _error(out: Outcomes, done: int) -> MoneyError | StateError:
     code = Status(int(out.status[done]))
     error: MoneyError | StateError
     if code == Status.ERR_OVERFLOW:
@@ -97,7 +115,7 @@ def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Bat
     else:
         error = StateError(f"call {done} of the batch belongs to a month before one its counters already closed")
     error.call_index = done  # type: ignore[attr-defined]
-    raise error
+    return error
 
 
 def name_call(error: MoneyError | StateError, record_id: str, source: str, row: int) -> MoneyError | StateError:

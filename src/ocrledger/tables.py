@@ -115,6 +115,10 @@ class Batch:
     def take(self, index: np.ndarray) -> "Batch":
         return Batch(**{f.name: np.ascontiguousarray(getattr(self, f.name)[index]) for f in fields(self)})
 
+    def slice(self, lo: int, hi: int) -> "Batch":
+        """Rows lo:hi (views of the same arrays)."""
+        return Batch(**{f.name: getattr(self, f.name)[lo:hi] for f in fields(self)})
+
 
 @dataclass
 class Outcomes:
@@ -125,6 +129,10 @@ class Outcomes:
     plan: np.ndarray  # int32 plan index, -1 none
     tier: np.ndarray  # int16 tier (relative to the API), -1 none
     amount: np.ndarray  # int64 exact micro-units
+
+    def slice(self, lo: int, hi: int) -> "Outcomes":
+        """Rows lo:hi (views: the kernel writes through them)."""
+        return Outcomes(**{f.name: getattr(self, f.name)[lo:hi] for f in fields(self)})
 
     @classmethod
     def empty(cls, n: int) -> "Outcomes":
