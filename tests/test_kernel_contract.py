@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, calls, official, repeat
+from helpers import CATALOG, OCT, accounts, api, calls, catalog, official, repeat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
@@ -15,7 +15,7 @@ from ocrledger import _kernel, _reference
 from ocrledger.accounts import Plan
 from ocrledger.codes import Source, Status
 from ocrledger.records import encode, party_list, read_calls
-from ocrledger.tables import KernelState, build_tables, extend_tables, plan_order
+from ocrledger.tables import KernelState, Outcomes, build_tables, extend_tables, plan_order
 
 
 def test_compiled_kernel_is_loaded() -> None:
@@ -66,6 +66,50 @@ def test_batches_carry_counters(kernel: str, cuts: list[int]) -> None:
         assert np.array_equal(np.concatenate([getattr(p, name) for p in parts]), getattr(whole, name)), name
     for name, arr in whole_state.counters().items():
         assert np.array_equal(state.counters()[name], arr), name
+
+
+@pytest.mark.parametrize("step", [1, 37, 300, 10_000])
+def test_stepped_run_gives_the_same_outcomes_and_reports_progress(kernel: str, step: int) -> None:
+    acc = accounts(
+        CATALOG,
+        account=[official("u", "RecognizeIdcard", "RecognizeGeneral")],
+        plan=[{"id": "p", "account": "u", "kind": "shared", "quantity": 200, "start": OCT}],
+    )
+    rows = repeat(300, "u", "RecognizeIdcard", OCT, prefix="a") + repeat(150, "u", "RecognizeGeneral", OCT, prefix="b")
+    tables, quantity, batch = _setup(rows, acc)
+    impl = _kernel.get(kernel)
+    whole_state = KernelState.fresh(tables, quantity)
+    whole = _kernel.run(impl, tables, whole_state, batch)
+    state = KernelState.fresh(tables, quantity)
+    seen: list[int] = []
+    out = Outcomes.empty(len(batch))
+    got = _kernel.run(impl, tables, state, batch, out=out, step=step, progress=seen.append)
+    assert got is out
+    assert seen == [min(len(batch), k) for k in range(step, len(batch) + step, step)]
+    for name in ("status", "source", "plan", "tier", "amount"):
+        assert np.array_equal(getattr(out, name), getattr(whole, name)), name
+    for name, arr in whole_state.counters().items():
+        assert np.array_equal(state.counters()[name], arr), name
+
+
+def test_stepped_run_is_all_or_nothing(kernel: str) -> None:
+    # the error is in the third step: the counters of the two rated steps are restored too
+    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
+    acc = accounts(cat, account=[official("u", "A")])
+    table = read_calls(calls(repeat(5, "u", "A", OCT)), cat)
+    parties = party_list(acc.parties(), table)
+    tables, plans = build_tables(cat, acc, parties)
+    batch = encode(table, parties, cat.clock).batch
+    state = KernelState.fresh(tables, np.zeros(0, np.int64))
+    before = {k: v.copy() for k, v in state.counters().items()}
+    seen: list[int] = []
+    from ocrledger.errors import MoneyError
+
+    with pytest.raises(MoneyError, match="call 1 of the batch"):
+        _kernel.run(_kernel.get(kernel), tables, state, batch, step=1, progress=seen.append)
+    assert seen == [1]  # the first call fits; 2 x 5e18 micro-units does not
+    for name, arr in before.items():
+        assert np.array_equal(state.counters()[name], arr)
 
 
 def test_late_month_is_an_error_and_restores_state(kernel: str) -> None:

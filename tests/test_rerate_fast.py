@@ -353,3 +353,59 @@ def test_bill_files_from_columns_or_objects_are_the_same(tmp_path: Path, monkeyp
     assert (tmp_path / "bills.txt").read_text(encoding="utf-8") == render(result.bills, "text")
     assert (tmp_path / "bills.json").read_text(encoding="utf-8") == bills_to_json(result.bills) + "\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bills.json", "bills.txt", "calls.parquet", "summary.json"]
+
+
+@needs_core
+@pytest.mark.parametrize("row_group", [2, 1 << 20])
+def test_kernel_error_stops_the_early_writer_and_writes_nothing(tmp_path: Path, monkeypatch, row_group: int) -> None:  # type: ignore[no-untyped-def]
+    # calls.parquet is written as the kernel rates; an overflow in a later step must stop the writer
+    # (not leave it waiting) and leave no file: 5e18 micro-units a call, the second call passes INT64_MAX
+    monkeypatch.setattr(fast, "ROW_GROUP", row_group)
+    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
+    acc = accounts(cat, account=[official("u", "A")])
+    t = pa.table({"record_id": [f"r{i}" for i in range(6)], "account": ["u"] * 6, "api": ["A"] * 6,
+                  "ts": [ms(OCT) + i for i in range(6)], "success": [1] * 6})
+    from ocrledger.errors import MoneyError
+
+    with pytest.raises(MoneyError, match=r"<arrow table>: row 2: record r1: its PAYG spend"):
+        rerate(t, cat, acc, out=tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@needs_core
+def test_record_ids_in_parts_and_a_failed_gather() -> None:
+    values = [f"id{i}" for i in range(10)]
+    offsets, data = fast.string_buffers(pa.array(values))
+    perm = np.array([9, 0, 3, 3, 7], np.int64)
+    ids = fast.RecordIds(offsets, data, perm, 2)
+    assert [ids.part(k).to_pylist() for k in range(3)] == [["id9", "id0"], ["id3", "id3"], ["id7"]]
+    broken = fast.RecordIds(offsets, data, np.array([0, 42], np.int64), 1)
+    assert broken.part(0).to_pylist() == ["id0"]
+    with pytest.raises(RuntimeError, match="record ids"):
+        broken.part(1)
+
+
+@needs_core
+def test_kernel_error_names_the_row_after_the_month_cut_and_across_chunks(tmp_path: Path) -> None:
+    # November calls are dropped for --month 2026-10; rows still count them: r1 is row 4
+    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
+    acc = accounts(cat, account=[official("u", "A")])
+    nov = ms("2026-11-05T00:00:00+08:00")
+    ids = ["n0", "r0", "n1", "r1", "r2"]
+    ts = [nov, ms(OCT), nov + 1, ms(OCT) + 1, ms(OCT) + 2]
+    t = pa.table({"record_id": ids, "account": ["u"] * 5, "api": ["A"] * 5, "ts": ts, "success": [1] * 5})
+    from ocrledger.errors import MoneyError
+
+    with pytest.raises(MoneyError, match=r"<arrow table>: row 4: record r1: "):
+        rerate(t, cat, acc, month="2026-10", chunk_rows=2, out=tmp_path / "out")
+
+
+def test_kernel_error_in_the_spill_passes_names_the_record() -> None:
+    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
+    acc = accounts(cat, account=[official("u", "A")])
+    t = pa.table({"record_id": [f"r{i}" for i in range(6)], "account": ["u"] * 6, "api": ["A"] * 6,
+                  "ts": [ms(OCT) + i for i in range(6)], "success": [1] * 6})
+    from ocrledger.errors import MoneyError
+
+    with pytest.raises(MoneyError, match=r"^record r1: its PAYG spend"):
+        rerate(t, cat, acc, memory_rows=0, bucket_rows=2, chunk_rows=2)

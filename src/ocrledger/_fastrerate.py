@@ -37,6 +37,7 @@ from .bills import Bill, bills_to_json
 from .catalog import VOLUME
 from .clock import N_PERIODS
 from .codes import Source, Status
+from .errors import MoneyError, StateError
 from .qps import QpsArrays, qps_arrays
 from .tables import Batch, Outcomes
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage, width_for
@@ -613,7 +614,6 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
                   success=np.empty(n, np.int8), duplicate=np.empty(n, np.int8))
     _core.gather_calls(order, party, api, ok, dup, batch.party, batch.api, batch.success, batch.duplicate)
     del party, api, ok, dup
-    del offsets, data, order
     tick("ties + gather")
     shown = batch.slice(a, b)
     out = Outcomes.empty(n)
@@ -624,10 +624,16 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     try:
         _kernel.run(run.impl, tables, run.state, batch, out=out, step=ROW_GROUP,
                     progress=rated.advance if rated is not None else None)
-    except BaseException:
+    except BaseException as exc:
         if rated is not None:
             rated.fail()
+        if isinstance(exc, (MoneyError, StateError)):  # name the record, its input and row
+            i = int(order[exc.call_index])  # type: ignore[attr-defined]
+            source, row = held.where(i)
+            record = bytes(data[offsets[i]: offsets[i + 1]]).decode("utf-8")
+            raise _kernel.name_call(exc, record, source, row) from None
         raise
+    del offsets, data, order  # the record ids' gather keeps what it still needs
     tick("kernel")
     run.rated = n
     run.report("rate", n, run.kept_rows)

@@ -118,7 +118,8 @@ def _error(out: Outcomes, done: int) -> MoneyError | StateError:
     return error
 
 
-def name_call(error: MoneyError | StateError, record_id: str, source: str, row: int) -> MoneyError | StateError:
+def name_call(error: MoneyError | StateError, record_id: str, source: str | None,
+              row: int | None) -> MoneyError | StateError:
     """The same kernel error, naming the record, file and row instead of a batch position."""
     what = ("its PAYG spend this month would pass INT64_MAX micro-units" if isinstance(error, MoneyError)
             else "its month is earlier than one its counters already moved to")

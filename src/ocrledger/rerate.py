@@ -62,7 +62,7 @@ from .bills import Bill
 from .catalog import VOLUME, Catalog
 from .clock import N_PERIODS, parse_period, period_label
 from .codes import Source, Status
-from .errors import CallsError, OcrledgerError
+from .errors import CallsError, MoneyError, OcrledgerError, StateError
 from .money import format_exact, to_cents_decimal
 from .qps import QpsArrays, QpsLines, qps_lines, second_counts
 from .records import REQUIRED
@@ -497,14 +497,18 @@ class Held:
 
     def __init__(self, capacity: int) -> None:
         self.rid: list[Any] = []
+        self.origin: list[tuple[str, int, np.ndarray | None, int]] = []
+        """Per added chunk: input name, row number of its first call, the rows kept (None: all), calls."""
         self.pkey = np.empty(capacity, dtype=np.int32)
         self.api = np.empty(capacity, dtype=np.int32)
         self.ts = np.empty(capacity, dtype=np.int64)
         self.ok = np.empty(capacity, dtype=np.int8)
         self.n = 0
 
-    def extend(self, rid: Any, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Add ``m`` calls with these record ids; the (pkey, api, ts, ok) slices to fill for them."""
+    def extend(self, rid: Any, m: int, origin: tuple[str, int, np.ndarray | None] = ("", 0, None)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Add ``m`` calls with these record ids (from ``origin``, see ``self.origin``); the (pkey, api, ts,
+        ok) slices to fill for them."""
         if self.n + m > len(self.ts):
             size = max(2 * len(self.ts), self.n + m)
             for name in ("pkey", "api", "ts", "ok"):
@@ -514,6 +518,7 @@ class Held:
                 setattr(self, name, new)
         a, self.n = self.n, self.n + m
         self.rid.append(rid)
+        self.origin.append((*origin, m))
         return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n]
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -534,13 +539,23 @@ class Held:
             a = b
 
     def clear(self) -> None:
-        self.rid, self.n = [], 0
+        self.rid, self.origin, self.n = [], [], 0
+
+    def where(self, i: int) -> tuple[str, int]:
+        """(input name, row number) of held call ``i`` (for errors; still known after ``release``)."""
+        ends = np.cumsum([m for *_, m in self.origin])
+        k = int(np.searchsorted(ends, i, side="right"))
+        name, row0, rows, m = self.origin[k]
+        j = i - int(ends[k] - m)
+        return name, row0 + (j if rows is None else int(rows[j]))
 
     def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
         caller frees each as soon as it is done with it)."""
         out = (self.rid, *self.columns())
+        origin = self.origin
         Held.__init__(self, 0)
+        self.origin = origin
         return out
 
 
@@ -756,14 +771,15 @@ class _Run:
     def _keep(self, c: "Chunk", held: "Held") -> None:
         """Append the validated chunk's calls that are kept (before the cut) to ``held``, encoded."""
         keep = c.ts < self.cut
+        rows = None
         if not keep.all():
             rows = np.flatnonzero(keep)
             c = Chunk(c.rid.take(rows), c.account[rows], c.accounts, c.channel[rows], c.api[rows], c.ts[rows],
-                      c.ok[rows])
+                      c.ok[rows], c.source, c.row0)
         m = len(c.ts)
         if m == 0:
             return
-        pkey, api, ts, ok = held.extend(c.rid, m)
+        pkey, api, ts, ok = held.extend(c.rid, m, (c.source, c.row0, rows))
         np.take(self._account_numbers(c.accounts), c.account, out=pkey)
         pkey *= 2  # account * 2 + channel (< 2^31 accounts)
         pkey += c.channel
@@ -897,7 +913,11 @@ class _Run:
                     success=np.ascontiguousarray(table.column("ok").to_numpy(), dtype=np.int8),
                     duplicate=np.ascontiguousarray(table.column("dup").to_numpy(), dtype=np.int8),
                 )
-                out = _kernel.run(self.impl, tables, self.state, batch)
+                try:
+                    out = _kernel.run(self.impl, tables, self.state, batch)
+                except (MoneyError, StateError) as exc:  # the record (its file and row are not kept here)
+                    record = table.column("rid")[exc.call_index].as_py()  # type: ignore[attr-defined]
+                    raise _kernel.name_call(exc, record, None, None) from None
                 self.usage.add(batch, out)
                 for key, (peak, over) in qps_lines(
                     self.catalog, self.accounts, self.parties, *second_counts(batch, out, tables.n_api)
@@ -1005,6 +1025,10 @@ class Chunk:
     """int16 catalog index."""
     ts: np.ndarray
     ok: np.ndarray
+    source: str = ""
+    """The input's name (for errors)."""
+    row0: int = 0
+    """Row number (as errors give it) of the chunk's first call."""
 
 
 def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chunk:
@@ -1077,7 +1101,7 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
     if ok_col.null_count:
         raise fail_at("success")("is empty", int(np.argmax(ok_col.is_null().to_numpy(zero_copy_only=False))))
     ok = ac.flags(ok_col, fail_at("success"))
-    return Chunk(rid, acc_idx, accounts, channel, api_code[api_idx], ts, ok)
+    return Chunk(rid, acc_idx, accounts, channel, api_code[api_idx], ts, ok, name, row_base)
 
 
 def _plain_ends(arr: Any) -> bool:
