@@ -235,6 +235,29 @@ def test_gather_text_permutation_repeats_and_empty(kind: str) -> None:
 
 
 @needs_core
+def test_call_codes_are_the_lookups() -> None:
+    rng = np.random.default_rng(6)
+    n = 3_000
+    party, period = rng.integers(0, 50, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32)
+    source, status = rng.integers(0, 5, n).astype(np.int8), rng.integers(0, 6, n).astype(np.int8)
+    plan = rng.integers(-1, 30, n).astype(np.int32)
+    party_lut, channel_of = rng.integers(0, 9, 50).astype(np.int32), rng.integers(0, 2, 50).astype(np.int32)
+    period_lut, plan_lut = rng.integers(0, 9, 4).astype(np.int32), rng.integers(0, 9, 30).astype(np.int32)
+    out = [np.empty(n, np.int32) for _ in range(6)]
+    source_valid, plan_valid = np.empty(n, np.uint8), np.empty(n, np.uint8)
+    core.call_codes(party, period, source, plan, status, party_lut, channel_of, period_lut, plan_lut, out[0], out[1],
+                    out[2], out[3], source_valid, out[4], plan_valid, out[5])
+    assert np.array_equal(out[0], party_lut[party]) and np.array_equal(out[1], channel_of[party])
+    assert np.array_equal(out[2], period_lut[period]) and np.array_equal(out[5], status)
+    assert np.array_equal(source_valid, source > 0) and np.array_equal(out[3][source > 0], source[source > 0] - 1)
+    assert np.array_equal(plan_valid, plan >= 0) and np.array_equal(out[4][plan >= 0], plan_lut[plan[plan >= 0]])
+    with pytest.raises(IndexError):
+        core.call_codes(np.array([50], np.int32), *(a[:1] for a in (period, source, plan, status)), party_lut,
+                        channel_of, period_lut, plan_lut, *(a[:1] for a in out[:4]), source_valid[:1], out[4][:1],
+                        plan_valid[:1], out[5][:1])
+
+
+@needs_core
 def test_take_int32() -> None:
     values = np.array([5, -1, 7], np.int32)
     index = np.array([2, 0, 0, 1], np.int32)

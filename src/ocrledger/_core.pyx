@@ -1033,6 +1033,46 @@ def flag_values(const int32_t[::1] values, uint8_t[::1] seen):
         raise IndexError("a value outside seen")
 
 
+def call_codes(const int32_t[::1] party, const int32_t[::1] period, const int8_t[::1] source,
+               const int32_t[::1] plan, const int8_t[::1] status, const int32_t[::1] party_lut,
+               const int32_t[::1] channel_of, const int32_t[::1] period_lut, const int32_t[::1] plan_lut,
+               int32_t[::1] o_party, int32_t[::1] o_channel, int32_t[::1] o_period, int32_t[::1] o_source,
+               uint8_t[::1] source_valid, int32_t[::1] o_plan, uint8_t[::1] plan_valid, int32_t[::1] o_status):
+    """The dictionary indices of calls.parquet's text columns for one row group, in one pass:
+    o_party = party_lut[party], o_channel = channel_of[party], o_period = period_lut[period],
+    o_source = source - 1 (valid when a source paid), o_plan = plan_lut[plan] (valid when plan >= 0),
+    o_status = status. Raises IndexError for a value outside its table."""
+    cdef Py_ssize_t n = party.shape[0], i
+    cdef int32_t p, q, k
+    cdef int8_t src
+    cdef bint bad = False
+    if (period.shape[0] != n or source.shape[0] != n or plan.shape[0] != n or status.shape[0] != n
+            or o_party.shape[0] != n or o_channel.shape[0] != n or o_period.shape[0] != n
+            or o_source.shape[0] != n or source_valid.shape[0] != n or o_plan.shape[0] != n
+            or plan_valid.shape[0] != n or o_status.shape[0] != n):
+        raise ValueError("columns of different lengths")
+    with nogil:
+        for i in range(n):
+            p = party[i]
+            q = period[i]
+            k = plan[i]
+            src = source[i]
+            if (p < 0 or p >= party_lut.shape[0] or p >= channel_of.shape[0] or q < 0 or q >= period_lut.shape[0]
+                    or k >= plan_lut.shape[0] or src < 0):
+                bad = True
+                break
+            o_party[i] = party_lut[p]
+            o_channel[i] = channel_of[p]
+            o_period[i] = period_lut[q]
+            o_source[i] = src - 1 if src > 0 else 0
+            source_valid[i] = src > 0
+            o_plan[i] = plan_lut[k] if k >= 0 else 0
+            plan_valid[i] = k >= 0
+            o_status[i] = status[i]
+    if bad:
+        raise IndexError("a value outside its lookup table")
+
+
 def take_int32(const int32_t[::1] values, const int32_t[::1] index, int32_t[::1] out):
     """out[i] = values[index[i]]: numpy would first copy an int32 index to a 64-bit one."""
     cdef Py_ssize_t n = index.shape[0], m = values.shape[0], i

@@ -503,8 +503,6 @@ def write_calls(run: "_Run", path: Path, rid: RecordIds | None, span: tuple[int,
     period_dict = pa.array([period_label(p) for p in periods.tolist()], pa.string())
     plan_ids = run.plans.ids
     channel_of = run.party_market.astype(np.int32)
-    source_index = np.maximum(np.arange(256, dtype=np.int32) - 1, 0)  # source code -> SOURCE_NAMES index
-    status_index = np.arange(256, dtype=np.int32)
     dict_of = pa.DictionaryArray.from_arrays
 
     def columns(a: int) -> list[Any]:
@@ -516,24 +514,28 @@ def write_calls(run: "_Run", path: Path, rid: RecordIds | None, span: tuple[int,
         assert rid is not None
         ids = rid.part(a // ROW_GROUP)
         waited[0] += time.perf_counter() - t0
-        party = batch.party[a:b]
-        source = out.source[a:b].view(np.uint8)
         plan = out.plan[a:b]
         tier = out.tier[a:b]
         plans, plan_lut = _lut(plan, run.tables.n_plan, plan >= 0)
         plan_dict = pa.array([plan_ids[k] for k in plans.tolist()], pa.string())
+        m = b - a
+        idx = [np.empty(m, dtype=np.int32) for _ in range(6)]  # party, channel, period, source, plan, status
+        source_valid, plan_valid = np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8)
+        _core.call_codes(batch.party[a:b], batch.period[a:b], out.source[a:b], plan, out.status[a:b], party_lut,
+                         channel_of, period_lut, plan_lut, idx[0], idx[1], idx[2], idx[3], source_valid, idx[4],
+                         plan_valid, idx[5])
         return [
             ids,
-            dict_of(pa.array(party_lut[party]), party_dict),
+            dict_of(pa.array(idx[0]), party_dict),
             dict_of(pa.array(batch.api[a:b]), api_codes),
-            dict_of(pa.array(channel_of[party]), channels),
+            dict_of(pa.array(idx[1]), channels),
             pa.array(batch.ts[a:b]),
-            dict_of(pa.array(period_lut[batch.period[a:b]]), period_dict),
-            dict_of(_nullable(pa.int32(), source_index[source], source != 0), sources),
-            dict_of(_nullable(pa.int32(), plan_lut[np.maximum(plan, 0)], plan >= 0), plan_dict),
+            dict_of(pa.array(idx[2]), period_dict),
+            dict_of(_nullable(pa.int32(), idx[3], source_valid.view(bool)), sources),
+            dict_of(_nullable(pa.int32(), idx[4], plan_valid.view(bool)), plan_dict),
             _nullable(pa.int16(), tier, tier >= 0),
             pa.array(out.amount[a:b]),
-            dict_of(pa.array(status_index[out.status[a:b].view(np.uint8)]), statuses),
+            dict_of(pa.array(idx[5]), statuses),
         ]
 
     waited = [0.0]
