@@ -165,7 +165,8 @@ def test_radix_argsort_is_a_stable_argsort() -> None:
 
 @needs_core
 @pytest.mark.parametrize("kind", ["string", "large_string"])
-def test_string_repeats_and_gather_strings(kind: str) -> None:
+@pytest.mark.parametrize("partitioned_from", [0, 1 << 16], ids=["partitioned", "one-table"])
+def test_string_repeats_and_gather_strings(kind: str, partitioned_from: int) -> None:
     rng = np.random.default_rng(9)
     words = ["", "x", "abcdefgh", "abcdefghi", "a much longer record id than sixteen bytes", "é", "abcdefgh "]
     values = [words[k] + (str(v) if rng.random() < 0.5 else "") for k, v in
@@ -176,12 +177,12 @@ def test_string_repeats_and_gather_strings(kind: str) -> None:
     offsets, data = fast.string_buffers(arr)
     assert offsets.dtype == (np.int64 if kind == "large_string" else np.int32)  # read as they are, no copy
     later, first_of = np.full(len(values), -7, np.int32), np.full(len(values), -7, np.int32)
-    distinct, m = core.string_repeats(offsets, data, tag, later, first_of)
+    distinct, m = core.string_repeats(offsets, data, tag, later, first_of, partitioned_from)
     keys = list(zip(values, tag.tolist()))
     assert distinct == len(set(keys))
     first: dict = {}
     seen_before = [(i, first[k]) for i, k in enumerate(keys) if first.setdefault(k, i) != i]
-    assert list(zip(later[:m].tolist(), first_of[:m].tolist())) == seen_before
+    assert sorted(zip(later[:m].tolist(), first_of[:m].tolist())) == seen_before  # any order
     assert (later[m:] == -7).all() and (first_of[m:] == -7).all()  # nothing written past the listed rows
     perm = rng.permutation(len(values)).astype(np.int64)
     out_off = np.empty(len(values) + 1, np.int32)
@@ -232,6 +233,25 @@ def test_gather_text_permutation_repeats_and_empty(kind: str) -> None:
                  rng.integers(0, len(values), 17), np.zeros(0)):
         got = fast.gather_text(offsets, data, perm.astype(np.int64))
         assert got.to_pylist() == [values[i] for i in perm.astype(np.int64).tolist()]
+
+
+@needs_core
+def test_string_repeats_over_many_partitions() -> None:
+    # 150,000 ids (8 partitions of the hash), a few hundred repeated with either tag
+    rng = np.random.default_rng(8)
+    n = 150_000
+    values = [f"rid-{v}" for v in rng.integers(0, 10**9, n)]
+    for i in rng.integers(0, n, 400).tolist():
+        values[i] = values[int(rng.integers(0, n))]
+    tag = rng.integers(0, 2, n).astype(np.int8)
+    offsets, data = fast.string_buffers(pa.array(values))
+    later, first_of = np.empty(n, np.int32), np.empty(n, np.int32)
+    distinct, m = core.string_repeats(offsets, data, tag, later, first_of)
+    keys = list(zip(values, tag.tolist()))
+    first: dict = {}
+    seen_before = [(i, first[k]) for i, k in enumerate(keys) if first.setdefault(k, i) != i]
+    assert distinct == len(first) and m == len(seen_before) > 100
+    assert sorted(zip(later[:m].tolist(), first_of[:m].tolist())) == seen_before
 
 
 @needs_core

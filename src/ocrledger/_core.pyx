@@ -1,7 +1,7 @@
 """The rating kernel in Cython: one nogil pass over encoded call columns (twin of ``_reference.py``)."""
 from libc.stdint cimport INT32_MAX, INT64_MAX, INT64_MIN, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 IMPLEMENTATION = "cython"
 
@@ -947,14 +947,101 @@ cdef inline uint64_t hash_bytes(const uint8_t* key, Py_ssize_t width, uint64_t t
     return h ^ (h >> 29)
 
 
-def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag,
-                   int32_t[::1] later, int32_t[::1] first_of):
-    """Hash n strings (Arrow offsets + data, plus a tag byte that is part of the key) in input order.
+cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base, const int8_t[::1] tag,
+                               Py_ssize_t n, int32_t[::1] later, int32_t[::1] first_of):
+    """``string_repeats`` in three passes: hash every row; split (hash, row) pairs by the hash's top
+    ``bits`` bits, keeping row order within a partition; then find repeats one partition at a time
+    with a small table. Rows keep their order inside a partition, so the first row of a key is found
+    first, as in one pass over the input."""
+    cdef int bits = 1
+    while (n >> bits) > 32768 and bits < 16:
+        bits += 1
+    cdef Py_ssize_t parts = (<Py_ssize_t>1) << bits, i, j, k, pos, slot, other, width, owidth, distinct = 0, m = 0
+    cdef Py_ssize_t biggest = 0, size, lo, hi
+    cdef int shift = 64 - bits
+    cdef uint64_t h, frag, entry, mask
+    cdef uint64_t* hashes = <uint64_t*>malloc(n * sizeof(uint64_t))
+    cdef uint64_t* part_hash = <uint64_t*>malloc(n * sizeof(uint64_t))
+    cdef int32_t* part_row = <int32_t*>malloc(n * sizeof(int32_t))
+    cdef Py_ssize_t* start = <Py_ssize_t*>calloc(parts + 1, sizeof(Py_ssize_t))
+    cdef uint64_t* table = NULL
+    cdef const uint8_t* key
+    if hashes == NULL or part_hash == NULL or part_row == NULL or start == NULL:
+        free(hashes); free(part_hash); free(part_row); free(start)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            h = hash_bytes(base + offsets[i], offsets[i + 1] - offsets[i], <uint64_t><uint8_t>tag[i])
+            hashes[i] = h
+            start[(h >> shift) + 1] += 1
+        for k in range(parts):
+            if start[k + 1] > biggest:
+                biggest = start[k + 1]
+            start[k + 1] += start[k]
+        for i in range(n):  # stable scatter: start[k] advances to the end of partition k
+            k = <Py_ssize_t>(hashes[i] >> shift)
+            pos = start[k]
+            part_hash[pos] = hashes[i]
+            part_row[pos] = <int32_t>i
+            start[k] = pos + 1
+    free(hashes)
+    size = 1024
+    while biggest * 3 >= size * 2:
+        size *= 2
+    mask = size - 1
+    table = <uint64_t*>malloc(size * sizeof(uint64_t))
+    if table == NULL:
+        free(part_hash); free(part_row); free(start)
+        raise MemoryError()
+    with nogil:
+        lo = 0
+        for k in range(parts):
+            hi = start[k]  # the end of partition k (its start is the previous end)
+            if hi > lo:
+                size = 64
+                while (hi - lo) * 3 >= size * 2:
+                    size *= 2
+                mask = size - 1
+                memset(table, 0, size * sizeof(uint64_t))
+                for j in range(lo, hi):
+                    h = part_hash[j]
+                    i = part_row[j]
+                    frag = (h << bits) & OCR_HI32
+                    slot = h & mask
+                    while True:
+                        entry = table[slot]
+                        if entry == 0:
+                            table[slot] = frag | <uint64_t>(i + 1)
+                            distinct += 1
+                            break
+                        if (entry & OCR_HI32) == frag:  # rare: only now are the two strings read
+                            other = <Py_ssize_t>(entry & OCR_LO32) - 1
+                            key = base + offsets[i]
+                            width = offsets[i + 1] - offsets[i]
+                            owidth = offsets[other + 1] - offsets[other]
+                            if (owidth == width and tag[other] == tag[i]
+                                    and memcmp(base + offsets[other], key, width) == 0):
+                                later[m] = <int32_t>i
+                                first_of[m] = <int32_t>other
+                                m += 1
+                                break
+                        slot = (slot + 1) & mask
+            lo = hi
+    free(table); free(part_hash); free(part_row); free(start)
+    return distinct, m
 
-    Every row whose (string, tag) was seen on an earlier row is listed, in input order: later[k] is
-    the row and first_of[k] the first row with its key. Returns (distinct keys, rows listed). Only
-    the listed entries of ``later`` and ``first_of`` are written, so untouched output costs nothing.
-    The linear-probing table keeps a 32-bit hash fragment and the first row per key.
+
+def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag,
+                   int32_t[::1] later, int32_t[::1] first_of, Py_ssize_t partitioned_from=1 << 16):
+    """Hash n strings (Arrow offsets + data, plus a tag byte that is part of the key).
+
+    Every row whose (string, tag) was seen on an earlier row is listed: later[k] is the row and
+    first_of[k] the first row with its key (the pairs come in no particular order). Returns
+    (distinct keys, rows listed). Only the listed entries of ``later`` and ``first_of`` are
+    written, so untouched output costs nothing. The linear-probing table keeps a 32-bit hash
+    fragment and the first row per key. From ``partitioned_from`` strings on, the rows are first
+    split by their hash's top bits into partitions of about 32,768, each with a table that stays
+    in cache (``repeats_partitioned``), instead of one table of the whole input's size.
     """
     cdef Py_ssize_t n = offsets.shape[0] - 1
     cdef Py_ssize_t size = 1024, j, b0, b1, other, slot, distinct = 0, m = 0, width, owidth
@@ -975,6 +1062,8 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     if offsets[0] < 0 or offsets[n] > data.shape[0]:
         raise ValueError("offsets point outside data")
     base = &data[0] if data.shape[0] else NULL
+    if n >= partitioned_from:
+        return repeats_partitioned(offsets, base, tag, n, later, first_of)
     while (n + HASH_BLOCK) * 3 >= size * 2:  # sized for n distinct keys: the table never grows
         size *= 2
     mask = size - 1
