@@ -151,12 +151,16 @@ def test_json_reindent_matches_json_dumps() -> None:
 
 
 @needs_core
-def test_radix_argsort_is_a_stable_argsort() -> None:
+@pytest.mark.parametrize("partitioned_from", [0, 1 << 16], ids=["partitioned", "whole"])
+def test_radix_argsort_is_a_stable_argsort(partitioned_from: int) -> None:
     rng = np.random.default_rng(8)
-    for n, span in ((0, 1), (1, 1), (1000, 3), (50_000, 2**32 - 1), (20_000, 2**21)):
+    for n, span in ((0, 1), (1, 1), (1000, 3), (50_000, 2**32 - 1), (20_000, 2**21), (300_000, 2**32 - 1),
+                    (300_000, 2**12), (200_000, 1)):
         ts = rng.integers(0, span, n, dtype=np.int64) + 1_700_000_000_000
+        if n > 100_000 and span > 2:  # skewed: most calls in one small stretch
+            ts[: n // 2] = 1_700_000_000_000 + rng.integers(0, 5_000, n // 2)
         order, st = np.empty(n, np.int64), np.empty(n, np.int64)
-        core.radix_argsort(ts, 1_700_000_000_000, order, st)
+        core.radix_argsort(ts, 1_700_000_000_000, order, st, partitioned_from)
         assert (order == np.argsort(ts, kind="stable")).all()
         assert (st == np.sort(ts)).all()
     with pytest.raises(ValueError):

@@ -1180,24 +1180,68 @@ def take_int32(const int32_t[::1] values, const int32_t[::1] index, int32_t[::1]
         raise IndexError("index holds a position outside values")
 
 
-def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t[::1] sorted_ts):
-    """Stable argsort of ts (every ts - base in [0, 2**32)) into out: LSD radix, 11-bit digits.
+cdef void lsd_range(uint32_t* ka, int32_t* ia, uint32_t* kb, int32_t* ib, Py_ssize_t lo, Py_ssize_t hi,
+                    int low_bits, int64_t* hist, uint32_t** keys, int32_t** rows) noexcept nogil:
+    """Stable LSD radix sort of ka[lo:hi] (with ia) on their low ``low_bits`` bits, 11 bits a pass,
+    ping-ponging with kb/ib; keys[0]/rows[0] point to the buffers holding the result."""
+    cdef Py_ssize_t i, d, c, total, n = hi - lo
+    cdef int shift = 0
+    cdef uint32_t k
+    cdef uint32_t* kt
+    cdef int32_t* it
+    cdef bint same
+    while shift < low_bits:
+        for d in range(2048):
+            hist[d] = 0
+        for i in range(lo, hi):
+            hist[(ka[i] >> shift) & 2047] += 1
+        same = False
+        for d in range(2048):
+            if hist[d] == n:
+                same = True  # every key shares this digit: nothing to move
+                break
+        if not same:
+            total = lo
+            for d in range(2048):
+                c = hist[d]
+                hist[d] = total
+                total += c
+            for i in range(lo, hi):
+                k = ka[i]
+                d = (k >> shift) & 2047
+                c = hist[d]
+                hist[d] = c + 1
+                kb[c] = k
+                ib[c] = ia[i]
+            kt = ka; ka = kb; kb = kt
+            it = ia; ia = ib; ib = it
+        shift += 11
+    keys[0] = ka
+    rows[0] = ia
 
-    Equal to ``np.argsort(ts, kind="stable")``; sorted_ts receives ts[out] (no gather needed).
-    Passes whose digit is the same for every key are skipped.
+
+def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t[::1] sorted_ts,
+                  Py_ssize_t partitioned_from=1 << 16):
+    """Stable argsort of ts (every ts - base in [0, 2**32)) into out; sorted_ts receives ts[out].
+
+    Equal to ``np.argsort(ts, kind="stable")``. Small inputs: LSD radix, 11-bit digits, over the
+    whole array. From ``partitioned_from`` keys on: one stable pass splits the keys by their top
+    bits into partitions of about 16,384, then each partition is LSD-sorted on its remaining bits
+    while it stays in cache. Digits that every key (of a partition) shares are skipped.
     """
-    cdef Py_ssize_t n = ts.shape[0], i, p, d, total, c
+    cdef Py_ssize_t n = ts.shape[0], i, k, pos, lo, hi, parts = 1
     cdef uint32_t* ka
     cdef uint32_t* kb
-    cdef uint32_t* kt
     cdef int32_t* ia
     cdef int32_t* ib
-    cdef int32_t* it
+    cdef uint32_t* rk
+    cdef int32_t* ri
     cdef int64_t* hist
-    cdef uint32_t k
+    cdef Py_ssize_t* start = NULL
+    cdef uint32_t kmax = 0
     cdef int64_t v
     cdef bint bad = False
-    cdef int npass = 0, last
+    cdef int width = 0, pbits = 0, shift = 0
     if out.shape[0] != n or sorted_ts.shape[0] != n:
         raise ValueError("out and sorted_ts need len(ts) entries")
     if n >= INT32_MAX:
@@ -1208,7 +1252,7 @@ def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t
     kb = <uint32_t*>malloc(n * sizeof(uint32_t))
     ia = <int32_t*>malloc(n * sizeof(int32_t))
     ib = <int32_t*>malloc(n * sizeof(int32_t))
-    hist = <int64_t*>calloc(3 * 2048, sizeof(int64_t))
+    hist = <int64_t*>calloc(2048, sizeof(int64_t))
     if ka == NULL or kb == NULL or ia == NULL or ib == NULL or hist == NULL:
         free(ka); free(kb); free(ia); free(ib); free(hist)
         raise MemoryError()
@@ -1218,42 +1262,51 @@ def radix_argsort(const int64_t[::1] ts, int64_t base, int64_t[::1] out, int64_t
             if v < 0 or v > <int64_t>0xFFFFFFFF:
                 bad = True
                 break
-            k = <uint32_t>v
-            ka[i] = k
+            ka[i] = <uint32_t>v
             ia[i] = <int32_t>i
-            hist[k & 2047] += 1
-            hist[2048 + ((k >> 11) & 2047)] += 1
-            hist[4096 + (k >> 22)] += 1
-        if not bad:
-            for p in range(3):
-                # skip a digit that every key shares
-                c = 0
-                for d in range(2048):
-                    if hist[p * 2048 + d] == n:
-                        c = 1
-                        break
-                if c:
-                    continue
-                total = 0
-                for d in range(2048):
-                    c = hist[p * 2048 + d]
-                    hist[p * 2048 + d] = total
-                    total += c
-                for i in range(n):
-                    k = ka[i]
-                    d = (k >> (11 * p)) & 2047
-                    c = hist[p * 2048 + d]
-                    hist[p * 2048 + d] = c + 1
-                    kb[c] = k
-                    ib[c] = ia[i]
-                kt = ka; ka = kb; kb = kt
-                it = ia; ia = ib; ib = it
-            for i in range(n):
-                out[i] = ia[i]
-                sorted_ts[i] = <int64_t>ka[i] + base
-    free(ka); free(kb); free(ia); free(ib); free(hist)
+            if ka[i] > kmax:
+                kmax = ka[i]
+        while width < 32 and (kmax >> width) != 0:
+            width += 1  # the keys' significant bits
     if bad:
+        free(ka); free(kb); free(ia); free(ib); free(hist)
         raise ValueError("ts - base must lie in [0, 2**32)")
+    if n >= partitioned_from:
+        while pbits < 12 and pbits < width and (n >> pbits) > 16384:
+            pbits += 1
+        shift = width - pbits
+        parts = (<Py_ssize_t>1) << pbits
+        start = <Py_ssize_t*>calloc(parts + 1, sizeof(Py_ssize_t))
+        if start == NULL:
+            free(ka); free(kb); free(ia); free(ib); free(hist)
+            raise MemoryError()
+    with nogil:
+        if start == NULL:
+            lsd_range(ka, ia, kb, ib, 0, n, width, hist, &rk, &ri)
+            for i in range(n):
+                out[i] = ri[i]
+                sorted_ts[i] = <int64_t>rk[i] + base
+        else:
+            for i in range(n):
+                start[(ka[i] >> shift) + 1] += 1
+            for k in range(parts):
+                start[k + 1] += start[k]
+            for i in range(n):  # stable: start[k] advances to the end of partition k
+                k = ka[i] >> shift
+                pos = start[k]
+                kb[pos] = ka[i]
+                ib[pos] = ia[i]
+                start[k] = pos + 1
+            lo = 0
+            for k in range(parts):
+                hi = start[k]
+                if hi > lo:
+                    lsd_range(kb, ib, ka, ia, lo, hi, shift, hist, &rk, &ri)
+                    for i in range(lo, hi):
+                        out[i] = ri[i]
+                        sorted_ts[i] = <int64_t>rk[i] + base
+                lo = hi
+    free(ka); free(kb); free(ia); free(ib); free(hist); free(start)
 
 
 def gather_strings(const offset_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] perm,
