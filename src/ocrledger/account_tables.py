@@ -287,6 +287,7 @@ class _Table:
 
     def __init__(self, name: str, path: str, table: Any, base: int, clock: BillingClock) -> None:
         self.name, self.path, self.table, self.base, self.clock = name, path, table, base, clock
+        self._blank: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -305,7 +306,11 @@ class _Table:
         return pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
 
     def blank(self, col: str) -> np.ndarray:
-        return ac.is_blank(self.column(col))
+        """Null or whitespace-only cells of ``col`` (computed once per column)."""
+        mask = self._blank.get(col)
+        if mask is None:
+            mask = self._blank[col] = ac.is_blank(self.column(col))
+        return mask
 
     def text_array(self, col: str, *, optional: bool = False) -> tuple[Any, np.ndarray]:
         """(stripped strings as an Arrow array, blank mask); a blank cell is an error unless ``optional``."""

@@ -240,6 +240,9 @@ def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> K
 def _positions(index: dict[tuple[str, str], int], parties: Sequence[tuple[str, str]], used: np.ndarray) -> np.ndarray:
     """Position in ``index`` of each of ``parties`` that ``used`` names (others 0): a KeyError for a used one
     that ``index`` lacks."""
+    prefix = list(index)[: len(parties)] if len(index) >= len(parties) else None
+    if prefix == list(parties):  # the usual case: the listed parties come first, in their order
+        return np.arange(len(parties), dtype=np.int64)
     where = np.zeros(len(parties), dtype=np.int64)
     listed = np.unique(used).tolist()
     where[listed] = [index[parties[k]] for k in listed]
