@@ -282,6 +282,14 @@ def test_call_codes_are_the_lookups() -> None:
 
 
 @needs_core
+def test_byte_counts_add_up() -> None:
+    values = np.array([0, 5, 5, 255, 0, 5], np.uint8)
+    counts = np.ones(256, np.int64)
+    core.byte_counts(values, counts)
+    assert counts[[0, 5, 255, 1]].tolist() == [3, 4, 2, 1] and counts.sum() == 256 + 6
+
+
+@needs_core
 def test_take_int32() -> None:
     values = np.array([5, -1, 7], np.int32)
     index = np.array([2, 0, 0, 1], np.int32)

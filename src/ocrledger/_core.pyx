@@ -1162,6 +1162,21 @@ def call_codes(const int32_t[::1] party, const int32_t[::1] period, const int8_t
         raise IndexError("a value outside its lookup table")
 
 
+def byte_counts(const uint8_t[::1] values, int64_t[::1] counts):
+    """counts[v] += 1 for every byte v (numpy's bincount first copies the bytes to 64-bit integers)."""
+    cdef Py_ssize_t n = values.shape[0], i
+    cdef int64_t local[256]
+    if counts.shape[0] < 256:
+        raise ValueError("counts needs 256 entries")
+    with nogil:
+        for i in range(256):
+            local[i] = 0
+        for i in range(n):
+            local[values[i]] += 1
+        for i in range(256):
+            counts[i] += local[i]
+
+
 def take_int32(const int32_t[::1] values, const int32_t[::1] index, int32_t[::1] out):
     """out[i] = values[index[i]]: numpy would first copy an int32 index to a 64-bit one."""
     cdef Py_ssize_t n = index.shape[0], m = values.shape[0], i

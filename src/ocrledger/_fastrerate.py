@@ -646,9 +646,10 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     tick("qps")
     if run.needs_reprice and b > a:
         _reprice(run, volume, shown, shown_out)
-    run.status_counts += np.bincount(shown_out.status.view(np.uint8), minlength=len(run.status_counts))[
-        : len(run.status_counts)]
-    run.source_counts += np.bincount(shown_out.source.view(np.uint8), minlength=5)[:5]
+    for column, total in ((shown_out.status, run.status_counts), (shown_out.source, run.source_counts)):
+        counts = np.zeros(256, dtype=np.int64)
+        _core.byte_counts(column.view(np.uint8), counts)
+        total += counts[: len(total)]
     run.reported = b - a
     run.amount = int(shown_out.amount.sum())
     if calls_path is not None and run.writer_thread is None:
