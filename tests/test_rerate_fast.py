@@ -282,6 +282,25 @@ def test_call_codes_are_the_lookups() -> None:
 
 
 @needs_core
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_usage_counts_in_either_counter_width(dtype) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    n, n_party, n_api, width, tier0 = 4_000, 7, 3, 9, 5
+    party, api = rng.integers(0, n_party, n).astype(np.int32), rng.integers(0, n_api, n).astype(np.int32)
+    period = np.full(n, 4, np.int32)
+    status = rng.choice([int(Status.CHARGED), int(Status.FAILED)], n).astype(np.int8)
+    source = rng.choice([int(Source.FREE), int(Source.PAYG)], n).astype(np.int8)
+    tier = rng.integers(0, 3, n).astype(np.int16)
+    status_cat, source_cat = np.full(256, 1, np.int16), np.full(256, 2, np.int16)
+    counts = np.zeros(n_party * n_api * width, dtype)
+    assert core.usage_counts(party, api, period, status, source, tier, status_cat, source_cat, int(Status.CHARGED),
+                             int(Source.PAYG), tier0, 4, 1, n_api, width, counts) == 0
+    cat = np.where(status == Status.CHARGED, np.where(source == Source.PAYG, tier0 + tier, 2), 1)
+    expected = np.bincount((party * n_api + api) * width + cat, minlength=len(counts))
+    assert np.array_equal(counts, expected)
+
+
+@needs_core
 def test_byte_counts_add_up() -> None:
     values = np.array([0, 5, 5, 255, 0, 5], np.uint8)
     counts = np.ones(256, np.int64)

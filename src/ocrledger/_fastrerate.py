@@ -274,12 +274,12 @@ class DenseUsage:
         size = tables.n_party * n_per * n_api * width
         keys = counts = None
         if size <= max(DENSE_BINS, 2 * n):
-            dense = np.zeros(size, dtype=np.int64)
+            dense = np.zeros(size, dtype=np.int32 if n < 2**31 else np.int64)  # int32: stays in cache
             if _core.usage_counts(batch.party, batch.api, batch.period, out.status, out.source, out.tier, status_cat,
                                   source_cat, int(Status.CHARGED), int(Source.PAYG), TIER0, p0, n_per, n_api, width,
                                   dense) == 0:
                 keys = np.flatnonzero(dense)
-                counts = dense[keys]
+                counts = dense[keys].astype(np.int64)
             del dense
         if keys is None:
             status = out.status.view(np.uint8)
