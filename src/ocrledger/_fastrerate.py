@@ -64,9 +64,11 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "use_dictionary": ["account", "api", "channel", "period", "source", "plan", "status"],
     "column_encoding": {"ts": "DELTA_BINARY_PACKED"},  # sorted instants: small deltas
     "write_statistics": ["ts", "amount", "tier"],
+    "write_batch_size": 1 << 16,
 }
 """How calls.parquet is written: min/max statistics of the text columns cost about 0.9 s per 10^7 rows
-(the record ids alone 0.4 s), so only the numeric columns carry them."""
+(the record ids alone 0.4 s), so only the numeric columns carry them. Values go to the encoders
+65,536 at a time rather than pyarrow's 1,024: 0.98-0.99 s against 1.05-1.12 s for 10^7 rows."""
 DENSE_BINS = 1 << 25
 """Usage keys are counted with a dense bincount up to this many bins (else sorted)."""
 
