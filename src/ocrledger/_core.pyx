@@ -952,6 +952,27 @@ cdef inline uint64_t hash_bytes(const uint8_t* key, Py_ssize_t width, uint64_t t
     return h ^ (h >> 29)
 
 
+cdef inline Py_ssize_t first_with_key(uint64_t* table, uint64_t mask, uint64_t slot, uint64_t frag, Py_ssize_t i,
+                                     const offset_t* offsets, const uint8_t* base, const int8_t* tag) noexcept nogil:
+    """Probe the linear-probing table for row i's (string, tag), whose hash gives ``frag`` (the entry's
+    high 32 bits) and its first ``slot``: the first row with that key, or -1 after entering row i as
+    the first of a new key. The strings are read only when a fragment matches."""
+    cdef uint64_t entry
+    cdef Py_ssize_t other, width
+    while True:
+        entry = table[slot]
+        if entry == 0:
+            table[slot] = frag | <uint64_t>(i + 1)
+            return -1
+        if (entry & OCR_HI32) == frag:
+            other = <Py_ssize_t>(entry & OCR_LO32) - 1
+            width = offsets[i + 1] - offsets[i]
+            if (offsets[other + 1] - offsets[other] == width and tag[other] == tag[i]
+                    and memcmp(base + offsets[other], base + offsets[i], width) == 0):
+                return other
+        slot = (slot + 1) & mask
+
+
 cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base, const int8_t[::1] tag,
                                Py_ssize_t n, int32_t[::1] later, int32_t[::1] first_of):
     """``string_repeats`` in three passes: hash every row; split (hash, row) pairs by the hash's top
@@ -961,16 +982,17 @@ cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base,
     cdef int bits = 1
     while (n >> bits) > 32768 and bits < 16:
         bits += 1
-    cdef Py_ssize_t parts = (<Py_ssize_t>1) << bits, i, j, k, pos, slot, other, width, owidth, distinct = 0, m = 0
+    cdef Py_ssize_t parts = (<Py_ssize_t>1) << bits, i, j, k, pos, other, distinct = 0, m = 0
     cdef Py_ssize_t biggest = 0, size, lo, hi
     cdef int shift = 64 - bits
-    cdef uint64_t h, frag, entry, mask
+    cdef uint64_t h, mask
     cdef uint64_t* hashes = <uint64_t*>malloc(n * sizeof(uint64_t))
     cdef uint64_t* part_hash = <uint64_t*>malloc(n * sizeof(uint64_t))
     cdef int32_t* part_row = <int32_t*>malloc(n * sizeof(int32_t))
     cdef Py_ssize_t* start = <Py_ssize_t*>calloc(parts + 1, sizeof(Py_ssize_t))
     cdef uint64_t* table = NULL
-    cdef const uint8_t* key
+    cdef const offset_t* off = &offsets[0]
+    cdef const int8_t* tags = &tag[0]
     if hashes == NULL or part_hash == NULL or part_row == NULL or start == NULL:
         free(hashes); free(part_hash); free(part_row); free(start)
         raise MemoryError()
@@ -1011,26 +1033,13 @@ cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base,
                 for j in range(lo, hi):
                     h = part_hash[j]
                     i = part_row[j]
-                    frag = (h << bits) & OCR_HI32
-                    slot = h & mask
-                    while True:
-                        entry = table[slot]
-                        if entry == 0:
-                            table[slot] = frag | <uint64_t>(i + 1)
-                            distinct += 1
-                            break
-                        if (entry & OCR_HI32) == frag:  # rare: only now are the two strings read
-                            other = <Py_ssize_t>(entry & OCR_LO32) - 1
-                            key = base + offsets[i]
-                            width = offsets[i + 1] - offsets[i]
-                            owidth = offsets[other + 1] - offsets[other]
-                            if (owidth == width and tag[other] == tag[i]
-                                    and memcmp(base + offsets[other], key, width) == 0):
-                                later[m] = <int32_t>i
-                                first_of[m] = <int32_t>other
-                                m += 1
-                                break
-                        slot = (slot + 1) & mask
+                    other = first_with_key(table, mask, h & mask, (h << bits) & OCR_HI32, i, off, base, tags)
+                    if other < 0:
+                        distinct += 1
+                    else:
+                        later[m] = <int32_t>i
+                        first_of[m] = <int32_t>other
+                        m += 1
             lo = hi
     free(table); free(part_hash); free(part_row); free(start)
     return distinct, m
@@ -1049,13 +1058,13 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     in cache (``repeats_partitioned``), instead of one table of the whole input's size.
     """
     cdef Py_ssize_t n = offsets.shape[0] - 1
-    cdef Py_ssize_t size = 1024, j, b0, b1, other, slot, distinct = 0, m = 0, width, owidth
-    cdef uint64_t h, mask = size - 1, frag, entry
+    cdef Py_ssize_t size = 1024, j, b0, b1, other, distinct = 0, m = 0
+    cdef uint64_t h, mask = size - 1
     cdef uint64_t hashes[HASH_BLOCK]
     cdef uint64_t* table
     cdef const uint8_t* base
-    cdef const uint8_t* key
-    cdef int8_t tg
+    cdef const offset_t* off
+    cdef const int8_t* tags
     if n < 0:
         raise ValueError("offsets needs n + 1 entries")
     if n >= INT32_MAX:
@@ -1067,6 +1076,7 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     if offsets[0] < 0 or offsets[n] > data.shape[0]:
         raise ValueError("offsets point outside data")
     base = &data[0] if data.shape[0] else NULL
+    off, tags = &offsets[0], &tag[0]
     if n >= partitioned_from:
         return repeats_partitioned(offsets, base, tag, n, later, first_of)
     while (n + HASH_BLOCK) * 3 >= size * 2:  # sized for n distinct keys: the table never grows
@@ -1084,27 +1094,14 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
                 hashes[j - b0] = h
                 OCR_PREFETCH(&table[(h >> 32) & mask])
             for j in range(b0, b1):
-                key = base + offsets[j]
-                width = offsets[j + 1] - offsets[j]
-                tg = tag[j]
                 h = hashes[j - b0]
-                frag = h & OCR_HI32
-                slot = (h >> 32) & mask
-                while True:
-                    entry = table[slot]
-                    if entry == 0:
-                        table[slot] = frag | <uint64_t>(j + 1)
-                        distinct += 1
-                        break
-                    if (entry & OCR_HI32) == frag:
-                        other = <Py_ssize_t>(entry & OCR_LO32) - 1
-                        owidth = offsets[other + 1] - offsets[other]
-                        if owidth == width and tag[other] == tg and memcmp(base + offsets[other], key, width) == 0:
-                            later[m] = <int32_t>j
-                            first_of[m] = <int32_t>other
-                            m += 1
-                            break
-                    slot = (slot + 1) & mask
+                other = first_with_key(table, mask, (h >> 32) & mask, h & OCR_HI32, j, off, base, tags)
+                if other < 0:
+                    distinct += 1
+                else:
+                    later[m] = <int32_t>j
+                    first_of[m] = <int32_t>other
+                    m += 1
             b0 = b1
     free(table)
     return distinct, m
