@@ -5,16 +5,18 @@ conversions); then, instead of hashing record ids into spill buckets and sorting
 this module works on the whole input at once, with the compiled helpers of ``ocrledger._core``:
 
 1. **duplicates**: record ids are hashed straight from the Arrow string buffers with the channel
-   as part of the key (``string_repeats``); only rows whose key repeats (a few in a thousand) are
-   ranked in Python, with the rerater's tie rule (``rerate._duplicates``);
-2. **charge order**: an LSD radix argsort of the instants (``radix_argsort``, 11-bit digits), then
-   the rare runs of equal instants are ordered by (record_id, party, API, success, duplicate) as
-   ``rerate._charge_order`` does;
-3. **rating**: the kernel on the whole period at once (one ``KernelState``);
-4. **usage** counted with ``np.bincount`` over dense (party, month, API, category) keys, **QPS**
+   as part of the key (``string_repeats``, in cache-sized hash partitions); only rows whose key
+   repeats (a few in a thousand) are ranked in Python, with the rerater's tie rule
+   (``rerate._duplicates``);
+2. **charge order**: a radix argsort of the instants (``radix_argsort``: one pass into partitions,
+   then LSD in cache), then the rare runs of equal instants are ordered by (record_id, party, API,
+   success, duplicate) as ``rerate._charge_order`` does; the columns follow in one packed gather;
+3. **rating**: the kernel on the whole period (one ``KernelState``), in row-group steps;
+4. **usage** counted into dense (party, month, API, category) counters (``usage_counts``), **QPS**
    seconds counted in one pass over the calls in time order (``qps_seconds``);
-5. **calls.parquet** written by a background thread (Arrow's writer releases the GIL) while the
-   main thread builds the bills; record ids are gathered into charge order by ``gather_strings``.
+5. **calls.parquet** written by a background thread (Arrow's writer releases the GIL) that takes
+   each row group as soon as the kernel has rated it, while the main thread goes on to the bills;
+   the record ids are gathered into charge order a row group at a time (``RecordIds``).
 
 The results are those of the spill passes, byte for byte (``tests/test_rerate_fast.py``).
 """
