@@ -5,8 +5,9 @@ A folder holds ``accounts`` (required), ``activations``, ``plans``, ``qps_addons
 the accounts TOML. Empty cells (or nulls) mean "not given"; a shared plan's ``apis`` are separated
 by ``|``. Instants are epoch milliseconds or ISO 8601 text (without an offset: the billing zone).
 
-Columns are converted in bulk with Arrow (instants, integers, flags); the per-row Python work is
-only building the ``Plan`` objects, so 10^5 plans load in a fraction of a second. The validation
+Columns are converted in bulk with Arrow (instants, integers, flags, party and API matching) into
+``accountcols.AccountColumns``; the ``Account`` and ``Plan`` objects are made only if something asks
+for them (``Accounts.of_columns``), so 10^5 plans load in a fraction of a second. The validation
 rules are those of the TOML reader and every error names the file, the row and the column.
 """
 from __future__ import annotations
