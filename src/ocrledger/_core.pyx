@@ -973,6 +973,17 @@ cdef inline Py_ssize_t first_with_key(uint64_t* table, uint64_t mask, uint64_t s
         slot = (slot + 1) & mask
 
 
+cdef inline void note_row(Py_ssize_t i, Py_ssize_t other, int32_t* later, int32_t* first_of, Py_ssize_t* m,
+                          Py_ssize_t* distinct) noexcept nogil:
+    """Count row i as a new key (other < 0), or list it with the first row of its key."""
+    if other < 0:
+        distinct[0] += 1
+    else:
+        later[m[0]] = <int32_t>i
+        first_of[m[0]] = <int32_t>other
+        m[0] += 1
+
+
 cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base, const int8_t[::1] tag,
                                Py_ssize_t n, int32_t[::1] later, int32_t[::1] first_of):
     """``string_repeats`` in three passes: hash every row; split (hash, row) pairs by the hash's top
@@ -982,7 +993,7 @@ cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base,
     cdef int bits = 1
     while (n >> bits) > 32768 and bits < 16:
         bits += 1
-    cdef Py_ssize_t parts = (<Py_ssize_t>1) << bits, i, j, k, pos, other, distinct = 0, m = 0
+    cdef Py_ssize_t parts = (<Py_ssize_t>1) << bits, i, j, k, pos, distinct = 0, m = 0
     cdef Py_ssize_t biggest = 0, size, lo, hi
     cdef int shift = 64 - bits
     cdef uint64_t h, mask
@@ -993,6 +1004,8 @@ cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base,
     cdef uint64_t* table = NULL
     cdef const offset_t* off = &offsets[0]
     cdef const int8_t* tags = &tag[0]
+    cdef int32_t* lat = &later[0]
+    cdef int32_t* fst = &first_of[0]
     if hashes == NULL or part_hash == NULL or part_row == NULL or start == NULL:
         free(hashes); free(part_hash); free(part_row); free(start)
         raise MemoryError()
@@ -1033,13 +1046,8 @@ cdef tuple repeats_partitioned(const offset_t[::1] offsets, const uint8_t* base,
                 for j in range(lo, hi):
                     h = part_hash[j]
                     i = part_row[j]
-                    other = first_with_key(table, mask, h & mask, (h << bits) & OCR_HI32, i, off, base, tags)
-                    if other < 0:
-                        distinct += 1
-                    else:
-                        later[m] = <int32_t>i
-                        first_of[m] = <int32_t>other
-                        m += 1
+                    note_row(i, first_with_key(table, mask, h & mask, (h << bits) & OCR_HI32, i, off, base, tags),
+                             lat, fst, &m, &distinct)
             lo = hi
     free(table); free(part_hash); free(part_row); free(start)
     return distinct, m
@@ -1058,13 +1066,15 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     in cache (``repeats_partitioned``), instead of one table of the whole input's size.
     """
     cdef Py_ssize_t n = offsets.shape[0] - 1
-    cdef Py_ssize_t size = 1024, j, b0, b1, other, distinct = 0, m = 0
+    cdef Py_ssize_t size = 1024, j, b0, b1, distinct = 0, m = 0
     cdef uint64_t h, mask = size - 1
     cdef uint64_t hashes[HASH_BLOCK]
     cdef uint64_t* table
     cdef const uint8_t* base
     cdef const offset_t* off
     cdef const int8_t* tags
+    cdef int32_t* lat
+    cdef int32_t* fst
     if n < 0:
         raise ValueError("offsets needs n + 1 entries")
     if n >= INT32_MAX:
@@ -1076,7 +1086,7 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     if offsets[0] < 0 or offsets[n] > data.shape[0]:
         raise ValueError("offsets point outside data")
     base = &data[0] if data.shape[0] else NULL
-    off, tags = &offsets[0], &tag[0]
+    off, tags, lat, fst = &offsets[0], &tag[0], &later[0], &first_of[0]
     if n >= partitioned_from:
         return repeats_partitioned(offsets, base, tag, n, later, first_of)
     while (n + HASH_BLOCK) * 3 >= size * 2:  # sized for n distinct keys: the table never grows
@@ -1095,13 +1105,8 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
                 OCR_PREFETCH(&table[(h >> 32) & mask])
             for j in range(b0, b1):
                 h = hashes[j - b0]
-                other = first_with_key(table, mask, (h >> 32) & mask, h & OCR_HI32, j, off, base, tags)
-                if other < 0:
-                    distinct += 1
-                else:
-                    later[m] = <int32_t>j
-                    first_of[m] = <int32_t>other
-                    m += 1
+                note_row(j, first_with_key(table, mask, (h >> 32) & mask, h & OCR_HI32, j, off, base, tags),
+                         lat, fst, &m, &distinct)
             b0 = b1
     free(table)
     return distinct, m
