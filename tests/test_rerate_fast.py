@@ -453,6 +453,8 @@ def test_record_ids_in_parts_and_a_failed_gather() -> None:
     perm = np.array([9, 0, 3, 3, 7], np.int64)
     ids = fast.RecordIds(offsets, data, perm, 2)
     assert [ids.part(k).to_pylist() for k in range(3)] == [["id9", "id0"], ["id3", "id3"], ["id7"]]
+    with pytest.raises(RuntimeError, match="already taken"):  # handed out once, then let go of
+        ids.part(1)
     broken = fast.RecordIds(offsets, data, np.array([0, 42], np.int64), 1)
     assert broken.part(0).to_pylist() == ["id0"]
     with pytest.raises(RuntimeError, match="record ids"):

@@ -446,13 +446,17 @@ class RecordIds:
                 self._ready.notify_all()
 
     def part(self, k: int) -> Any:
-        """The ids of rows k * step to (k + 1) * step (waiting for them)."""
+        """The ids of rows k * step to (k + 1) * step (waiting for them). Each part is handed out once:
+        this object lets go of it, so that written parts are freed as the writer goes."""
         with self._ready:
             while len(self._parts) <= k and self._error is None:
                 self._ready.wait()
             if len(self._parts) <= k:
                 raise RuntimeError("gathering the record ids failed") from self._error
-            return self._parts[k]
+            ids, self._parts[k] = self._parts[k], None
+            if ids is None:
+                raise RuntimeError(f"record ids part {k} was already taken")
+            return ids
 
 
 class RatedUpTo:

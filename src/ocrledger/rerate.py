@@ -80,7 +80,7 @@ PREFAULT_BYTES = 60
 """Heap faulted in up front per call of the in-memory pass (``_malloc.reuse_freed_memory``): about
 the arrays it allocates from malloc; more only raised the peak RSS."""
 DEFAULT_MEMORY_ROWS = 10_000_000
-"""Inputs of at most this many calls are rated in one in-memory pass (peak RSS ~1.4 GB at the limit)."""
+"""Inputs of at most this many calls are rated in one in-memory pass (peak RSS 1.4-1.65 GB at the limit)."""
 MINUTE_MS = 60_000
 
 STATUS_NAMES = ("charged", "failed", "duplicate", "rejected_inactive", "rejected_no_plan", "rejected_credential")
