@@ -190,12 +190,15 @@ def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np
     return dup
 
 
-def flag_values(values: np.ndarray, seen: np.ndarray) -> None:
-    """seen[v] = 1 for every v in ``values`` (int32, each in range): compiled, else numpy."""
+def distinct_values(values: np.ndarray, size: int) -> np.ndarray:
+    """The distinct values of ``values`` (each in [0, size)), ascending: flagged by a compiled pass for
+    int32 (no 64-bit copy, no sort), else by numpy."""
+    seen = np.zeros(max(size, 1), dtype=np.uint8)
     if _core is not None and values.dtype == np.int32:
         _core.flag_values(values, seen)
     else:
         seen[values] = 1
+    return np.flatnonzero(seen)
 
 
 def sort_ts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -384,9 +387,7 @@ def _nullable(typ: Any, values: np.ndarray, valid: np.ndarray) -> Any:
 
 def _lut(index: np.ndarray, size: int, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(used values in increasing order, int32 lookup value -> position among the used)."""
-    seen = np.zeros(max(size, 1), dtype=np.uint8)
-    flag_values(index if valid is None else index[valid], seen)
-    used = np.flatnonzero(seen)
+    used = distinct_values(index if valid is None else index[valid], size)
     lut = np.zeros(max(size, 1), dtype=np.int32)
     lut[used] = np.arange(len(used), dtype=np.int32)
     return used, lut

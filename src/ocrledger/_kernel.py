@@ -97,8 +97,7 @@ def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Bat
     step = step if step > 0 else max(n, 1)
     for lo in range(0, max(n, 1), step):
         hi = min(n, lo + step)
-        part = batch if (lo, hi) == (0, n) else batch.slice(lo, hi)
-        done = lo + kernel.rate_batch(tables, state, part, out if (lo, hi) == (0, n) else out.slice(lo, hi))
+        done = lo + kernel.rate_batch(tables, state, batch.slice(lo, hi), out.slice(lo, hi))
         if done != hi:
             state.restore(before)
             raise _error(out, done)

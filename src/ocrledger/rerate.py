@@ -725,9 +725,8 @@ class _Run:
         held.clear()
 
     def _note_parties(self, pkey: np.ndarray) -> None:
-        seen = np.zeros(int(pkey.max()) + 1 if len(pkey) else 0, dtype=np.uint8)
-        _fast.flag_values(pkey, seen)
-        self.pkeys.update(np.flatnonzero(seen).tolist())
+        if len(pkey):
+            self.pkeys.update(_fast.distinct_values(pkey, int(pkey.max()) + 1).tolist())
 
     def _rid_part(self, batch: Any) -> np.ndarray:
         assert self.by_rid is not None
