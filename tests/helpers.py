@@ -44,6 +44,13 @@ def official(account: str, *apis: str, at: str = ACTIVE) -> dict[str, Any]:
     return {"id": account, "channel": "official", "activated": {a: at for a in apis}}
 
 
+def overflow_setup() -> tuple[Catalog, Accounts]:
+    """One API "A" at CNY 5,000,000,000,000 a call and an official account "u" on it: 5e18 micro-units,
+    so one call fits int64 and a second call's PAYG spend (1e19) would pass INT64_MAX."""
+    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
+    return cat, accounts(cat, account=[official("u", "A")])
+
+
 def calls(rows: Iterable[tuple[Any, ...]]) -> dict[str, np.ndarray]:
     """Columns from (record_id, account, api, ts, success[, channel]) tuples; ts as ms or ISO text."""
     rows = list(rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, api, calls, catalog, official, repeat
+from helpers import CATALOG, OCT, accounts, api, calls, catalog, official, overflow_setup, repeat
 
 from ocrledger import _kernel
 from ocrledger.billing import bill_line
@@ -52,8 +52,7 @@ def test_a_billion_payg_calls_in_a_month(kernel: str) -> None:
 
 def test_money_past_int64_is_an_error_not_a_wrap(kernel: str, tmp_path: Path) -> None:
     # 5,000,000,000,000 CNY a call is 5e18 micro-units: fits int64; two calls (1e19) do not.
-    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
-    acc = accounts(cat, account=[official("u", "A")])
+    cat, acc = overflow_setup()
     one = rate(calls(repeat(1, "u", "A", OCT)), cat, acc, kernel=kernel)
     assert one.bills[0].total == Decimal("5000000000000.00")
     with pytest.raises(MoneyError, match="INT64_MAX"):

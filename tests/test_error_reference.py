@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import CATALOG as DEFAULT_CATALOG
-from helpers import OCT, accounts, api, calls, catalog, official, repeat
+from helpers import OCT, accounts, calls, official, overflow_setup, repeat
 from test_bad_input import CASES, write
 
 from ocrledger.errors import OcrledgerError
@@ -50,9 +50,9 @@ def _runtime_cases(tmp_path: Path) -> list[tuple[str, str, str, str]]:
             action()
         out.append((title, where, given, str(info.value).replace(str(tmp_path) + os.sep, "")))
 
-    huge = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
+    huge, huge_accounts = overflow_setup()
     record("PAYG spend past INT64_MAX micro-units", "calls", "two calls at CNY 5,000,000,000,000",
-           lambda: rate(calls(repeat(2, "u", "A", OCT)), huge, accounts(huge, account=[official("u", "A")])))
+           lambda: rate(calls(repeat(2, "u", "A", OCT)), huge, huge_accounts))
     ledger = Ledger.create(tmp_path / "l.sqlite", DEFAULT_CATALOG,
                            accounts(DEFAULT_CATALOG, account=[official("u", "RecognizeIdcard")]))
     ledger.ingest(calls(repeat(2, "u", "RecognizeIdcard", OCT)), "b")

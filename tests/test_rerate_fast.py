@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, api, catalog, ms, official
+from helpers import CATALOG, OCT, accounts, api, catalog, ms, official, overflow_setup
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -213,13 +213,14 @@ def test_gather_calls_packs_and_unpacks_every_value() -> None:
         core.gather_calls(order, party, np.full(n, 2**24, np.int32), ok, dup, *outs)
 
 
-def test_flag_values_compiled_and_numpy() -> None:
+def test_distinct_values_compiled_and_numpy() -> None:
     values = np.array([3, 0, 3, 5], np.int32)
     for given in (values, values.astype(np.int64)):  # int64 takes the numpy path
-        seen = np.zeros(7, np.uint8)
-        fast.flag_values(given, seen)
-        assert seen.tolist() == [1, 0, 0, 1, 0, 1, 0]
+        assert fast.distinct_values(given, 7).tolist() == [0, 3, 5]
     if core is not None:
+        seen = np.zeros(7, np.uint8)
+        core.flag_values(values, seen)
+        assert seen.tolist() == [1, 0, 0, 1, 0, 1, 0]
         with pytest.raises(IndexError):
             core.flag_values(np.array([7], np.int32), np.zeros(7, np.uint8))
 
@@ -429,16 +430,20 @@ def test_bill_files_from_columns_or_objects_are_the_same(tmp_path: Path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bills.json", "bills.txt", "calls.parquet", "summary.json"]
 
 
+def overflow_calls(ids: list[str], ts: list[int]) -> "pa.Table":
+    """Successful calls of account "u" to API "A" (``helpers.overflow_setup``)."""
+    n = len(ids)
+    return pa.table({"record_id": ids, "account": ["u"] * n, "api": ["A"] * n, "ts": ts, "success": [1] * n})
+
+
 @needs_core
 @pytest.mark.parametrize("row_group", [2, 1 << 20])
 def test_kernel_error_stops_the_early_writer_and_writes_nothing(tmp_path: Path, monkeypatch, row_group: int) -> None:  # type: ignore[no-untyped-def]
     # calls.parquet is written as the kernel rates; an overflow in a later step must stop the writer
     # (not leave it waiting) and leave no file: 5e18 micro-units a call, the second call passes INT64_MAX
     monkeypatch.setattr(fast, "ROW_GROUP", row_group)
-    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
-    acc = accounts(cat, account=[official("u", "A")])
-    t = pa.table({"record_id": [f"r{i}" for i in range(6)], "account": ["u"] * 6, "api": ["A"] * 6,
-                  "ts": [ms(OCT) + i for i in range(6)], "success": [1] * 6})
+    cat, acc = overflow_setup()
+    t = overflow_calls([f"r{i}" for i in range(6)], [ms(OCT) + i for i in range(6)])
     from ocrledger.errors import MoneyError
 
     with pytest.raises(MoneyError, match=r"<arrow table>: row 2: record r1: its PAYG spend"):
@@ -464,12 +469,11 @@ def test_record_ids_in_parts_and_a_failed_gather() -> None:
 @needs_core
 def test_kernel_error_names_the_row_after_the_month_cut_and_across_chunks(tmp_path: Path) -> None:
     # November calls are dropped for --month 2026-10; rows still count them: r1 is row 4
-    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
-    acc = accounts(cat, account=[official("u", "A")])
+    cat, acc = overflow_setup()
     nov = ms("2026-11-05T00:00:00+08:00")
     ids = ["n0", "r0", "n1", "r1", "r2"]
     ts = [nov, ms(OCT), nov + 1, ms(OCT) + 1, ms(OCT) + 2]
-    t = pa.table({"record_id": ids, "account": ["u"] * 5, "api": ["A"] * 5, "ts": ts, "success": [1] * 5})
+    t = overflow_calls(ids, ts)
     from ocrledger.errors import MoneyError
 
     with pytest.raises(MoneyError, match=r"<arrow table>: row 4: record r1: "):
@@ -477,10 +481,8 @@ def test_kernel_error_names_the_row_after_the_month_cut_and_across_chunks(tmp_pa
 
 
 def test_kernel_error_in_the_spill_passes_names_the_record() -> None:
-    cat = catalog([api("A", free_monthly=0, tiers=[{"price": "5000000000000"}])])
-    acc = accounts(cat, account=[official("u", "A")])
-    t = pa.table({"record_id": [f"r{i}" for i in range(6)], "account": ["u"] * 6, "api": ["A"] * 6,
-                  "ts": [ms(OCT) + i for i in range(6)], "success": [1] * 6})
+    cat, acc = overflow_setup()
+    t = overflow_calls([f"r{i}" for i in range(6)], [ms(OCT) + i for i in range(6)])
     from ocrledger.errors import MoneyError
 
     with pytest.raises(MoneyError, match=r"^record r1: its PAYG spend"):
