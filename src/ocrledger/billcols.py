@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ._ragged import ragged
 from .accountcols import PlanColumns
 from .accounts import OFFICIAL
 from .catalog import VOLUME, Catalog
@@ -125,14 +126,6 @@ def _running_total(party: np.ndarray, period: np.ndarray, values: np.ndarray) ->
     first = np.maximum.accumulate(np.where(party_new, np.arange(len(starts)), 0))
     before = running[first] - sums[first]
     return (running - before)[group]
-
-
-def _ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(owner, offset within owner) of ``counts.sum()`` items, ``counts[k]`` of them owned by k."""
-    total = int(counts.sum())
-    owner = np.repeat(np.arange(len(counts)), counts)
-    starts = np.cumsum(counts) - counts
-    return owner, np.arange(total) - starts[owner]
 
 
 def _round(exact: np.ndarray, modes: np.ndarray) -> np.ndarray:
@@ -280,7 +273,7 @@ def _balances(
     sorted_party = plan_party[by_party]
     first = np.searchsorted(sorted_party, b_party, side="left")
     count = np.searchsorted(sorted_party, b_party, side="right") - first
-    owner, offset = _ragged(count)
+    owner, offset = ragged(count)
     k = by_party[first[owner] + offset] if len(owner) else np.zeros(0, dtype=np.int64)
     pperiod = b_period[owner]
     starts = catalog.clock.month_starts

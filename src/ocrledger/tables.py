@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._ragged import ragged
 from .accountcols import PlanColumns, expire_first
 from .accounts import OFFICIAL, Accounts, Plan
 from .catalog import Catalog
@@ -185,12 +186,10 @@ def kernel_tables(
     set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
     set_start = np.r_[0, np.cumsum(set_len)].astype(np.int64)
     set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
-    sizes = set_len[plans.api_set]
-    first = np.repeat(set_start[plans.api_set] - (np.cumsum(sizes) - sizes), sizes)  # entry k -> code k + first
+    plan_of, nth = ragged(set_len[plans.api_set])  # entry: its plan, and which of the plan's APIs
     owner = _positions(party_index, plans.parties, plans.party)[plans.party]
-    pair = np.repeat(owner * n_api, sizes) + set_codes[np.arange(int(sizes.sum()), dtype=np.int64) + first]
-    plan_of = np.repeat(np.arange(len(plans)), sizes)
-    dedicated = np.repeat(plans.dedicated, sizes)
+    pair = owner[plan_of] * n_api + set_codes[set_start[plans.api_set][plan_of] + nth]
+    dedicated = plans.dedicated[plan_of]
     n_pair = n_party * n_api
     ded_offset, ded_plans = _csr(pair[dedicated], plan_of[dedicated], n_pair)
     sh_offset, sh_plans = _csr(pair[~dedicated], plan_of[~dedicated], n_pair)
