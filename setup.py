@@ -1,4 +1,4 @@
-"""Build of the compiled modules, ocrledger._core and ocrledger._billfmt (Cython); metadata lives in pyproject.toml."""
+"""Build of the compiled modules, ocrledger.kernel._core and ocrledger.bills._billfmt (Cython); metadata lives in pyproject.toml."""
 import os
 
 from Cython.Build import cythonize
@@ -20,11 +20,11 @@ if DEBUG:
 extensions = [
     Extension(
         f"ocrledger.{name}",
-        [f"src/ocrledger/{name}.pyx"],
+        [f"src/ocrledger/{name.replace('.', '/')}.pyx"],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
     )
-    for name in ("_core", "_billfmt")
+    for name in ("kernel._core", "bills._billfmt")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

@@ -98,7 +98,7 @@ def duckdb_cmd(work: Path, out: Path) -> list[str]:
 
 def duckdb_sql(work: Path, out: Path) -> list[str]:
     """The baseline's statements: the rules subset with window functions, outputs as the rerate writes them."""
-    from ocrledger.catalog import default_catalog, load_catalog
+    from ocrledger.model.catalog import default_catalog, load_catalog
 
     catalog = load_catalog(work / "catalog.toml") if (work / "catalog.toml").exists() else default_catalog()
     free = ", ".join(f"('{a.code}', {a.free_monthly})" for a in catalog.apis)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ocrledger import grouping
-from ocrledger.records import encode, party_list, read_calls
+from ocrledger.engine import order as grouping
+from ocrledger.io.calls import encode, party_list, read_calls
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from synth import make  # noqa: E402
 
-from ocrledger.ledger import Ledger  # noqa: E402
-from ocrledger.rating import rate  # noqa: E402
+from ocrledger.store.ledger import Ledger  # noqa: E402
+from ocrledger.engine.rate import rate  # noqa: E402
 
 
 def _batches(n_calls: int, batch: int, n_accounts: int) -> tuple[object, list[dict[str, np.ndarray]]]:
@@ -83,7 +83,7 @@ def test_rate_only(benchmark, batch: int) -> None:  # type: ignore[no-untyped-de
 
 def lookups(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 3_000_000)) -> list[tuple[int, float]]:
     """Seconds for 10,000 duplicate look-ups as the records table grows (an index, never a scan)."""
-    from ocrledger.catalog import default_catalog
+    from ocrledger.model.catalog import default_catalog
 
     out = []
     with tempfile.TemporaryDirectory() as folder:

@@ -50,9 +50,9 @@ def run(work: Path, n_calls: int, extra: list[str]) -> dict[str, float]:
 
 
 def test_rerate_small_month(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from ocrledger.accounts import load_accounts
-    from ocrledger.catalog import default_catalog
-    from ocrledger.rerate import rerate
+    from ocrledger.model.accounts import load_accounts
+    from ocrledger.model.catalog import default_catalog
+    from ocrledger.rerate.rerater import rerate
 
     generate(tmp_path, 200_000, n_accounts=500, n_files=3)
     catalog = default_catalog()

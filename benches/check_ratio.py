@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synth  # noqa: E402
 
-from ocrledger import _kernel  # noqa: E402
-from ocrledger.tables import Outcomes  # noqa: E402
+from ocrledger.kernel import select as _kernel  # noqa: E402
+from ocrledger.kernel.contract import Outcomes  # noqa: E402
 
 MIN_RATIO = 50.0
 

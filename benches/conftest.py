@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import synth
-from ocrledger.tables import Outcomes
+from ocrledger.kernel.contract import Outcomes
 
 QUICK = os.environ.get("OCRLEDGER_BENCH_QUICK") == "1"
 KERNEL_CALLS = 200_000 if QUICK else 10_000_000

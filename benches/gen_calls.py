@@ -21,8 +21,8 @@ import sys
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ocrledger.catalog import default_catalog  # noqa: E402
-from ocrledger.clock import parse_period  # noqa: E402
+from ocrledger.model.catalog import default_catalog  # noqa: E402
+from ocrledger.model.clock import parse_period  # noqa: E402
 
 
 def generate(out: Path, n_calls: int, *, month: str = "2026-10", n_accounts: int = 5_000, n_files: int = 8,

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrledger.accounts import MARKETPLACE, OFFICIAL, Account, Accounts, Plan
-from ocrledger.catalog import VERIFICATION, Api, Catalog, Tier
-from ocrledger.tables import Batch, KernelState, KernelTables, build_tables
+from ocrledger.model.accounts import MARKETPLACE, OFFICIAL, Account, Accounts, Plan
+from ocrledger.model.catalog import VERIFICATION, Api, Catalog, Tier
+from ocrledger.kernel.contract import Batch, KernelState, KernelTables, build_tables
 
 N_API = 20
 MONTH = "2026-10"

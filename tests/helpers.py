@@ -5,9 +5,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ocrledger.accounts import Accounts, parse_accounts
-from ocrledger.catalog import Catalog, default_catalog, parse_catalog
-from ocrledger.clock import BillingClock
+from ocrledger.model.accounts import Accounts, parse_accounts
+from ocrledger.model.catalog import Catalog, default_catalog, parse_catalog
+from ocrledger.model.clock import BillingClock
 
 CATALOG = default_catalog()
 SH = BillingClock.for_zone("Asia/Shanghai")

@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocrledger.catalog import Catalog
+from ocrledger.model.catalog import Catalog
 
 
 @dataclass

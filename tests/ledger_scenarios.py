@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 from helpers import ms
 
-from ocrledger.accounts import Accounts, parse_accounts
-from ocrledger.catalog import Catalog, parse_catalog
+from ocrledger.model.accounts import Accounts, parse_accounts
+from ocrledger.model.catalog import Catalog, parse_catalog
 
 START = ms("2026-10-01T00:00:00+08:00")
 END = ms("2026-12-01T00:00:00+08:00")

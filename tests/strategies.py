@@ -22,11 +22,11 @@ from typing import Any, NamedTuple, Sequence, TypeVar
 import numpy as np
 from hypothesis import strategies as st
 
-from ocrledger.accounts import Accounts, parse_accounts
-from ocrledger.catalog import Catalog, parse_catalog
-from ocrledger.clock import BillingClock, period_of
-from ocrledger.records import encode, party_list, read_calls
-from ocrledger.tables import Batch, KernelTables, build_tables
+from ocrledger.model.accounts import Accounts, parse_accounts
+from ocrledger.model.catalog import Catalog, parse_catalog
+from ocrledger.model.clock import BillingClock, period_of
+from ocrledger.io.calls import encode, party_list, read_calls
+from ocrledger.kernel.contract import Batch, KernelTables, build_tables
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
 """``python -m ocrledger``: the command line."""
-from .cli import run
+from .cli.main import run
 
 run()

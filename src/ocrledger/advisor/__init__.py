@@ -1,0 +1,1 @@
+"""The plan advisor: the provably cheapest mix of plan offers for past usage."""

@@ -1,0 +1,288 @@
+"""Rendering bills: text, Markdown, CSV, JSON (SPEC §6) and HTML (``render_html``).
+
+Every renderer reads bills and only formats what is on them: amounts are printed as the bill
+carries them (exact tier and line amounts, rounded line amounts, the total), never added up,
+rounded or recomputed here.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Sequence
+
+from ..model.bills import Bill, BillLine, bills_to_json
+
+FORMATS = ("json", "text", "markdown", "csv", "html")
+"""Output formats of every command that prints bills (``--format``)."""
+
+NO_BILLS = "No bills: no call records in the input."
+
+
+def render(bills: Sequence[Bill], fmt: str, *, generated_at: str | None = None) -> str:
+    """Render a list of bills (one or many) in ``fmt`` (one of FORMATS).
+
+    ``generated_at`` is the statement date the HTML and Markdown headers show (ISO 8601 text);
+    ``None`` means now (or ``SOURCE_DATE_EPOCH`` when set, for reproducible output), in UTC.
+    """
+    if fmt == "json":
+        return bills_to_json(bills) + "\n"
+    if fmt == "text":
+        return "\n".join(render_text(b) for b in bills) if bills else NO_BILLS + "\n"
+    if fmt == "markdown":
+        return render_markdown(bills, generated_at=generated_at or generated_now())
+    if fmt == "csv":
+        return render_csv(bills)
+    if fmt == "html":
+        from .html import render_html
+
+        return render_html(bills, generated_at=generated_at or generated_now())
+    raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+
+
+def generated_now(tz: object | None = None) -> str:
+    """Now as ISO 8601 to the second (``SOURCE_DATE_EPOCH`` wins when set), in ``tz`` or UTC."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (
+        datetime.fromtimestamp(int(epoch), timezone.utc)
+        if epoch and epoch.strip().isdigit()
+        else datetime.now(timezone.utc)
+    )
+    return when.astimezone(tz).isoformat(timespec="seconds") if tz is not None else when.isoformat(timespec="seconds")  # type: ignore[arg-type]
+
+
+def tier_label(from_: int, to: int | None) -> str:
+    """PAYG positions of a tier: '10,001 – 100,000' or '500,001 – …' (open)."""
+    return f"{count(from_)} – {count(to) if to is not None else '…'}"
+
+
+def plain(amount: Decimal) -> str:
+    """An amount exactly as the bill carries it, without separators (for CSV cells)."""
+    return format(amount, "f")
+
+
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def money(amount: Decimal) -> str:
+    """Thousands separators, the amount's own decimal places: 6110.00 -> '6,110.00'."""
+    return f"{amount:,}"
+
+
+def aligned_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """Aligned columns: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
+    out = []
+    for r in [header, *rows]:
+        cells = [str(c).ljust(w) if k < left else str(c).rjust(w) for k, (c, w) in enumerate(zip(r, widths))]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def render_text(bill: Bill) -> str:
+    """A readable statement of one bill: lines, PAYG tiers, total, plan balances, free quota left."""
+    cur = bill.currency
+    out = [f"Bill {bill.period}  account {bill.account}  channel {bill.channel}  currency {cur}", ""]
+    rows = [
+        [
+            ln.api, count(ln.calls), count(ln.failed), count(ln.rejected), count(ln.free), count(ln.dedicated),
+            count(ln.shared_calls), count(ln.shared_points), count(ln.payg), money(ln.amount),
+        ]
+        for ln in bill.lines
+    ]
+    out += aligned_table(
+        ["API", "Calls", "Failed", "Rejected", "Free", "Dedicated", "Shared", "Points", "PAYG", f"Amount {cur}"], rows
+    )
+    for ln in bill.lines:
+        if not ln.tiers:
+            continue
+        out += ["", f"PAYG tiers of {ln.api}"]
+        tier_rows = [
+            [
+                tier_label(t.from_, t.to),
+                count(t.calls),
+                str(t.unit_price),
+                money(t.amount),
+            ]
+            for t in ln.tiers
+        ]
+        tier_rows.append(["exact sum", "", "", money(ln.amount_exact)])
+        tier_rows.append(["billed (rounded once)", "", "", money(ln.amount)])
+        out += ["  " + r for r in aligned_table(["Positions", "Calls", "Unit price", f"Amount {cur}"], tier_rows)]
+    if bill.adjustments:
+        out += ["", "Adjustments (late calls of closed months)"]
+        out += [
+            "  " + r
+            for r in aligned_table(
+                ["Month", "API", "Calls", f"Exact {cur}", f"Amount {cur}"],
+                [[a.period, a.api, count(a.calls), money(a.amount_exact), money(a.amount)] for a in bill.adjustments],
+                left=2,
+            )
+        ]
+    out += ["", f"Total  {cur} {money(bill.total)}"]
+    over = [ln for ln in bill.lines if ln.qps_over_seconds]
+    if over:
+        out += ["", "QPS over the entitled limit: " + ", ".join(
+            f"{ln.api} peak {count(ln.qps_peak)}/s, {count(ln.qps_over_seconds)} s over" for ln in over
+        )]
+    if bill.plans:
+        out += ["", "Resource plans"]
+        out += [
+            "  " + r
+            for r in aligned_table(
+                ["Plan", "Used this month", "Remaining", "Ends"],
+                [[p.id, count(p.used), count(p.remaining), p.end] for p in bill.plans],
+            )
+        ]
+    if bill.free_remaining:
+        out += ["", "Free quota left: " + ", ".join(f"{api} {count(n)}" for api, n in bill.free_remaining)]
+    return "\n".join(out) + "\n"
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})
+
+
+def md(text: object) -> str:
+    """Text safe inside a Markdown table cell or heading (specials backslash-escaped, no newlines)."""
+    return " ".join(str(text).split()).translate(_MD_SPECIAL)
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int | set[int] = 1) -> list[str]:
+    """A pipe table; columns in ``left`` (the first ``left`` ones, or that set) left-aligned, the rest right."""
+    lefts = set(range(left)) if isinstance(left, int) else left
+    align = ["---" if k in lefts else "---:" for k in range(len(header))]
+    return ["| " + " | ".join(r) + " |" for r in [list(header), align, *rows]]
+
+
+def render_markdown(bills: Sequence[Bill], *, generated_at: str) -> str:
+    """Bills as one Markdown document: a section per bill with its lines, tiers, plans and free quota."""
+    if not bills:
+        return f"# Statements\n\n{NO_BILLS}\n"
+    out = ["# Statements" if len(bills) > 1 else "# Statement", "", f"Generated at {md(generated_at)}.", ""]
+    if len(bills) > 1:
+        out += _md_table(
+            ["Account", "Channel", "Period", "Total"],
+            [[md(b.account), md(b.channel), md(b.period), f"{md(b.currency)} {money(b.total)}"] for b in bills],
+            left=3,
+        )
+        out.append("")
+    for bill in bills:
+        out += _markdown_bill(bill)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _markdown_bill(bill: Bill) -> list[str]:
+    cur = md(bill.currency)
+    out = [
+        f"## {md(bill.account)} · {md(bill.channel)} · {md(bill.period)}",
+        "",
+        f"- Account: {md(bill.account)}",
+        f"- Channel: {md(bill.channel)}",
+        f"- Period: {md(bill.period)}",
+        f"- Currency: {cur}",
+        f"- **Total: {cur} {money(bill.total)}**",
+        "",
+        "### Lines",
+        "",
+    ]
+    out += _md_table(
+        ["API", "Calls", "Failed", "Rejected", "Free", "Dedicated", "Shared calls", "Shared points", "PAYG",
+         f"Exact {cur}", f"Amount {cur}"],
+        [
+            [md(ln.api), count(ln.calls), count(ln.failed), count(ln.rejected), count(ln.free), count(ln.dedicated),
+             count(ln.shared_calls), count(ln.shared_points), count(ln.payg), money(ln.amount_exact), money(ln.amount)]
+            for ln in bill.lines
+        ],
+    )
+    for ln in bill.lines:
+        if not ln.tiers:
+            continue
+        out += ["", f"### Pay-as-you-go tiers of {md(ln.api)}", ""]
+        rows = [[tier_label(t.from_, t.to), count(t.calls), str(t.unit_price), money(t.amount)] for t in ln.tiers]
+        rows.append(["exact sum", "", "", money(ln.amount_exact)])
+        rows.append(["**billed (rounded once)**", "", "", f"**{money(ln.amount)}**"])
+        out += _md_table(["PAYG positions", "Calls", f"Unit price {cur}", f"Amount {cur}"], rows)
+    if bill.adjustments:
+        out += ["", "### Adjustments (late calls of closed months)", ""]
+        out += _md_table(
+            ["Month", "API", "Calls", f"Exact {cur}", f"Amount {cur}"],
+            [[md(a.period), md(a.api), count(a.calls), money(a.amount_exact), money(a.amount)] for a in bill.adjustments],
+            left=2,
+        )
+    if any(ln.qps_peak for ln in bill.lines):
+        out += ["", "### Calls per second", ""]
+        out += _md_table(
+            ["API", "Peak calls in one second", "Seconds over the limit"],
+            [[md(ln.api), count(ln.qps_peak), count(ln.qps_over_seconds)] for ln in bill.lines],
+        )
+    if bill.plans:
+        out += ["", "### Resource plans", ""]
+        out += _md_table(
+            ["Plan", "Used this month", "Remaining", "Ends"],
+            [[md(p.id), count(p.used), count(p.remaining), md(p.end)] for p in bill.plans],
+            left={0, 3},
+        )
+    if bill.free_remaining:
+        out += ["", "### Free quota left", ""]
+        out += _md_table(["API", "Free calls left"], [[md(api), count(n)] for api, n in bill.free_remaining])
+    out.append("")
+    return out
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "account", "channel", "period", "currency", "api", "row", "calls", "failed", "rejected", "free", "dedicated",
+    "shared_calls", "shared_points", "payg", "tier_from", "tier_to", "tier_calls", "unit_price",
+    "amount_exact", "amount", "qps_peak", "qps_over_seconds", "adjusts_period",
+)
+"""One ``line`` row per bill line, then one ``tier`` row per PAYG tier of it; an ``adjustment`` row per
+late charge of a closed month (``adjusts_period``); then a ``total`` row per bill."""
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula: text starting with = + - @ (or a
+    tab or carriage return) gets a leading apostrophe (OWASP's advice on CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render_csv(bills: Sequence[Bill]) -> str:
+    """Bills as CSV: exact amounts on tier and line rows, the rounded amount on line and total rows.
+
+    Only ``line`` rows carry counts; a spreadsheet sums the ``amount`` of ``line`` rows (or reads
+    the ``total`` rows) and the ``amount_exact`` of ``tier`` rows, as the columns say.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for bill in bills:
+        head = [bill.account, bill.channel, bill.period, bill.currency]
+        for ln in bill.lines:
+            writer.writerow([csv_cell(c) for c in head + _csv_line(ln)])
+            for t in ln.tiers:
+                writer.writerow([csv_cell(c) for c in head + [
+                    ln.api, "tier", "", "", "", "", "", "", "", "", t.from_,
+                    "" if t.to is None else t.to, t.calls, plain(t.unit_price), plain(t.amount), "", "", "", "",
+                ]])
+        for a in bill.adjustments:
+            writer.writerow([csv_cell(c) for c in head + [
+                a.api, "adjustment", a.calls, "", "", "", "", "", "", "", "", "", "", "",
+                plain(a.amount_exact), plain(a.amount), "", "", a.period,
+            ]])
+        writer.writerow([csv_cell(c) for c in head + ["", "total"] + [""] * 13 + [plain(bill.total), "", "", ""]])
+    return buf.getvalue()
+
+
+def _csv_line(ln: BillLine) -> list[object]:
+    return [
+        ln.api, "line", ln.calls, ln.failed, ln.rejected, ln.free, ln.dedicated, ln.shared_calls, ln.shared_points,
+        ln.payg, "", "", "", "", plain(ln.amount_exact), plain(ln.amount), ln.qps_peak, ln.qps_over_seconds, "",
+    ]

@@ -1,0 +1,4 @@
+"""The ``ocrledger`` command line."""
+from .main import run
+
+__all__ = ["run"]

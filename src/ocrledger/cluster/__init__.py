@@ -1,0 +1,1 @@
+"""Past one machine: the rerate on a Dask cluster."""

@@ -1,0 +1,169 @@
+"""The rerate on a Dask cluster: partition calls by account and rate each partition with the same kernel.
+
+Accounts never share counters, so rating each account's calls on their own in ``(ts, record_id)``
+order gives exactly the single-pass result. The one rule that crosses accounts is the duplicate
+rule (a record id is unique per channel, whatever the account), so duplicates are settled first:
+
+1. every partition is validated and encoded (``rerate.validate_chunk``; later months than
+   ``month`` are dropped);
+2. shuffle on ``record_id``: all copies of a record id meet in one partition, where all but the
+   first in charge order are flagged (ties: smallest account, then API, then failed first -- the
+   rule of ``ocrledger.rerate``);
+3. shuffle on ``account``: each partition holds whole accounts (both channels); it builds kernel
+   tables for just its accounts and plans, rates, and makes their bills;
+4. the bills are gathered and sorted by account, channel, period.
+
+The bills are byte-identical (as JSON) to those of ``ocrledger.rerate.rerate`` and ``rate``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..kernel import select as _kernel
+from ..model.accounts import CHANNELS, Account, Accounts, Plan, QpsAddon
+from ..engine.billing import make_bills
+from ..model.bills import Bill
+from ..model.catalog import Catalog
+from ..model.clock import parse_period, period_label
+from ..engine.qps import qps_lines, second_counts
+from ..rerate.rerater import validate_chunk
+from ..kernel.contract import Batch, KernelState, build_tables
+from ..engine.usage import summarize
+
+_COLUMNS = ("rid", "account", "channel", "api", "ts", "ok")
+
+
+@dataclass(frozen=True)
+class _PartyRecords:
+    position: int
+    account: Account | None
+    plans: tuple[Plan, ...]
+    addons: tuple[QpsAddon, ...]
+
+
+def rerate(
+    ddf: Any,
+    catalog: Catalog,
+    accounts: Accounts,
+    *,
+    month: str | None = None,
+    kernel: str | None = None,
+    npartitions: int | None = None,
+) -> list[Bill]:
+    """Rerate the calls of a Dask DataFrame on the current Dask scheduler (e.g. a distributed Client).
+
+    ``ddf`` has the columns of a calls file (record_id, account, api, ts, success, optional
+    channel). ``month`` keeps only that month's bills (earlier calls are still rated).
+    ``npartitions`` sets the partitions of both shuffles (default: those of ``ddf``). ``kernel``
+    is a kernel name ('cython', 'reference'), resolved on the workers.
+    Returns the bills sorted by account, channel, period.
+    """
+    import dask
+    import pandas as pd
+
+    wanted = parse_period(month) if month is not None else None
+    cut = int(catalog.clock.month_starts[wanted + 1]) if wanted is not None else catalog.clock.max_ms
+    _kernel.get(kernel)  # fail early on a bad name
+    n = npartitions or ddf.npartitions
+    meta = pd.DataFrame({
+        "rid": pd.Series([], dtype=object), "account": pd.Series([], dtype=object),
+        "channel": pd.Series([], dtype=np.int8), "api": pd.Series([], dtype=np.int16),
+        "ts": pd.Series([], dtype=np.int64), "ok": pd.Series([], dtype=np.int8),
+    })
+    norm = ddf.map_partitions(_normalize, catalog, cut, meta=meta)
+    meta_dup = meta.assign(dup=pd.Series([], dtype=np.int8))
+    marked = norm.shuffle(on="rid", npartitions=n).map_partitions(_mark_duplicates, meta=meta_dup)
+    by_account = marked.shuffle(on="account", npartitions=n)
+    index = dask.delayed(_party_records(accounts), pure=True)
+    tasks = [
+        dask.delayed(_rate_partition)(part, catalog, index, kernel, wanted) for part in by_account.to_delayed()
+    ]
+    results = dask.compute(*tasks)
+    return sorted((b for part in results for b in part), key=lambda b: b.key)
+
+
+def _normalize(df: Any, catalog: Catalog, cut: int, partition_info: Mapping[str, Any] | None = None) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    number = partition_info.get("number") if partition_info else None
+    name = f"<dask partition {number}>" if number is not None else "<dask partition>"
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    c = validate_chunk(table, catalog, name, 1)
+    keep = c.ts < cut
+    names = c.accounts.to_pylist()
+    accounts = np.array(names, dtype=object)[c.account] if names else np.empty(len(c.ts), object)
+    out = pd.DataFrame({
+        "rid": np.asarray(c.rid.to_numpy(zero_copy_only=False), dtype=object),
+        "account": accounts,
+        "channel": c.channel.astype(np.int8),
+        "api": c.api.astype(np.int16),
+        "ts": c.ts.astype(np.int64),
+        "ok": c.ok.astype(np.int8),
+    })
+    return out[keep].reset_index(drop=True) if not keep.all() else out
+
+
+def _mark_duplicates(df: Any) -> Any:
+    """Flag every copy of a (channel, record_id) but the first in charge order (same rule as rerate)."""
+    df = df.sort_values(["channel", "rid", "ts", "account", "api", "ok"], kind="mergesort")
+    return df.assign(dup=df.duplicated(["channel", "rid"], keep="first").to_numpy().astype(np.int8))
+
+
+def _party_records(accounts: Accounts) -> dict[tuple[str, str], _PartyRecords]:
+    plans: dict[tuple[str, str], list[Plan]] = defaultdict(list)
+    for p in accounts.plans:
+        plans[(p.account, p.channel)].append(p)
+    addons: dict[tuple[str, str], list[QpsAddon]] = defaultdict(list)
+    for a in accounts.qps_addons:
+        addons[(a.account, a.channel)].append(a)
+    return {
+        (a.id, a.channel): _PartyRecords(i, a, tuple(plans.get((a.id, a.channel), ())),
+                                         tuple(addons.get((a.id, a.channel), ())))
+        for i, a in enumerate(accounts.accounts)
+    }
+
+
+def _rate_partition(df: Any, catalog: Catalog, index: Mapping[tuple[str, str], _PartyRecords],
+                    kernel: str | None, wanted: int | None) -> list[Bill]:
+    """Rate the whole accounts of one partition and return their bills."""
+    import pandas as pd
+
+    if len(df) == 0:
+        return []
+    df = df.sort_values(["ts", "rid", "account", "channel", "api", "ok", "dup"], kind="mergesort")
+    codes, names = pd.factorize(df["account"])
+    combined = codes.astype(np.int64) * 2 + df["channel"].to_numpy().astype(np.int64)
+    keys, inverse = np.unique(combined, return_inverse=True)
+    present = [(str(names[k // 2]), CHANNELS[k % 2]) for k in keys.tolist()]
+    known = sorted((p for p in present if p in index), key=lambda p: index[p].position)
+    unknown = sorted(p for p in present if p not in index)
+    parties = known + unknown
+    sub = Accounts(
+        accounts=tuple(index[p].account for p in known),  # type: ignore[misc]
+        plans=tuple(pl for p in known for pl in index[p].plans),
+        qps_addons=tuple(a for p in known for a in index[p].addons),
+    )
+    tables, plans = build_tables(catalog, sub, parties)
+    state = KernelState.fresh(tables, np.array([p.quantity for p in plans], dtype=np.int64))
+    party_of = {p: i for i, p in enumerate(parties)}
+    party = np.array([party_of[p] for p in present], dtype=np.int32)[inverse.reshape(-1)]
+    ts = np.ascontiguousarray(df["ts"].to_numpy(), dtype=np.int64)
+    batch = Batch(
+        party=party,
+        api=np.ascontiguousarray(df["api"].to_numpy(), dtype=np.int32),
+        ts=ts,
+        period=catalog.clock.periods(ts),
+        success=np.ascontiguousarray(df["ok"].to_numpy(), dtype=np.int8),
+        duplicate=np.ascontiguousarray(df["dup"].to_numpy(), dtype=np.int8),
+    )
+    out = _kernel.run(_kernel.get(kernel), tables, state, batch)
+    qps = qps_lines(catalog, sub, parties, *second_counts(batch, out, tables.n_api))
+    bills = make_bills(summarize(tables, batch, out), catalog, parties, plans, qps)
+    if wanted is not None:
+        bills = [b for b in bills if b.period == period_label(wanted)]
+    return bills

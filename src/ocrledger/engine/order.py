@@ -1,0 +1,196 @@
+"""The engine's array work around the kernel: charge order, duplicate marking, grouping by party.
+
+Each function uses the compiled helper of ``ocrledger._core`` when it is loaded and falls back
+to the plain-numpy equivalent otherwise (``OCRLEDGER_PURE_PYTHON=1`` or no build); the two give
+identical results (``tests/test_grouping.py``).
+
+Grouping: accounts never share state, so the kernel may rate a batch in any order that keeps
+each party's calls in charge order. A stable partition by party gives every party's state one
+run of calls, which is what makes the kernel fast; the outcomes are scattered back to charge
+order afterwards, so nothing downstream sees the difference.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import numpy as np
+
+from ..kernel import select as _kernel
+from ..errors import MoneyError, StateError
+from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
+
+
+def _helpers() -> ModuleType | None:
+    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
+        return None
+    try:
+        from ..kernel import _core
+    except ImportError:
+        return None
+    return _core
+
+
+_core = _helpers()
+
+_MAX_HASHED = 2**31 - 2
+"""Largest key count the compiled hash encodes (its codes are int32)."""
+
+
+def _core_or(compiled: bool | None) -> ModuleType | None:
+    """The compiled helpers unless ``compiled`` is False (True insists on them)."""
+    if compiled is False:
+        return None
+    if compiled and _core is None:
+        raise RuntimeError("the compiled helpers of ocrledger._core are not loaded")
+    return _core
+
+
+def charge_order(ts: np.ndarray, record_id: np.ndarray) -> np.ndarray:
+    """Positions in (ts, record_id) order, ties kept in input order (int64).
+
+    Equal to ``np.lexsort((record_id, ts))``, but record ids are compared only inside runs of
+    equal ts, which are short, so the cost is one integer sort.
+    """
+    n = len(ts)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(ts, kind="stable").astype(np.int64, copy=False)
+    sorted_ts = ts[order]
+    tie = np.zeros(n, dtype=bool)
+    same = sorted_ts[1:] == sorted_ts[:-1]
+    tie[1:] |= same
+    tie[:-1] |= same
+    if tie.any():
+        at = np.nonzero(tie)[0]  # whole runs of equal ts, in ts order
+        sub = order[at]
+        order[at] = sub[np.lexsort((record_id[sub], ts[sub]))]
+    return order
+
+
+def _as_rows(values: np.ndarray) -> np.ndarray:
+    """A fixed-width ``U``/``S`` array as an (n, itemsize) uint8 view (a copy if not contiguous)."""
+    arr = np.ascontiguousarray(values)
+    if arr.dtype.kind not in "US":
+        raise TypeError(f"expected a numpy U or S array, not {arr.dtype}")
+    width = max(arr.dtype.itemsize, 1)
+    if arr.dtype.itemsize == 0:
+        return np.zeros((len(arr), 1), dtype=np.uint8)
+    return arr.view(np.uint8).reshape(len(arr), width)
+
+
+def repeats(record_id: np.ndarray, tag: np.ndarray, order: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
+    """int8 per position of ``order``: 1 if (record_id, tag) was already seen earlier in that order.
+
+    ``record_id`` is a numpy ``U``/``S`` array in input order, ``tag`` an int8 array that is part
+    of the key (the channel), ``order`` the visiting order. Numpy equivalent: ``np.unique`` of
+    the keys in order with ``return_index``; the compiled version hashes the fixed-width bytes.
+    """
+    n = len(order)
+    core = _core_or(compiled)
+    duplicate = np.zeros(n, dtype=np.int8)
+    if core is not None and 0 < n <= _MAX_HASHED and record_id.dtype.kind in "US":
+        # Hash in input order (keys read sequentially); only keys seen more than once, which
+        # are few, need their charge positions.
+        code = np.empty(n, dtype=np.int32)
+        first = np.empty(n, dtype=np.int64)
+        repeated = np.empty(n, dtype=np.uint8)
+        distinct = core.dictionary_codes(_as_rows(record_id), np.ascontiguousarray(tag, dtype=np.int8), None,
+                                         code, first, repeated)
+        if distinct == n:
+            return duplicate
+        at = np.flatnonzero(repeated.view(bool)[order])  # charge positions of repeated keys
+        key = code[order[at]]
+        by_key = np.lexsort((at, key))
+        sorted_key = key[by_key]
+        later = np.zeros(len(at), dtype=bool)  # not the first of its key in charge order
+        later[1:] = sorted_key[1:] == sorted_key[:-1]
+        duplicate[at[by_key[later]]] = 1
+        return duplicate
+    if n:
+        duplicate[:] = 1
+        _, rid_code = np.unique(record_id, return_inverse=True)
+        key = rid_code.reshape(-1).astype(np.int64)[order] * 2 + tag[order].astype(np.int64)
+        _, first_at = np.unique(key, return_index=True)
+        duplicate[first_at] = 0
+    return duplicate
+
+
+def dictionary_encode(values: np.ndarray, *, compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) of a ``U``/``S`` array: ``uniques[codes] == values``, int32 codes.
+
+    Uniques come in first-appearance order (compiled) or sorted order (numpy); callers use
+    only the mapping, never the order.
+    """
+    n = len(values)
+    core = _core_or(compiled)
+    if core is not None and 0 < n <= _MAX_HASHED and values.dtype.kind in "US":
+        code = np.empty(n, dtype=np.int32)
+        first = np.empty(n, dtype=np.int64)
+        distinct = core.dictionary_codes(_as_rows(values), None, None, code, first, None)
+        return code, values[first[:distinct]]
+    uniques, inverse = np.unique(values, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int32), uniques
+
+
+def group_by_party(batch: Batch, n_party: int, *, compiled: bool | None = None) -> tuple[np.ndarray, Batch]:
+    """Stable partition of ``batch`` by party: (perm, grouped) with grouped.X == batch.X[perm].
+
+    Each party's calls keep their charge order. O(n + n_party) counting sort when compiled;
+    ``np.argsort(party, kind="stable")`` otherwise. Raises IndexError for a party outside
+    ``range(n_party)``.
+    """
+    n = len(batch)
+    core = _core_or(compiled)
+    if core is None:
+        if n and (batch.party.min() < 0 or batch.party.max() >= n_party):
+            raise IndexError("batch.party holds an index outside the party table")
+        perm = np.argsort(batch.party, kind="stable").astype(np.int64, copy=False)
+        return perm, batch.take(perm)
+    perm = np.empty(n, dtype=np.int64)
+    grouped = Batch(
+        party=np.empty(n, dtype=np.int32), api=np.empty(n, dtype=np.int32), ts=np.empty(n, dtype=np.int64),
+        period=np.empty(n, dtype=np.int32), success=np.empty(n, dtype=np.int8),
+        duplicate=np.empty(n, dtype=np.int8),
+    )
+    core.group_by_party(batch.party, batch.api, batch.ts, batch.period, batch.success, batch.duplicate,
+                        n_party, perm, grouped.party, grouped.api, grouped.ts, grouped.period,
+                        grouped.success, grouped.duplicate)
+    return perm, grouped
+
+
+def ungroup(perm: np.ndarray, grouped: Outcomes, *, compiled: bool | None = None) -> Outcomes:
+    """Outcomes in charge order from outcomes in grouped order (inverse of group_by_party)."""
+    n = len(perm)
+    out = Outcomes(
+        status=np.empty(n, dtype=np.int8), source=np.empty(n, dtype=np.int8), plan=np.empty(n, dtype=np.int32),
+        tier=np.empty(n, dtype=np.int16), amount=np.empty(n, dtype=np.int64),
+    )
+    core = _core_or(compiled)
+    if core is None:
+        for name in ("status", "source", "plan", "tier", "amount"):
+            getattr(out, name)[perm] = getattr(grouped, name)[:n]
+        return out
+    core.scatter_outcomes(perm, grouped.status, grouped.source, grouped.plan, grouped.tier, grouped.amount,
+                          out.status, out.source, out.plan, out.tier, out.amount)
+    return out
+
+
+def run_grouped(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Batch) -> Outcomes:
+    """``_kernel.run`` with the batch grouped by party first; outcomes come back in charge order.
+
+    Same results, counters and errors as ``_kernel.run(kernel, tables, state, batch)``: on an
+    error the counters are restored and the batch is run again in charge order, so the error
+    raised names the same call.
+    """
+    if len(batch) < 2 or tables.n_party < 2:
+        return _kernel.run(kernel, tables, state, batch)
+    try:
+        perm, grouped = group_by_party(batch, tables.n_party)
+    except (TypeError, ValueError, IndexError):  # bad columns: let _kernel.run report them as usual
+        return _kernel.run(kernel, tables, state, batch)
+    try:
+        out = _kernel.run(kernel, tables, state, grouped)
+    except (MoneyError, StateError):
+        return _kernel.run(kernel, tables, state, batch)
+    return ungroup(perm, out)

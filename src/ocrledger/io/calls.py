@@ -1,0 +1,330 @@
+"""Call records: reading CSV, Parquet, DataFrames, Arrow tables or dicts, then encoding them into kernel columns."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..model.accounts import CHANNELS, OFFICIAL
+from ..model.catalog import Catalog
+from ..model.clock import BillingClock
+from ..errors import CallsError, OcrledgerError
+from ..engine.order import charge_order, dictionary_encode, repeats
+from ..kernel.contract import Batch
+
+REQUIRED = ("record_id", "account", "api", "ts", "success")
+LINE = "__line__"
+"""Key of the per-record line numbers a CSV reader adds to the columns (for messages)."""
+OPTIONAL = ("channel",)
+_TRUE = {"1", "true", "True", "TRUE"}
+_FALSE = {"0", "false", "False", "FALSE"}
+
+
+@dataclass
+class CallTable:
+    """Validated call records in input order (strings kept as numpy unicode arrays)."""
+
+    record_id: np.ndarray
+    account: np.ndarray
+    channel: np.ndarray
+    api: np.ndarray  # int32 catalog index
+    ts: np.ndarray  # int64 epoch ms
+    success: np.ndarray  # int8
+    source: str
+    row_base: int
+    """Row number of the first record in error messages (2 for a CSV file with a header)."""
+    lines: np.ndarray | None = None
+    """The line each record starts on, when read from a CSV file (blank lines and quoted line
+    breaks make it differ from ``row_base + index``)."""
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def row(self, index: int) -> int:
+        """The row number that messages give for record ``index`` (input order)."""
+        return int(self.lines[index]) if self.lines is not None else self.row_base + int(index)
+
+
+def read_calls(calls: Any, catalog: Catalog, *, source: str | None = None) -> CallTable:
+    """Read and validate call records from a path, a DataFrame, an Arrow table or a dict of columns."""
+    columns, name, base = read_columns(calls, source=source)
+    return validate_columns(columns, catalog, name, base)
+
+
+def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, Any], str, int]:
+    """The raw columns of a calls input, its name for messages, and the row number of its first record."""
+    if isinstance(calls, (str, Path)):
+        path = Path(calls)
+        if path.suffix.lower() == ".parquet" or path.is_dir():
+            return _read_parquet(path), str(path), 1
+        return _read_csv(path), str(path), 2
+    if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table
+        columns = {c: calls.column(c).to_numpy(zero_copy_only=False) for c in calls.column_names}
+        return columns, source or "<arrow table>", 1
+    if hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
+        return {str(c): calls[c].to_numpy() for c in calls.columns}, source or "<dataframe>", 1
+    if isinstance(calls, Mapping):
+        return dict(calls), source or "<columns>", 1
+    raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
+
+
+def _read_csv(path: Path) -> dict[str, Any]:
+    name = str(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")  # a BOM (spreadsheet exports) is not part of the header
+    except OSError as exc:
+        raise CallsError(f"cannot read: {exc.strerror}", file=name) from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise CallsError("the file is empty (no header row)", file=name)
+            header = [h.strip() for h in header]
+            width = len(header)
+            columns: list[list[str]] = [[] for _ in header]
+            lines: list[int] = []
+            start = reader.line_num + 1  # the line a record starts on (quoted fields may span lines)
+            for row in reader:
+                line, start = start, reader.line_num + 1
+                if len(row) != width:
+                    if not row:
+                        continue  # blank line
+                    missing = header[len(row)] if len(row) < width else None
+                    detail = f"missing column {missing!r}" if missing else "more fields than the header"
+                    raise CallsError(
+                        f"has {len(row)} fields, the header has {width} ({detail})", file=name, row=line
+                    )
+                lines.append(line)
+                for col, value in zip(columns, row):
+                    col.append(value)
+        except UnicodeDecodeError as exc:
+            raise CallsError(f"is not UTF-8 text ({exc.reason})", file=name) from None
+        except csv.Error as exc:
+            raise CallsError(f"CSV error: {exc}", file=name, row=reader.line_num) from None
+    if len(set(header)) != width:
+        raise CallsError("the header names a column twice", file=name, row=1)
+    out: dict[str, Any] = {h: np.array(col, dtype=str) for h, col in zip(header, columns)}
+    out[LINE] = np.array(lines, dtype=np.int64)
+    return out
+
+
+def _read_parquet(path: Path) -> dict[str, Any]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CallsError("reading Parquet needs pyarrow: pip install 'ocrledger[parquet]'", file=str(path)) from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
+    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+
+
+def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
+    """Check and decode raw columns; errors name ``name``, the row (``base`` = first record) and field."""
+    lines = columns.get(LINE)
+    for col in REQUIRED:
+        if col not in columns:
+            raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
+    columns = {c: _column(columns[c], c, name) for c in (*REQUIRED, *OPTIONAL) if c in columns}
+    n = len(columns["record_id"])
+    for col, values in columns.items():
+        if len(values) != n:
+            raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
+
+    def fail(message: str, index: int, field: str) -> CallsError:
+        row = int(lines[int(index)]) if lines is not None else base + int(index)
+        return CallsError(message, file=name, row=row, field=field)
+
+    record_id = _strings(columns["record_id"], "record_id", fail)
+    account = _strings(columns["account"], "account", fail)
+    channel = (
+        _strings(columns["channel"], "channel", fail, default=OFFICIAL)
+        if "channel" in columns
+        else np.full(n, OFFICIAL, dtype="<U8")
+    )
+    bad = ~np.isin(channel, CHANNELS)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise fail(f"channel must be 'official' or 'marketplace', not {_show(channel[i])}", i, "channel")
+    api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
+    ts = _instants(columns["ts"], catalog.clock, fail)
+    success = _flags(columns["success"], fail)
+    return CallTable(record_id, account, channel, api, ts, success, name, base, lines)
+
+
+def _show(value: Any) -> str:
+    """repr of a cell for messages, numpy scalars shown as the Python values they hold."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _column(values: Any, field: str, name: str) -> np.ndarray:
+    """A one-dimensional array of the column's cells (object dtype when the cells are mixed)."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is not None and arr.ndim == 1:
+        return arr
+    if isinstance(values, np.ndarray) or arr is not None and arr.ndim == 0:
+        raise CallsError(f"column {field!r} must be a one-dimensional sequence of values", file=name)
+    cells = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        cells[i] = value
+    return cells
+
+
+def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind != "U":
+        if any(v is not None and not isinstance(v, str) for v in arr):
+            i = next(i for i, v in enumerate(arr) if v is not None and not isinstance(v, str))
+            raise fail(f"must be text, not {_show(arr[i])}", i, field)
+        arr = np.array(["" if v is None else v for v in arr], dtype=str)
+    arr = np.char.strip(arr) if len(arr) else arr.astype(str)
+    empty = arr == ""
+    if empty.any():
+        if default is None:
+            raise fail("is empty", int(np.argmax(empty)), field)
+        arr = np.where(empty, default, arr)
+    return arr
+
+
+def _codes(api: np.ndarray, catalog: Catalog, fail: Any) -> np.ndarray:
+    uniques, inverse = np.unique(api, return_inverse=True)
+    mapping = np.empty(len(uniques), dtype=np.int32)
+    for k, code in enumerate(uniques):
+        if code not in catalog.index:
+            raise fail(f"API {_show(code)} is not in the catalog", int(np.argmax(inverse == k)), "api")
+        mapping[k] = catalog.index[code]
+    return mapping[inverse.reshape(-1)] if len(api) else np.empty(0, dtype=np.int32)
+
+
+def _instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        ts = arr.astype(np.int64)
+    elif arr.dtype.kind == "M":
+        ts = arr.astype("datetime64[ms]").astype(np.int64)
+    else:
+        ts = np.empty(len(arr), dtype=np.int64)
+        for i, v in enumerate(arr):
+            if isinstance(v, float) or isinstance(v, np.floating):
+                raise fail(f"{_show(v)} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
+            try:
+                ts[i] = clock.instant(v if not isinstance(v, np.integer) else int(v), what="ts", naive_ok=False)
+            except OcrledgerError as exc:
+                raise fail(exc.message, i, "ts") from None
+        return ts
+    bad = (ts < clock.min_ms) | (ts >= clock.max_ms)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise fail(f"{int(ts[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i, "ts")
+    return ts
+
+
+def _flags(values: Any, fail: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int8)
+    if arr.dtype.kind in "iu":
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise fail(f"must be 1/0 or true/false, not {_show(arr[i])}", i, "success")
+        return arr.astype(np.int8)
+    out = np.empty(len(arr), dtype=np.int8)
+    for i, v in enumerate(arr):
+        if isinstance(v, str):
+            text = v.strip()
+            flag = 1 if text in _TRUE else 0 if text in _FALSE else None
+        elif isinstance(v, (bool, np.bool_)):
+            flag = int(v)
+        elif isinstance(v, (int, np.integer)) and v in (0, 1):
+            flag = int(v)
+        else:
+            flag = None
+        if flag is not None:
+            out[i] = flag
+        else:
+            raise fail(f"must be 1/0 or true/false, not {_show(v)}", i, "success")
+    return out
+
+
+@dataclass
+class Encoded:
+    """A call table encoded for the kernel: the batch in charge order and how it maps back."""
+
+    batch: Batch
+    order: np.ndarray  # int64: input row of each batch position
+    parties: list[tuple[str, str]]
+
+
+def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple[str, str]]:
+    """Known parties first (file order), then the unknown (account, channel) pairs of the calls, sorted."""
+    seen = set(known)
+    pairs = set(zip(calls.account.tolist(), calls.channel.tolist())) if len(calls) else set()
+    return list(known) + sorted(pairs - seen)
+
+
+def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
+    """Order copies with the same (ts, record_id) by account, then API (catalog order), then failed first.
+
+    Such copies are duplicates of each other when on one channel, and the first is the one charged:
+    this makes that choice independent of input row order (the rerater applies the same rule).
+    """
+    if len(order) < 2:
+        return order
+    ts = calls.ts[order]
+    same = np.flatnonzero(ts[1:] == ts[:-1])
+    if not len(same):
+        return order
+    rid = calls.record_id[order]
+    same = same[rid[same + 1] == rid[same]]
+    if not len(same):
+        return order
+    order = order.copy()
+    starts = same[np.r_[True, same[1:] != same[:-1] + 1]]  # first index of each run of equal neighbours
+    for start in starts.tolist():
+        stop = start + 1
+        while stop < len(order) and ts[stop] == ts[start] and rid[stop] == rid[start]:
+            stop += 1
+        group = order[start:stop]
+        order[start:stop] = sorted(group.tolist(), key=lambda i: (
+            str(calls.account[i]).encode("utf-8"), int(calls.api[i]), int(calls.success[i])))
+    return order
+
+
+def encode(calls: CallTable, parties: Sequence[tuple[str, str]], clock: BillingClock) -> Encoded:
+    """Sort calls in (ts, record_id) order, mark repeated record ids per channel, map parties.
+
+    Copies with the same (ts, record_id) are ordered by account, API and failed-first (``_break_ties``).
+    """
+    index = {p: i for i, p in enumerate(parties)}
+    n = len(calls)
+    order = _break_ties(calls, charge_order(calls.ts, calls.record_id))
+    ts = calls.ts[order]
+    is_market = (calls.channel != OFFICIAL).astype(np.int8)
+    duplicate = repeats(calls.record_id, is_market, order)  # first occurrence in charge order is kept
+    acc_code, acc_u = dictionary_encode(calls.account)
+    ch_code, ch_u = dictionary_encode(calls.channel)
+    width = max(len(ch_u), 1)
+    combo = acc_code.astype(np.int64) * width + ch_code
+    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else combo
+    party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
+    for c in present.tolist():
+        party_of_combo[c] = index[(str(acc_u[c // width]), str(ch_u[c % width]))]
+    party = party_of_combo[combo] if n else np.empty(0, dtype=np.int32)
+    batch = Batch(
+        party=np.ascontiguousarray(party[order], dtype=np.int32),
+        api=np.ascontiguousarray(calls.api[order], dtype=np.int32),
+        ts=np.ascontiguousarray(ts, dtype=np.int64),
+        period=clock.periods(ts),
+        success=np.ascontiguousarray(calls.success[order], dtype=np.int8),
+        duplicate=duplicate,
+    )
+    return Encoded(batch, order.astype(np.int64), list(parties))

@@ -1,0 +1,255 @@
+"""The kernel contract: dense tables (catalog, parties, plans), carried counters, batch columns, outcomes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Sequence
+
+import numpy as np
+
+from ..engine.ragged import ragged
+from ..model.account_columns import PlanColumns, expire_first
+from ..model.accounts import OFFICIAL, Accounts, Plan
+from ..model.catalog import Catalog
+
+NO_ACTIVATION = np.iinfo(np.int64).max
+"""Activation instant of an API that was never activated (every call is before it)."""
+ALWAYS_ACTIVE = np.iinfo(np.int64).min
+"""Activation instant used for marketplace parties, which need no activation."""
+
+
+@dataclass
+class KernelTables:
+    """Read-only inputs of the kernel. Pair index = party * n_api + api.
+
+    Plans are indexed in expire-first order (end, then start, then id), so among plans that can
+    pay, the one with the smallest index pays.
+    """
+
+    n_api: int
+    pool_total: int
+    api_kind: np.ndarray  # int8[n_api]: 1 = verification (lifetime pool), 0 = recognition
+    api_free: np.ndarray  # int64[n_api]: free calls a month (recognition)
+    api_points: np.ndarray  # int64[n_api]: points a call takes from a shared plan
+    api_dedicated: np.ndarray  # int8[n_api]: accepts dedicated plans
+    api_shared: np.ndarray  # int8[n_api]: accepts shared plans
+    tier_offset: np.ndarray  # int32[n_api + 1]: tiers of API a are tier_offset[a]:tier_offset[a+1]
+    tier_upto: np.ndarray  # int64[n_tiers]: inclusive upper PAYG position, INT64_MAX when open
+    tier_price: np.ndarray  # int64[n_tiers]: micro-units per call
+    party_official: np.ndarray  # int8[n_party]: 1 official, 0 marketplace
+    activation: np.ndarray  # int64[n_pair]: calls at ts < activation are rejected
+    plan_start: np.ndarray  # int64[n_plan]
+    plan_end: np.ndarray  # int64[n_plan]: effective end (min of end and refund), exclusive
+    ded_offset: np.ndarray  # int64[n_pair + 1]: dedicated plans of a pair, CSR into ded_plans
+    ded_plans: np.ndarray  # int32[...]: plan indices, ascending
+    sh_offset: np.ndarray  # int64[n_pair + 1]: shared plans that cover a pair, CSR into sh_plans
+    sh_plans: np.ndarray  # int32[...]
+
+    @property
+    def n_party(self) -> int:
+        return len(self.party_official)
+
+    @property
+    def n_plan(self) -> int:
+        return len(self.plan_start)
+
+
+@dataclass
+class KernelState:
+    """Counters the kernel reads and advances; they carry across batches.
+
+    ``ded_cursor``/``sh_cursor`` are caches (how many plans at the head of a pair's list are
+    exhausted for that pair); zeroing them never changes a result.
+    """
+
+    pair_period: np.ndarray  # int32[n_pair]: month the monthly counters belong to, -1 none
+    free_used: np.ndarray  # int64[n_pair]: free calls used this month (recognition)
+    payg_calls: np.ndarray  # int64[n_pair]: PAYG calls this month (the tier position)
+    payg_tier: np.ndarray  # int32[n_pair]: tier (relative to the API) of the last PAYG call
+    payg_spend: np.ndarray  # int64[n_pair]: micro-units charged PAYG this month
+    pool_used: np.ndarray  # int64[n_party]: verification pool used (lifetime)
+    plan_remaining: np.ndarray  # int64[n_plan]: calls (dedicated) or points (shared) left
+    ded_cursor: np.ndarray  # int32[n_pair]
+    sh_cursor: np.ndarray  # int32[n_pair]
+
+    @classmethod
+    def fresh(cls, tables: KernelTables, plan_quantity: np.ndarray) -> "KernelState":
+        n_pair = tables.n_party * tables.n_api
+        return cls(
+            pair_period=np.full(n_pair, -1, dtype=np.int32),
+            free_used=np.zeros(n_pair, dtype=np.int64),
+            payg_calls=np.zeros(n_pair, dtype=np.int64),
+            payg_tier=np.zeros(n_pair, dtype=np.int32),
+            payg_spend=np.zeros(n_pair, dtype=np.int64),
+            pool_used=np.zeros(tables.n_party, dtype=np.int64),
+            plan_remaining=np.array(plan_quantity, dtype=np.int64, copy=True),
+            ded_cursor=np.zeros(n_pair, dtype=np.int32),
+            sh_cursor=np.zeros(n_pair, dtype=np.int32),
+        )
+
+    def copy(self) -> "KernelState":
+        return KernelState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+    def restore(self, other: "KernelState") -> None:
+        """Overwrite every counter with ``other``'s (used to undo a batch that failed)."""
+        for f in fields(self):
+            getattr(self, f.name)[...] = getattr(other, f.name)
+
+    def counters(self) -> dict[str, np.ndarray]:
+        """The counters that define results (caches left out), for comparisons."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.endswith("_cursor")}
+
+
+@dataclass
+class Batch:
+    """Encoded call columns in charge order (per party, non-decreasing ts)."""
+
+    party: np.ndarray  # int32
+    api: np.ndarray  # int32
+    ts: np.ndarray  # int64 epoch ms
+    period: np.ndarray  # int32 month index in the billing zone
+    success: np.ndarray  # int8: 1 success, 0 failed
+    duplicate: np.ndarray  # int8: 1 = a record id seen before; never charged
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, index: np.ndarray) -> "Batch":
+        return Batch(**{f.name: np.ascontiguousarray(getattr(self, f.name)[index]) for f in fields(self)})
+
+    def slice(self, lo: int, hi: int) -> "Batch":
+        """Rows lo:hi (views of the same arrays)."""
+        return Batch(**{f.name: getattr(self, f.name)[lo:hi] for f in fields(self)})
+
+
+@dataclass
+class Outcomes:
+    """Per-call results, preallocated by the caller and written by the kernel."""
+
+    status: np.ndarray  # int8, codes.Status
+    source: np.ndarray  # int8, codes.Source
+    plan: np.ndarray  # int32 plan index, -1 none
+    tier: np.ndarray  # int16 tier (relative to the API), -1 none
+    amount: np.ndarray  # int64 exact micro-units
+
+    def slice(self, lo: int, hi: int) -> "Outcomes":
+        """Rows lo:hi (views: the kernel writes through them)."""
+        return Outcomes(**{f.name: getattr(self, f.name)[lo:hi] for f in fields(self)})
+
+    @classmethod
+    def empty(cls, n: int) -> "Outcomes":
+        return cls(
+            status=np.zeros(n, dtype=np.int8),
+            source=np.zeros(n, dtype=np.int8),
+            plan=np.full(n, -1, dtype=np.int32),
+            tier=np.full(n, -1, dtype=np.int16),
+            amount=np.zeros(n, dtype=np.int64),
+        )
+
+
+def plan_order(plans: Sequence[Plan]) -> list[Plan]:
+    """Plans in expire-first order: end, then start, then id in UTF-8 byte order (``accountcols.expire_first``)."""
+    n = len(plans)
+    order = expire_first(np.fromiter((p.end for p in plans), dtype=np.int64, count=n),
+                         np.fromiter((p.start for p in plans), dtype=np.int64, count=n), [p.id for p in plans])
+    return [plans[k] for k in order.tolist()]
+
+
+def build_tables(
+    catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
+) -> tuple[KernelTables, list[Plan]]:
+    """Dense kernel tables for ``parties`` (listed accounts first, then any unknown ones).
+
+    Returns the tables and the plans in kernel index order.
+    """
+    tables, plans = kernel_tables(catalog, accounts, parties)
+    return tables, plans.objects()
+
+
+def kernel_tables(
+    catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
+) -> tuple[KernelTables, PlanColumns]:
+    """``build_tables`` from the accounts' columns, the plans as columns in kernel index order (no objects)."""
+    cols = accounts.columns()
+    n_api = len(catalog.apis)
+    party_index = {p: i for i, p in enumerate(parties)}
+    n_party = len(parties)
+    arrays = catalog.arrays()
+    official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8)
+    activation = np.full(n_party * n_api, NO_ACTIVATION, dtype=np.int64)
+    activation.reshape(n_party, n_api)[official == 0] = ALWAYS_ACTIVE
+    if len(cols.act_party):
+        where = _positions(party_index, cols.parties, cols.act_party)
+        code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
+        activation[where[cols.act_party] * n_api + code[cols.act_api]] = cols.act_when
+    plans = cols.plans.take(cols.plans.expire_first())
+    # one (pair, plan) entry per API a plan covers, in plan order
+    set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
+    set_start = np.r_[0, np.cumsum(set_len)].astype(np.int64)
+    set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
+    plan_of, nth = ragged(set_len[plans.api_set])  # entry: its plan, and which of the plan's APIs
+    owner = _positions(party_index, plans.parties, plans.party)[plans.party]
+    pair = owner[plan_of] * n_api + set_codes[set_start[plans.api_set][plan_of] + nth]
+    dedicated = plans.dedicated[plan_of]
+    n_pair = n_party * n_api
+    ded_offset, ded_plans = _csr(pair[dedicated], plan_of[dedicated], n_pair)
+    sh_offset, sh_plans = _csr(pair[~dedicated], plan_of[~dedicated], n_pair)
+    tables = KernelTables(
+        n_api=n_api,
+        pool_total=catalog.verification_free_total,
+        api_kind=arrays["api_kind"],
+        api_free=arrays["api_free"],
+        api_points=arrays["api_points"],
+        api_dedicated=arrays["api_dedicated"],
+        api_shared=arrays["api_shared"],
+        tier_offset=arrays["tier_offset"],
+        tier_upto=arrays["tier_upto"],
+        tier_price=arrays["tier_price"],
+        party_official=official,
+        activation=activation,
+        plan_start=plans.start.copy(),
+        plan_end=plans.effective_end,
+        ded_offset=ded_offset,
+        ded_plans=ded_plans,
+        sh_offset=sh_offset,
+        sh_plans=sh_plans,
+    )
+    return tables, plans
+
+
+def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> KernelTables:
+    """``tables`` with ``parties`` appended: parties that no accounts file lists (no activation, no plans).
+
+    ``extend_tables(build_tables(c, a, known)[0], unknown)`` equals ``build_tables(c, a, known + unknown)[0]``,
+    so the listed parties' tables can be built before the calls have been read.
+    """
+    if not parties:
+        return tables
+    official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8)
+    activation = np.repeat(np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE), tables.n_api).astype(np.int64)
+    pairs = len(parties) * tables.n_api
+    return replace(
+        tables,
+        party_official=np.concatenate([tables.party_official, official]),
+        activation=np.concatenate([tables.activation, activation]),
+        ded_offset=np.concatenate([tables.ded_offset, np.full(pairs, tables.ded_offset[-1], dtype=np.int64)]),
+        sh_offset=np.concatenate([tables.sh_offset, np.full(pairs, tables.sh_offset[-1], dtype=np.int64)]),
+    )
+
+
+def _positions(index: dict[tuple[str, str], int], parties: Sequence[tuple[str, str]], used: np.ndarray) -> np.ndarray:
+    """Position in ``index`` of each of ``parties`` that ``used`` names (others 0): a KeyError for a used one
+    that ``index`` lacks."""
+    prefix = list(index)[: len(parties)] if len(index) >= len(parties) else None
+    if prefix == list(parties):  # the usual case: the listed parties come first, in their order
+        return np.arange(len(parties), dtype=np.int64)
+    where = np.zeros(len(parties), dtype=np.int64)
+    listed = np.unique(used).tolist()
+    where[listed] = [index[parties[k]] for k in listed]
+    return where
+
+
+def _csr(pair: np.ndarray, plan: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (n + 1) and plan indices (int32) of each pair's plans, in the order given (plan order)."""
+    offset = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair, minlength=n), out=offset[1:])
+    return offset, plan[np.argsort(pair, kind="stable")].astype(np.int32)

@@ -1,0 +1,1 @@
+"""The batch rerater: a period of archived calls rated from scratch in bounded memory, with every output file."""

@@ -1,0 +1,1424 @@
+"""The batch rerater: rate a period of archived calls from scratch in bounded memory, explain every charge.
+
+``rerate()`` reads calls (Parquet file or folder, CSV, Arrow table) in chunks and never holds
+more than about ``bucket_rows`` calls at once, whatever the size of the input or its order:
+
+1. **read**: each chunk is validated and encoded with Arrow (dictionary-encoded account, API and
+   channel; vectorised instants and flags), then spilled into ``k`` buckets by a hash of the record
+   id, so every copy of a record id lands in the same bucket. A per-minute histogram of the
+   timestamps is kept (bounded by the minutes of the period).
+2. **dedup**: each record-id bucket is loaded on its own and the copies of a record id on one
+   channel are ranked in ``(ts, record_id)`` order; all but the first are duplicates (never
+   charged). Exact ties (same channel, record id and instant) go to the smallest account id
+   (byte order), then API (catalog order), then failed before successful, so the choice does not
+   depend on the input order. Rows are then spilled into time buckets whose bounds are whole
+   minutes chosen from the histogram (about ``bucket_rows`` calls each).
+3. **rate**: time buckets are loaded in time order, sorted by ``(ts, record_id)`` and rated with
+   the kernel on one ``KernelState`` that carries every counter from bucket to bucket, exactly as
+   one pass over the sorted period would. Usage, QPS seconds (a bucket bound is a whole minute, so
+   no second straddles two buckets) and per-call outcomes are accumulated; outcomes are written to
+   ``calls.parquet`` as they go.
+
+Memory is the kernel tables and counters (accounts x APIs, plans), the usage counters and one
+bucket; spill files go to a hidden folder inside ``out`` (or ``tmp_dir``) and are removed.
+
+Inputs of at most ``memory_rows`` calls (default 10 million; known up front for Parquet) skip
+passes 2 and 3 and the spill files: ``_fastrerate`` deduplicates, orders, rates and summarises
+the whole input in memory with compiled helpers, and writes ``calls.parquet`` in a background
+thread while the bills are made. The results are the same, byte for byte.
+"""
+from __future__ import annotations
+
+import gc
+from collections import deque
+from itertools import islice
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import Future
+from contextlib import ExitStack
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..io import arrow_columns as ac
+from . import memory as _fast
+from ..kernel import select as _kernel
+from ..bills import files as billfiles
+from .malloc import reuse_freed_memory
+from ..model.account_columns import PlanColumns
+from ..model.accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
+from ..engine.bill_columns import BillColumns, LineArrays, bill_columns, period_labels
+from ..engine.billing import make_bills, volume_tier
+from ..model.bills import Bill
+from ..model.catalog import VOLUME, Catalog
+from ..model.clock import N_PERIODS, parse_period, period_label
+from ..codes import Source, Status
+from ..errors import CallsError, MoneyError, OcrledgerError, StateError
+from ..model.money import format_exact, to_cents_decimal
+from ..engine.qps import QpsArrays, QpsLines, qps_lines, second_counts
+from ..io.calls import REQUIRED
+from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes, extend_tables, kernel_tables
+from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
+
+READ_AHEAD = 3
+"""Input files decoded and validated ahead of the one being encoded (two threads): enough to keep
+both busy, few enough that the decoded chunks of every file are not all held at once."""
+DEFAULT_CHUNK_ROWS = 1 << 20
+"""Rows read from the input at a time."""
+DEFAULT_BUCKET_ROWS = 1 << 21
+"""Calls held in memory at once while deduplicating and rating (about 100 bytes each)."""
+PREFAULT_BYTES = 60
+"""Heap faulted in up front per call of the in-memory pass (``_malloc.reuse_freed_memory``): about
+the arrays it allocates from malloc; more only raised the peak RSS."""
+DEFAULT_MEMORY_ROWS = 10_000_000
+"""Inputs of at most this many calls are rated in one in-memory pass (peak RSS 1.4-1.65 GB at the limit)."""
+MINUTE_MS = 60_000
+
+STATUS_NAMES = ("charged", "failed", "duplicate", "rejected_inactive", "rejected_no_plan", "rejected_credential")
+"""``status`` of calls.parquet, indexed by ``codes.Status``."""
+SOURCE_NAMES = ("free", "dedicated", "shared", "payg")
+"""``source`` of calls.parquet, indexed by ``codes.Source`` - 1 (null: nothing paid)."""
+
+
+def calls_schema(hidden: bool = False) -> Any:
+    """The Arrow schema of calls.parquet (``hidden`` adds the spill passes' ``_line``). Columns that always
+    hold a value are declared non-null: Parquet then writes no definition levels for them."""
+    import pyarrow as pa
+
+    text = pa.dictionary(pa.int32(), pa.string())
+    fields = [
+        pa.field("record_id", pa.string(), False), pa.field("account", text, False), pa.field("api", text, False),
+        pa.field("channel", text, False), pa.field("ts", pa.int64(), False), pa.field("period", text, False),
+        pa.field("source", text), pa.field("plan", text), pa.field("tier", pa.int16()),
+        pa.field("amount", pa.int64(), False), pa.field("status", text, False),
+    ]
+    return pa.schema(fields + ([pa.field("_line", pa.int64(), False)] if hidden else []))
+
+
+OUTPUT_FILES = ("bills.json", "bills.txt", "calls.parquet", "summary.json")
+
+
+class RerateResult:
+    """What a rerate produced: the bills, a summary, and where the outputs were written.
+
+    ``bills`` are built on first use: the rerater writes bills.json and bills.txt from bill columns
+    (``billcols``), so a run that only writes files never builds the ``Bill`` objects.
+    """
+
+    def __init__(self, bills: list[Bill] | Callable[[], list[Bill]], summary: dict[str, Any],
+                 files: dict[str, Path] | None = None, diff: Any = None) -> None:
+        self._bills = bills
+        self.summary = summary
+        self.files: dict[str, Path] = files or {}
+        self.diff = diff
+        """A ``diff.BillDiff`` against the old bills when ``against`` was given."""
+
+    @property
+    def bills(self) -> list[Bill]:
+        """The bills, sorted by account, channel, period."""
+        if callable(self._bills):
+            self._bills = self._bills()
+        return self._bills
+
+
+@dataclass(frozen=True)
+class BillFacts:
+    """What the summary says about the bills: how many, their total, parties and periods."""
+
+    count: int
+    total: Decimal
+    parties: int
+    periods: list[str]
+
+    @classmethod
+    def of_bills(cls, bills: Sequence[Bill]) -> "BillFacts":
+        return cls(len(bills), sum((b.total for b in bills), Decimal("0.00")),
+                   len({(b.account, b.channel) for b in bills}), sorted({b.period for b in bills}))
+
+    @classmethod
+    def of_columns(cls, cols: BillColumns) -> "BillFacts":
+        return cls(len(cols), to_cents_decimal(cols.total()), len(np.unique(cols.bill_party)),
+                   sorted(set(period_labels(cols))))
+
+
+def rerate(
+    calls: Any,
+    catalog: Catalog,
+    accounts: Accounts | str | Path,
+    *,
+    month: str | None = None,
+    out: str | Path | None = None,
+    against: str | Path | None = None,
+    kernel: str | ModuleType | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    bucket_rows: int = DEFAULT_BUCKET_ROWS,
+    tmp_dir: str | Path | None = None,
+    progress: bool | Callable[[str, int, int | None], None] = False,
+    memory_rows: int | None = None,
+) -> RerateResult:
+    """Rate ``calls`` from scratch in ``(ts, record_id)`` order and bill every account, channel and month.
+
+    Parameters
+    ----------
+    calls
+        A Parquet file, a folder of Parquet files (read in name order; their times may overlap),
+        a CSV file, a pyarrow Table, or a list of any of these (one input split in parts).
+    accounts
+        ``Accounts``, or the path of an accounts file or folder. It is loaded (given a path) and
+        its parties' kernel tables are built on a second thread while the calls are read; a bad
+        accounts file is still the error reported first.
+    month
+        ``"YYYY-MM"``: bill, explain and summarise only that month. Earlier calls are still
+        rated (plans and the verification pool carry over); later ones cannot change it and
+        are skipped after validation.
+    out
+        Folder for bills.json, bills.txt, calls.parquet, summary.json (and diff.json/diff.txt
+        with ``against``). Nothing is written outside it; files appear only once all succeeded.
+    against
+        Old bills (a JSON file or a folder) to diff the new ones with.
+    chunk_rows, bucket_rows
+        Rows read at a time; calls held in memory at once (the memory bound).
+    memory_rows
+        Inputs of at most this many calls skip the spill passes: they are held, deduplicated,
+        sorted and rated in memory in one pass (same results). Default: ``DEFAULT_MEMORY_ROWS``
+        when ``bucket_rows`` is the default, else ``bucket_rows``.
+    progress
+        True for a progress bar on stderr (only when it is a terminal), or a callable
+        ``(phase, done, total)``.
+
+    Returns the bills (sorted by account, channel, period), a summary, and the written files.
+    Raises an ``OcrledgerError`` naming the file, row and field of the first bad record; then
+    nothing is written.
+    """
+    if chunk_rows < 1 or bucket_rows < 1:
+        raise ValueError("chunk_rows and bucket_rows must be positive")
+    if not _have_pyarrow():
+        raise CallsError("the rerater needs pyarrow: pip install 'ocrledger[parquet]'")
+    started = time.perf_counter()
+    wanted = parse_period(month) if month is not None else None
+    impl = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OcrledgerError("--out must be a folder, and this is a file", file=str(out_dir))
+        out_dir.mkdir(parents=True, exist_ok=True)
+    spill_root = out_dir if out_dir is not None else (Path(tmp_dir) if tmp_dir is not None else None)
+    spill = Path(tempfile.mkdtemp(prefix=".rerate-", dir=spill_root))
+    report = _progress(progress)
+    if memory_rows is None:
+        memory_rows = DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
+    run: _Run | None = None
+    collecting = gc.isenabled()
+    gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
+    memory = ExitStack()
+    try:
+        _fast.tick("start")
+        run = _Run(catalog, _prepare_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
+        calls_tmp = spill / "calls.parquet"
+        inputs = _inputs(calls, chunk_rows)
+        total = _known_rows(inputs)
+        if _fast.available() and total is not None and total <= memory_rows:  # the in-memory pass
+            memory.enter_context(reuse_freed_memory(prefault=total * PREFAULT_BYTES))
+        try:
+            held = run.read(inputs, memory_rows if _fast.available() else 0)
+        except OcrledgerError:
+            run.prepared()  # a bad accounts file is reported first, as when it was loaded first
+            raise
+        fixed = _fixed_texts_soon(catalog, run.plans) if out_dir is not None and billfiles.available() else None
+        if held is not None:
+            run.rate_in_memory(held, calls_tmp if out_dir is not None else None)
+        else:
+            run.dedup()
+            run.rate(calls_tmp if out_dir is not None else None)
+        _fast.tick("rated")
+        cols = run.bill_columns() if out_dir is not None else None
+        bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker()
+        if cols is not None:  # while calls.parquet is being written
+            _fast.tick("bill columns")
+            billfiles.write(cols, catalog, run.parties, run.plans, spill / "bills.json", spill / "bills.txt",
+                            fixed.result() if fixed is not None else None)
+            facts = BillFacts.of_columns(cols)
+        else:
+            bills = bills()
+            _fast.tick("make_bills")
+            if out_dir is not None:
+                _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
+            facts = BillFacts.of_bills(bills)
+        _fast.tick("bills rendered")
+        result = RerateResult(bills, {})
+        if against is not None:
+            from ..bills.diff import diff_bills, load_bills
+
+            result.diff = diff_bills(load_bills(against), result.bills, old_name=str(against), new_name="rerate")
+        if run.writer_thread is not None:
+            run.writer_thread.join()
+            _fast.tick("calls.parquet written")
+        result.summary = run.summary(facts, time.perf_counter() - started)
+        if out_dir is not None:
+            result.files = _publish(out_dir, spill, result.summary, calls_tmp, result.diff)
+            _fast.tick("published")
+        return result
+    finally:
+        if collecting:
+            gc.enable()
+        report.close()
+        if run is not None and run.writer_thread is not None and run.writer_thread.is_alive():
+            try:
+                run.writer_thread.join()  # an error is already on its way; let the writer stop first
+            except Exception:  # noqa: BLE001
+                pass
+        memory.close()  # malloc's defaults again, once no thread of the run allocates any more
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+    """``fn(*args)`` on a thread of its own, started now; the future of its result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix=f"ocrledger-{name}")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _fixed_texts_soon(catalog: Catalog, plans: PlanColumns) -> "Future[billfiles.FixedTexts]":
+    """``billfiles.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
+    return _soon("bill-texts", billfiles.fixed_texts, catalog, plans)
+
+
+def _known_rows(inputs: list["_Input"]) -> int | None:
+    """The number of calls in ``inputs`` when every one knows it up front (Parquet metadata), else None."""
+    rows = [i.rows for i in inputs]
+    return None if None in rows else sum(r for r in rows if r is not None)
+
+
+def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[_Prepared]":
+    """On a second thread, while the calls are read: load the accounts (given a path) and build the
+    kernel tables of the parties they list (the calls' unknown parties are appended later)."""
+    from ..model.accounts import load_accounts
+
+    def prepare() -> _Prepared:
+        acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
+        tables, plans = kernel_tables(catalog, acc, acc.parties())
+        return _Prepared(acc, tables, plans)
+
+    return _soon("accounts", prepare)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    accounts: Accounts
+    tables: KernelTables
+    """For the listed parties only (``tables.extend_tables`` adds the others)."""
+    plans: PlanColumns
+    """Kernel index order."""
+
+
+def release_memory_promptly() -> None:
+    """Make Arrow allocate from the system allocator unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
+
+    Arrow's default mimalloc pool keeps freed pages of earlier buckets, so a long rerate's RSS
+    grows with the input (1.34 GB for 50 M calls, against 0.86 GB with the system allocator,
+    which also ran faster). The pool is process-wide, so the command line calls this; a program
+    embedding ``rerate`` decides for itself.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and _have_pyarrow():  # else rerate() says what to install
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+def keep_pandas_out() -> None:
+    """Keep pyarrow from importing pandas in this process: its first ``pa.array`` imports pandas (about
+    0.2 s) to recognise pandas objects, which the rerater never passes. pyarrow looks once and remembers,
+    so pandas is hidden only while it looks. Process-wide (pyarrow then converts nothing to pandas here),
+    so the command calls it; a program embedding ``rerate`` may well use pandas."""
+    if "pandas" in sys.modules or not _have_pyarrow():
+        return
+    import importlib.abc
+
+    import pyarrow as pa
+
+    class NoPandas(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+            if name == "pandas":
+                raise ImportError("the ocrledger command does not use pandas")
+            return None
+
+    hide = NoPandas()
+    sys.meta_path.insert(0, hide)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hide)
+
+
+def _have_pyarrow() -> bool:
+    try:
+        import pyarrow
+    except ImportError:
+        return False
+    return pyarrow is not None
+
+
+def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path, diff: Any) -> dict[str, Path]:
+    """Move the outputs into ``out_dir`` (bills.json and bills.txt are already in ``spill``)."""
+    staged: dict[str, str] = {"summary.json": json.dumps(summary, indent=2) + "\n"}
+    if diff is not None:
+        staged["diff.json"] = json.dumps(diff.to_dict(), indent=2) + "\n"
+        staged["diff.txt"] = diff.to_text()
+    for name, text in staged.items():
+        (spill / name).write_text(text, encoding="utf-8")
+    files = {}
+    for name in ["bills.json", "bills.txt", *staged, "calls.parquet"]:
+        src = calls_tmp if name == "calls.parquet" else spill / name
+        os.replace(src, out_dir / name)  # replaces a symlink itself, never its target
+        files[name] = out_dir / name
+    return files
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass
+class _Input:
+    name: str
+    base: int
+    """Row number of the first record (2 for CSV with a header)."""
+    rows: int | None
+    batches: Callable[[], Iterator[Any]]
+
+
+def _inputs(calls: Any, chunk_rows: int) -> list[_Input]:
+    import pyarrow as pa
+
+    if isinstance(calls, (list, tuple)):
+        return [inp for part in calls for inp in _inputs(part, chunk_rows)]
+    if isinstance(calls, pa.Table):
+        table = calls
+        return [_Input("<arrow table>", 1, table.num_rows, lambda: iter(table.to_batches(max_chunksize=chunk_rows)))]
+    if isinstance(calls, pa.RecordBatch):
+        return _inputs(pa.Table.from_batches([calls]), chunk_rows)
+    if not isinstance(calls, (str, Path)):
+        raise TypeError(f"calls must be a path, a pyarrow Table or a list of them, not {type(calls).__name__}")
+    path = Path(calls)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*.parquet")
+            if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+        )
+        if not files:
+            raise CallsError("the folder holds no .parquet files", file=str(path))
+        return [_parquet(p, chunk_rows) for p in files]
+    if not path.exists():
+        raise CallsError("cannot read: No such file or directory", file=str(path))
+    if path.suffix.lower() == ".parquet":
+        return [_parquet(path, chunk_rows)]
+    return [_csv(path, chunk_rows)]
+
+
+def _parquet(path: Path, chunk_rows: int) -> _Input:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path)
+        names = meta.schema_arrow.names
+        rows = meta.metadata.num_rows
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
+    cols = [c for c in (*REQUIRED, "channel") if c in names]
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise CallsError(f"missing column {missing[0]!r} (needs {', '.join(REQUIRED)})", file=str(path))
+
+    def batches() -> Iterator[Any]:
+        try:
+            pf = pq.ParquetFile(path, read_dictionary=[c for c in ("account", "api", "channel") if c in names])
+            yield from pf.iter_batches(batch_size=chunk_rows, columns=cols)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
+
+    return _Input(str(path), 1, rows, batches)
+
+
+def _csv(path: Path, chunk_rows: int) -> _Input:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    def batches() -> Iterator[Any]:
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64)),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in (*REQUIRED, "channel")}, strings_can_be_null=False
+                ),
+            )
+            for batch in reader:
+                for start in range(0, batch.num_rows, chunk_rows):
+                    yield batch.slice(start, chunk_rows)
+        except pa.ArrowInvalid as exc:
+            raise CallsError(f"CSV error: {exc}", file=str(path)) from None
+        except OSError as exc:
+            raise CallsError(f"cannot read: {exc}", file=str(path)) from None
+
+    return _Input(str(path), 2, None, batches)
+
+
+# ----------------------------------------------------------------------------------------------
+# held calls and spill buckets
+
+
+def _no_names() -> Any:
+    import pyarrow as pa
+
+    return pa.array([], pa.string())
+
+
+class Held:
+    """Kept calls as columns: record-id chunks (pyarrow strings) and the encoded pkey, api, ts, ok arrays.
+
+    The arrays are allocated once for the rows an input announces (Parquet metadata), so the
+    in-memory pass fills them in place instead of concatenating chunks; they grow by doubling
+    when the count is not known.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.rid: list[Any] = []
+        self.origin: list[tuple[str, int, np.ndarray | None, int]] = []
+        """Per added chunk: input name, row number of its first call, the rows kept (None: all), calls."""
+        self.pkey = np.empty(capacity, dtype=np.int32)
+        self.api = np.empty(capacity, dtype=np.int32)
+        self.ts = np.empty(capacity, dtype=np.int64)
+        self.ok = np.empty(capacity, dtype=np.int8)
+        self.n = 0
+
+    def extend(self, rid: Any, m: int, origin: tuple[str, int, np.ndarray | None] = ("", 0, None)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Add ``m`` calls with these record ids (from ``origin``, see ``self.origin``); the (pkey, api, ts,
+        ok) slices to fill for them."""
+        if self.n + m > len(self.ts):
+            size = max(2 * len(self.ts), self.n + m)
+            for name in ("pkey", "api", "ts", "ok"):
+                old = getattr(self, name)
+                new = np.empty(size, dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        a, self.n = self.n, self.n + m
+        self.rid.append(rid)
+        self.origin.append((*origin, m))
+        return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n]
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The filled (pkey, api, ts, ok)."""
+        return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n]
+
+    def batches(self) -> Iterator[Any]:
+        """The held calls as record batches (rid, pkey, api, ts, ok), one per added chunk. They share the
+        arrays, which ``clear`` lets the next chunks overwrite: spilled buckets copy (take) their rows, and
+        the single in-memory bucket is filled only once, after the last chunk."""
+        import pyarrow as pa
+
+        a = 0
+        for rid in self.rid:
+            b = a + len(rid)
+            cols = [rid, *(pa.array(col[a:b]) for col in self.columns())]
+            yield pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
+            a = b
+
+    def clear(self) -> None:
+        self.rid, self.origin, self.n = [], [], 0
+
+    def where(self, i: int) -> tuple[str, int]:
+        """(input name, row number) of held call ``i`` (for errors; still known after ``release``)."""
+        ends = np.cumsum([m for *_, m in self.origin])
+        k = int(np.searchsorted(ends, i, side="right"))
+        name, row0, rows, m = self.origin[k]
+        j = i - int(ends[k] - m)
+        return name, row0 + (j if rows is None else int(rows[j]))
+
+    def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
+        caller frees each as soon as it is done with it)."""
+        out = (self.rid, *self.columns())
+        origin = self.origin
+        Held.__init__(self, 0)
+        self.origin = origin
+        return out
+
+
+class _Buckets:
+    """``k`` append-only buckets of record batches: in memory when k == 1, else Arrow IPC files."""
+
+    def __init__(self, k: int, folder: Path, prefix: str) -> None:
+        self.k, self.folder, self.prefix = k, folder, prefix
+        self.memory: list[Any] = []
+        self.writers: dict[int, Any] = {}
+        self.rows = np.zeros(k, dtype=np.int64)
+
+    def add(self, batch: Any, part: np.ndarray | None) -> None:
+        import pyarrow as pa
+
+        if batch.num_rows == 0:
+            return
+        if self.k == 1:
+            self.memory.append(batch)
+            self.rows[0] += batch.num_rows
+            return
+        assert part is not None
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.k + 1))
+        taken = batch.take(pa.array(order))
+        for b in np.flatnonzero(np.diff(bounds)).tolist():
+            piece = taken.slice(int(bounds[b]), int(bounds[b + 1] - bounds[b]))
+            self._writer(b, batch.schema).write_batch(piece)
+            self.rows[b] += piece.num_rows
+
+    def _writer(self, b: int, schema: Any) -> Any:
+        import pyarrow as pa
+
+        w = self.writers.get(b)
+        if w is None:
+            sink = pa.OSFile(str(self.folder / f"{self.prefix}-{b:05d}.arrows"), "wb")
+            w = pa.ipc.new_stream(sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+            self.writers[b] = (w, sink)
+            return w
+        return w[0]
+
+    def close(self) -> None:
+        for w, sink in self.writers.values():
+            w.close()
+            sink.close()
+        self.writers = {}
+
+    def take(self, b: int) -> Any:
+        """The whole bucket ``b`` as a Table (its file is deleted), or None when empty."""
+        import pyarrow as pa
+
+        if self.k == 1:
+            batches, self.memory = self.memory, []
+            return pa.Table.from_batches(batches) if batches else None
+        path = self.folder / f"{self.prefix}-{b:05d}.arrows"
+        if not path.exists():
+            return None
+        with pa.OSFile(str(path), "rb") as src:
+            table = pa.ipc.open_stream(src).read_all()
+        path.unlink()
+        return table
+
+
+_W = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+
+
+def rid_hash(arr: Any) -> np.ndarray:
+    """A deterministic 64-bit hash of each (non-empty) string: length, first, middle and last 8 bytes.
+
+    Used only to send every copy of a record id to the same bucket; collisions cost nothing but
+    balance. Reads the Arrow buffers directly (no Python string objects).
+    """
+    import pyarrow as pa
+
+    if pa.types.is_large_string(arr.type):
+        off_type = np.int64
+    else:
+        off_type = np.int32
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset : arr.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    start, length = offsets[:-1], np.diff(offsets)
+    h = length.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
+    padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
+    for w, first in zip(_W, (start, start + np.maximum(length // 2 - 4, 0), start + np.maximum(length - 8, 0))):
+        word = np.zeros(n, dtype=np.uint64)
+        for k in range(8):
+            byte = padded[first + k].astype(np.uint64)
+            byte[k >= length] = 0
+            word |= byte << np.uint64(8 * k)
+        h = (h ^ word) * w
+        h ^= h >> np.uint64(29)
+    return h
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+
+
+class _Run:
+    def __init__(self, catalog: Catalog, prepared: "Future[_Prepared]", impl: ModuleType,
+                 wanted: int | None, chunk_rows: int, bucket_rows: int, spill: Path, report: "_Progress") -> None:
+        self.catalog, self._prepared, self.impl, self.wanted = catalog, prepared, impl, wanted
+        self.chunk_rows, self.bucket_rows, self.spill, self.report = chunk_rows, bucket_rows, spill, report
+        self.clock = catalog.clock
+        self.cut = int(self.clock.month_starts[wanted + 1]) if wanted is not None else self.clock.max_ms
+        self.account_names = _no_names()
+        """Every account id the calls name (pyarrow strings), numbered in the order first seen."""
+        self.minutes: dict[int, int] = {}
+        self.pkeys: set[int] = set()
+        self.read_rows = 0
+        self.kept_rows = 0
+        self.by_rid: _Buckets | None = None
+        self.by_time: _Buckets | None = None
+        self.time_bounds = np.zeros(0, dtype=np.int64)
+        self.writer_thread: Any = None
+
+    def prepared(self) -> _Prepared:
+        """The accounts and their parties' tables (waiting for them while they are still being made)."""
+        return self._prepared.result()
+
+    @property
+    def accounts(self) -> Accounts:
+        return self.prepared().accounts
+
+    # -- pass 1 ---------------------------------------------------------------------------------
+    def read(self, inputs: list[_Input], memory_rows: int = 0) -> "Held | None":
+        """Read, validate and encode every chunk.
+
+        Returns the kept calls when the input has at most ``memory_rows`` of them (they are then
+        rated in memory by ``rate_in_memory``); otherwise spills them into record-id buckets for
+        ``dedup`` and returns None.
+        """
+        total = _known_rows(inputs)
+        estimate = total
+        if estimate is None:
+            estimate = sum(i.rows if i.rows is not None else max(1, os.path.getsize(i.name) // 24) for i in inputs)
+        limit = memory_rows if total is None or total <= memory_rows else 0
+        held = Held(total if limit and total is not None else self.chunk_rows)
+        for n_rows, chunk in self._chunks(inputs, parallel=bool(limit) and total is not None):
+            self._keep(chunk, held)
+            self.read_rows += n_rows
+            self.report("read", self.read_rows, total)
+            if self.by_rid is None and held.n > max(self.bucket_rows, limit):
+                self.by_rid = _Buckets(max(2, math.ceil(max(estimate, held.n) / self.bucket_rows)), self.spill, "rid")
+            if self.by_rid is not None:
+                self._spill(held)
+        if self.by_rid is None and limit:
+            self._note_parties(held.pkey[: held.n])
+            self._parties()
+            return held
+        if self.by_rid is None:
+            self.by_rid = _Buckets(1, self.spill, "rid")
+            self._spill(held)
+        self._parties()
+        self.by_rid.close()
+        return None
+
+    def _spill(self, held: "Held") -> None:
+        """Move the held calls into the record-id buckets (counting them per minute and noting their parties)."""
+        assert self.by_rid is not None
+        for batch in held.batches():
+            self._note_parties(batch.column(1).to_numpy())
+            self._histogram(batch)
+            self.by_rid.add(batch, self._rid_part(batch) if self.by_rid.k > 1 else None)
+        held.clear()
+
+    def _note_parties(self, pkey: np.ndarray) -> None:
+        if len(pkey):
+            self.pkeys.update(_fast.distinct_values(pkey, int(pkey.max()) + 1).tolist())
+
+    def _rid_part(self, batch: Any) -> np.ndarray:
+        assert self.by_rid is not None
+        return (rid_hash(batch.column(0)) % np.uint64(self.by_rid.k)).astype(np.int64)
+
+    def _chunks(self, inputs: list[_Input], parallel: bool) -> Iterator[tuple[int, "Chunk"]]:
+        """(rows, validated chunk) of every input in order; with ``parallel`` (the whole input is held in
+        memory anyway) two inputs are decoded and validated at a time, in threads (Arrow releases the GIL).
+        The first bad record in input order is still the one reported."""
+        catalog = self.catalog
+
+        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
+            out, row = [], 0
+            for raw in inp.batches():
+                out.append((raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)))
+                row += raw.num_rows
+            return out
+
+        if not parallel or len(inputs) < 2:
+            for inp in inputs:
+                row = 0
+                for raw in inp.batches():
+                    yield raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)
+                    row += raw.num_rows
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            ahead = iter(inputs)
+            futures = deque(pool.submit(validated, inp) for inp in islice(ahead, READ_AHEAD))
+            try:
+                while futures:
+                    chunks = futures.popleft().result()
+                    for inp in islice(ahead, 1):  # one more file in flight, so at most READ_AHEAD are held
+                        futures.append(pool.submit(validated, inp))
+                    yield from chunks
+            finally:
+                for fut in futures:
+                    fut.cancel()
+
+    def _keep(self, c: "Chunk", held: "Held") -> None:
+        """Append the validated chunk's calls that are kept (before the cut) to ``held``, encoded."""
+        keep = c.ts < self.cut
+        rows = None
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            c = Chunk(c.rid.take(rows), c.account[rows], c.accounts, c.channel[rows], c.api[rows], c.ts[rows],
+                      c.ok[rows], c.source, c.row0)
+        m = len(c.ts)
+        if m == 0:
+            return
+        pkey, api, ts, ok = held.extend(c.rid, m, (c.source, c.row0, rows))
+        np.take(self._account_numbers(c.accounts), c.account, out=pkey)
+        pkey *= 2  # account * 2 + channel (< 2^31 accounts)
+        pkey += c.channel
+        api[:] = c.api
+        ts[:] = c.ts
+        ok[:] = c.ok
+        self.kept_rows += m
+
+    def _account_numbers(self, names: Any) -> np.ndarray:
+        """The run's number (int32) of each of a chunk's account names; names not seen before are numbered on."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        at = pc.index_in(names, value_set=self.account_names)
+        if at.null_count:
+            fresh = pc.unique(names.filter(at.is_null()))
+            self.account_names = pa.concat_arrays([self.account_names, fresh])
+            at = pc.index_in(names, value_set=self.account_names)
+        return at.to_numpy(zero_copy_only=False).astype(np.int32)
+
+    def _histogram(self, batch: Any) -> None:
+        """Count the batch's calls per minute (the time buckets are chosen from it)."""
+        minutes, counts = np.unique(batch.column(3).to_numpy() // MINUTE_MS, return_counts=True)
+        hist = self.minutes
+        for m, n in zip(minutes.tolist(), counts.tolist()):
+            hist[m] = hist.get(m, 0) + n
+
+    def _parties(self) -> None:
+        """Known parties first (file order), then the unknown ones seen in the calls, sorted (as ``rate``)."""
+        known = self.accounts.parties()
+        index = {p: i for i, p in enumerate(known)}
+        seen = self._seen_pkeys()
+        names = self.account_names.to_pylist()
+        unknown = sorted(
+            {(names[k // 2], CHANNELS[k % 2]) for k in seen.tolist()} - set(index)
+        )
+        self.parties = list(known) + unknown
+        index = {p: i for i, p in enumerate(self.parties)}
+        self.remap = np.full(2 * max(len(names), 1), -1, dtype=np.int32)
+        for k in seen.tolist():
+            self.remap[k] = index[(names[k // 2], CHANNELS[k % 2])]
+        party_names = np.array([a for a, _ in self.parties] or [""], dtype=object)
+        order = sorted(range(len(self.parties)), key=lambda i: self.parties[i][0].encode("utf-8"))
+        self.account_rank = np.empty(len(self.parties), dtype=np.int64)
+        self.account_rank[order] = np.arange(len(self.parties))
+        self.party_market = np.array([ch == MARKETPLACE for _, ch in self.parties], dtype=np.int8)
+        self.party_names = party_names
+        ready = self.prepared()
+        self.tables, self.plans = extend_tables(ready.tables, unknown), ready.plans
+        self.state = KernelState.fresh(self.tables, self.plans.quantity)
+
+    def _seen_pkeys(self) -> np.ndarray:
+        return np.array(sorted(self.pkeys), dtype=np.int64)
+
+    # -- pass 2 ---------------------------------------------------------------------------------
+    def dedup(self) -> None:
+        import pyarrow as pa
+
+        assert self.by_rid is not None
+        bounds = self._time_bounds()
+        k = len(bounds)
+        self.time_bounds = bounds
+        self.by_time = _Buckets(k, self.spill, "time")
+        done = 0
+        for b in range(self.by_rid.k):
+            table = self.by_rid.take(b)
+            if table is None:
+                continue
+            table = table.combine_chunks()
+            party = self.remap[table.column("pkey").to_numpy()]
+            ts = table.column("ts").to_numpy()
+            api = table.column("api").to_numpy()
+            ok = table.column("ok").to_numpy()
+            dup = _duplicates(table.column("rid"), self.party_market[party], ts, self.account_rank[party], api, ok)
+            out = pa.Table.from_arrays(
+                [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup)],
+                names=["rid", "party", "api", "ts", "ok", "dup"],
+            )
+            for batch in out.to_batches():
+                part = np.searchsorted(bounds, batch.column(3).to_numpy(), side="right") - 1 if k > 1 else None
+                self.by_time.add(batch, part)
+            done += table.num_rows
+            self.report("dedup", done, self.kept_rows)
+        self.by_time.close()
+
+    def _time_bounds(self) -> np.ndarray:
+        """Start instants (ms) of the time buckets: whole minutes, about bucket_rows calls each."""
+        if self.kept_rows <= self.bucket_rows or not self.minutes:
+            return np.zeros(1, dtype=np.int64)
+        minutes = np.array(sorted(self.minutes), dtype=np.int64)
+        counts = np.array([self.minutes[m] for m in minutes.tolist()], dtype=np.int64)
+        starts = [0]
+        acc = 0
+        for i, c in enumerate(counts.tolist()):
+            if acc and acc + c > self.bucket_rows:
+                starts.append(i)
+                acc = 0
+            acc += c
+        bounds = minutes[starts] * MINUTE_MS
+        bounds[0] = np.iinfo(np.int64).min
+        return bounds
+
+    # -- pass 3 ---------------------------------------------------------------------------------
+    def rate(self, calls_path: Path | None) -> None:
+        import pyarrow as pa
+
+        assert self.by_time is not None
+        tables = self.tables
+        self.usage = _UsageSum(tables, self.catalog)
+        merged: QpsLines = {}
+        self.status_counts = np.zeros(len(STATUS_NAMES), dtype=np.int64)
+        self.source_counts = np.zeros(len(SOURCE_NAMES) + 1, dtype=np.int64)
+        self.reported = 0
+        self.amount = 0
+        self.rated = 0
+        volume = np.array([a.tier_mode == VOLUME for a in self.catalog.apis], dtype=bool)
+        self.needs_reprice = bool(volume.any())
+        writer = _CallsWriter(calls_path, self, hidden=self.needs_reprice) if calls_path is not None else None
+        try:
+            for b in range(self.by_time.k):
+                table = self.by_time.take(b)
+                if table is None:
+                    continue
+                table = _charge_order(table.combine_chunks())
+                ts = table.column("ts").to_numpy()
+                batch = Batch(
+                    party=np.ascontiguousarray(table.column("party").to_numpy(), dtype=np.int32),
+                    api=np.ascontiguousarray(table.column("api").to_numpy(), dtype=np.int32),
+                    ts=np.ascontiguousarray(ts, dtype=np.int64),
+                    period=self.clock.periods(ts),
+                    success=np.ascontiguousarray(table.column("ok").to_numpy(), dtype=np.int8),
+                    duplicate=np.ascontiguousarray(table.column("dup").to_numpy(), dtype=np.int8),
+                )
+                try:
+                    out = _kernel.run(self.impl, tables, self.state, batch)
+                except (MoneyError, StateError) as exc:  # the record (its file and row are not kept here)
+                    record = table.column("rid")[exc.call_index].as_py()  # type: ignore[attr-defined]
+                    raise _kernel.name_call(exc, record, None, None) from None
+                self.usage.add(batch, out)
+                for key, (peak, over) in qps_lines(
+                    self.catalog, self.accounts, self.parties, *second_counts(batch, out, tables.n_api)
+                ).items():
+                    old = merged.get(key)
+                    merged[key] = (peak, over) if old is None else (max(old[0], peak), old[1] + over)
+                self.rated += len(batch)
+                shown = np.ones(len(batch), dtype=bool) if self.wanted is None else batch.period == self.wanted
+                if not shown.all():
+                    idx = np.flatnonzero(shown)
+                    batch, out, table = batch.take(idx), _take_out(out, idx), table.take(pa.array(idx))
+                self.status_counts += np.bincount(out.status, minlength=len(STATUS_NAMES))[: len(STATUS_NAMES)]
+                self.source_counts += np.bincount(out.source, minlength=len(SOURCE_NAMES) + 1)
+                self.reported += len(batch)
+                self.amount += int(out.amount.sum())
+                if writer is not None:
+                    writer.write(table.column("rid"), batch, out)
+                self.report("rate", self.rated, self.kept_rows)
+            self.qps = QpsArrays.from_mapping(merged, tables.n_api)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is not None and self.needs_reprice:
+            self.amount = writer.reprice(self._volume_prices(volume))
+
+    def _volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]:
+        """(party, period, api) line key -> (tier, unit price) of volume-tier lines with PAYG calls."""
+        prices = {}
+        for (party, period, api), counts in self.usage.lines().items():
+            if volume[api]:
+                payg = sum(counts[TIER0:])
+                if payg:
+                    a = self.catalog.apis[api]
+                    t = volume_tier(a, payg)
+                    prices[(party * N_PERIODS + period) * self.tables.n_api + api] = (t, a.tiers[t].price)
+        return prices
+
+    # -- results --------------------------------------------------------------------------------
+    def bill_maker(self) -> Callable[[], list[Bill]]:
+        """Builds the bills (``make_bills``) when called; holds only what they need, not the run."""
+        usage, catalog, parties, plans, qps, wanted = (self.usage, self.catalog, self.parties, self.plans, self.qps,
+                                                       self.wanted)
+
+        def bills() -> list[Bill]:
+            lines = usage.line_arrays()
+            counted = lines.counted()
+            peaks = qps.to_mapping()
+            for key in zip(lines.party[counted].tolist(), lines.period[counted].tolist(), lines.api[counted].tolist()):
+                peaks.setdefault(key, (1, 0))  # the in-memory pass lists only seconds with >= 2 calls
+            made = make_bills(usage.to_usage(), catalog, parties, plans.objects(), peaks)
+            if wanted is None:
+                return made
+            label = period_label(wanted)
+            return [b for b in made if b.period == label]
+
+        return bills
+
+    def bill_columns(self) -> BillColumns | None:
+        """The bills as columns, or None when the compiled formatter is missing or a sum needs ``make_bills``."""
+        if not billfiles.available():
+            return None
+        return bill_columns(self.usage.line_arrays(), self.usage.plan_used, self.catalog, self.parties,
+                            self.plans, self.qps, self.tables, self.wanted)
+
+    def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
+        """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``_fastrerate``."""
+        _fast.rate_in_memory(self, held, calls_path)
+
+    def summary(self, bills: BillFacts, elapsed: float) -> dict[str, Any]:
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {
+            "month": period_label(self.wanted) if self.wanted is not None else None,
+            "kernel": self.impl.IMPLEMENTATION,
+            "calls_read": self.read_rows,
+            "calls_rated": self.rated,
+            "calls": self.reported,
+            "status": {name: int(c) for name, c in zip(STATUS_NAMES, self.status_counts.tolist())},
+            "source": {name: int(c) for name, c in zip(SOURCE_NAMES, self.source_counts[1:].tolist())},
+            "amount_exact": format_exact(self.amount),
+            "bills": bills.count,
+            "bill_total": str(bills.total),
+            "parties": bills.parties,
+            "periods": bills.periods,
+            "buckets": {"record_id": self.by_rid.k if self.by_rid else 1,
+                        "time": self.by_time.k if self.by_time else 1},
+            "seconds": round(elapsed, 3),
+            "calls_per_second": round(self.read_rows / elapsed) if elapsed > 0 else None,
+            "peak_rss_mb": round(rss_kb / 1024, 1),
+        }
+
+
+@dataclass
+class Chunk:
+    """One validated chunk of calls (input order)."""
+
+    rid: Any
+    """pyarrow StringArray, stripped, never empty."""
+    account: np.ndarray
+    """Integer index into ``accounts``."""
+    accounts: Any
+    """pyarrow StringArray of account ids, stripped (a name may repeat; none is blank)."""
+    channel: np.ndarray
+    """int8: 0 official, 1 marketplace."""
+    api: np.ndarray
+    """int16 catalog index."""
+    ts: np.ndarray
+    ok: np.ndarray
+    source: str = ""
+    """The input's name (for errors)."""
+    row0: int = 0
+    """Row number (as errors give it) of the chunk's first call."""
+
+
+def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chunk:
+    """Check and encode one Arrow record batch or table of calls (SPEC §6) without per-row Python.
+
+    Text columns are dictionary-encoded (if they are not already) and only their distinct
+    values are looked at. Errors name ``name``, the row (``row_base`` is the first record's) and
+    the field, like ``records.read_calls``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = list(raw.schema.names)
+    for col in REQUIRED:
+        if col not in names:
+            raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
+
+    def fail_at(col: str) -> Callable[[str, int], OcrledgerError]:
+        return lambda message, i: CallsError(message, file=name, row=row_base + int(i), field=col)
+
+    def column(col: str) -> Any:
+        arr = raw.column(names.index(col))
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        return arr
+
+    n = raw.num_rows
+    rid = column("record_id")
+    if pa.types.is_dictionary(rid.type):
+        rid = rid.dictionary_decode()
+    if not (pa.types.is_string(rid.type) or pa.types.is_large_string(rid.type) or pa.types.is_null(rid.type)):
+        raise fail_at("record_id")(f"must be text, not a column of type {rid.type}", 0)
+    if pa.types.is_null(rid.type):
+        rid = rid.cast(pa.string())
+    if not _plain_ends(rid):
+        rid = pc.utf8_trim_whitespace(rid)
+        blank = ac.is_blank(rid)
+        if blank.any():
+            raise fail_at("record_id")("is empty", int(np.argmax(blank)))
+    if pa.types.is_large_string(rid.type):
+        rid = rid.cast(pa.string())
+    acc_idx, accounts, acc_blank = _dict_column(column("account"), fail_at("account"))
+    i = _first_row(acc_idx, acc_blank)
+    if i is not None:
+        raise fail_at("account")("is empty", i)
+    if "channel" in names:
+        ch_idx, ch_vals, ch_blank = _dict_column(column("channel"), fail_at("channel"))
+        words = ch_vals.to_pylist() + [None]
+        ch_code = np.array([0 if blank or w == OFFICIAL else 1 if w == MARKETPLACE else -1
+                            for w, blank in zip(words, ch_blank.tolist())], dtype=np.int8)  # blank -> official
+        i = _first_row(ch_idx, ch_code < 0)
+        if i is not None:
+            raise fail_at("channel")(f"channel must be 'official' or 'marketplace', not {words[ch_idx[i]]!r}", i)
+        channel = ch_code[ch_idx]
+    else:
+        channel = np.zeros(n, dtype=np.int8)
+    api_idx, api_vals, api_blank = _dict_column(column("api"), fail_at("api"))
+    words = api_vals.to_pylist() + [None]
+    api_code = np.array([-1 if blank else catalog.index.get(w, -1) for w, blank in zip(words, api_blank.tolist())],
+                        dtype=np.int16)
+    i = _first_row(api_idx, api_code < 0)
+    if i is not None:
+        k = api_idx[i]
+        raise fail_at("api")("is empty" if api_blank[k] else f"API {words[k]!r} is not in the catalog", i)
+    ts_col = column("ts")
+    if ts_col.null_count:
+        raise fail_at("ts")("is empty", int(np.argmax(ts_col.is_null().to_numpy(zero_copy_only=False))))
+    ts = ac.instants(ts_col, catalog.clock, fail_at("ts"), naive_ok=False)
+    ok_col = column("success")
+    if ok_col.null_count:
+        raise fail_at("success")("is empty", int(np.argmax(ok_col.is_null().to_numpy(zero_copy_only=False))))
+    ok = ac.flags(ok_col, fail_at("success"))
+    return Chunk(rid, acc_idx, accounts, channel, api_code[api_idx], ts, ok, name, row_base)
+
+
+def _plain_ends(arr: Any) -> bool:
+    """True when no string of ``arr`` is null or empty or could start or end with whitespace (compiled check)."""
+    if not _fast.available() or arr.null_count:
+        return False
+    offsets, data = _fast.string_buffers(arr)
+    return bool(_fast._core.plain_ends(offsets, data))
+
+
+def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
+    """(index per row, stripped dictionary values as an Arrow string array, blank flag per value) of a text
+    column. Null rows get the index ``len(values)``, whose flag (the last) is set when there are any."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(col.type):
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type)):
+            raise fail(f"must be text, not a column of type {col.type}", 0)
+        col = pc.dictionary_encode(col)
+    vt = col.type.value_type
+    if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
+        raise fail(f"must be text, not a column of type {vt}", 0)
+    values = col.dictionary if pa.types.is_string(vt) else col.dictionary.cast(pa.string())
+    blank = np.zeros(len(values) + 1, dtype=bool)
+    if not _plain_ends(values):  # some value may be null, blank or need trimming
+        values = pc.utf8_trim_whitespace(values)
+        blank[:-1] = ac.is_blank(values)
+    blank[-1] = col.indices.null_count > 0  # null rows only; no row has that index otherwise
+    idx = col.indices.fill_null(len(values)) if col.indices.null_count else col.indices
+    return idx.to_numpy(zero_copy_only=False), values, blank
+
+
+def _first_row(idx: np.ndarray, bad: np.ndarray) -> int | None:
+    """The first row whose dictionary index is flagged in ``bad``, or None."""
+    if not bad.any() or not (bad & (np.bincount(idx, minlength=len(bad)) > 0)).any():
+        return None
+    return int(np.argmax(bad[idx]))
+
+
+def _duplicates(rid: Any, market: np.ndarray, ts: np.ndarray, rank: np.ndarray, api: np.ndarray,
+                ok: np.ndarray) -> np.ndarray:
+    """int8 flag of each row that repeats an earlier (channel, record_id) in charge order.
+
+    Candidates are found by the record-id hash; only rows whose hash repeats are compared as text.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(ts)
+    dup = np.zeros(n, dtype=np.int8)
+    if n < 2:
+        return dup
+    h = rid_hash(rid.combine_chunks() if hasattr(rid, "combine_chunks") else rid) ^ market.astype(np.uint64)
+    order = np.argsort(h, kind="stable")
+    sh = h[order]
+    same = sh[1:] == sh[:-1]
+    if not same.any():
+        return dup
+    cand_mask = np.zeros(n, dtype=bool)
+    cand_mask[order[1:][same]] = True
+    cand_mask[order[:-1][same]] = True
+    rows = np.flatnonzero(cand_mask)
+    sub = pc.take(rid, pa.array(rows))
+    code = pc.dictionary_encode(sub.combine_chunks() if hasattr(sub, "combine_chunks") else sub)
+    key = code.indices.to_numpy(zero_copy_only=False).astype(np.int64) * 2 + market[rows]
+    o = np.lexsort((ok[rows], api[rows], rank[rows], ts[rows], key))
+    sk = key[o]
+    later = np.r_[False, sk[1:] == sk[:-1]]
+    dup[rows[o[later]]] = 1
+    return dup
+
+
+def _charge_order(table: Any) -> Any:
+    """Rows sorted by (ts, record_id), then party, API, success, duplicate flag (a total order).
+
+    ``ts`` is sorted with numpy; only runs of equal instants are sorted again with their text key.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ts = table.column("ts").to_numpy()
+    order = np.argsort(ts, kind="stable")
+    st = ts[order]
+    tie = np.zeros(len(st), dtype=bool)
+    if len(st) > 1:
+        eq = st[1:] == st[:-1]
+        tie[1:] |= eq
+        tie[:-1] |= eq
+    if tie.any():
+        rows = order[tie]
+        sub = table.take(pa.array(rows))
+        sub_order = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in ("ts", "rid", "party", "api", "ok", "dup")])
+        order[tie] = rows[sub_order.to_numpy()]
+    return table.take(pa.array(order))
+
+
+def _take_out(out: Outcomes, idx: np.ndarray) -> Outcomes:
+    return Outcomes(out.status[idx], out.source[idx], out.plan[idx], out.tier[idx], out.amount[idx])
+
+
+class _UsageSum:
+    """``usage.summarize`` summed over batches without per-call or per-key Python (sparse int64 keys)."""
+
+    def __init__(self, tables: Any, catalog: Catalog) -> None:
+        self.tables = tables
+        self.width = width_for(tables)
+        self.n_api = tables.n_api
+        self.line_keys = np.zeros(0, dtype=np.int64)
+        self.line_counts = np.zeros(0, dtype=np.int64)
+        self.plan_keys = np.zeros(0, dtype=np.int64)
+        self.plan_units = np.zeros(0, dtype=np.int64)
+        cat = np.full(128, -1, dtype=np.int64)
+        cat[Status.FAILED] = FAILED
+        cat[Status.DUPLICATE] = DUPLICATE
+        for s in (Status.REJECTED_INACTIVE, Status.REJECTED_NO_PLAN, Status.REJECTED_CREDENTIAL):
+            cat[s] = REJECTED
+        self.status_cat = cat
+        from ..engine.usage import DEDICATED, FREE
+
+        self.source_cat = np.array([-1, FREE, DEDICATED, SHARED, -1], dtype=np.int64)
+
+    def add(self, batch: Batch, out: Outcomes) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        status = out.status.astype(np.int64)
+        source = out.source.astype(np.int64)
+        category = self.status_cat[status]
+        charged = status == Status.CHARGED
+        category[charged] = np.where(
+            source[charged] == Source.PAYG, TIER0 + out.tier[charged].astype(np.int64), self.source_cat[source[charged]]
+        )
+        line = (batch.party.astype(np.int64) * N_PERIODS + batch.period) * self.n_api + batch.api
+        keys, counts = np.unique(line * self.width + category, return_counts=True)
+        self.line_keys, self.line_counts = _merge(self.line_keys, self.line_counts, keys, counts.astype(np.int64))
+        paid = out.plan >= 0
+        if paid.any():
+            points = np.where(source[paid] == Source.SHARED, self.tables.api_points[batch.api[paid]], 1)
+            key = out.plan[paid].astype(np.int64) * N_PERIODS + batch.period[paid]
+            self.plan_keys, self.plan_units = _merge(self.plan_keys, self.plan_units, key, points.astype(np.int64))
+
+    def line_arrays(self) -> LineArrays:
+        return LineArrays.from_keys(self.line_keys, self.line_counts, self.width, self.n_api, N_PERIODS)
+
+    def lines(self) -> dict[tuple[int, int, int], list[int]]:
+        return self.line_arrays().to_dict()
+
+    @property
+    def plan_used(self) -> dict[tuple[int, int], int]:
+        return {divmod(k, N_PERIODS): u for k, u in zip(self.plan_keys.tolist(), self.plan_units.tolist())}
+
+    def to_usage(self) -> Usage:
+        usage = Usage(self.width)
+        usage.lines = self.lines()
+        usage.plan_used = self.plan_used
+        return usage
+
+
+def _merge(keys: np.ndarray, values: np.ndarray, new_keys: np.ndarray, new_values: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse sum: (keys, values) plus (new_keys, new_values), as sorted unique keys and their sums."""
+    all_keys = np.concatenate([keys, new_keys])
+    all_values = np.concatenate([values, new_values])
+    order = np.argsort(all_keys, kind="stable")
+    sorted_keys = all_keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(sorted_keys) else \
+        np.zeros(0, dtype=np.int64)
+    if not len(starts):
+        return sorted_keys, all_values[order]
+    return sorted_keys[starts], np.add.reduceat(all_values[order], starts)
+
+
+class _CallsWriter:
+    """Writes the per-call explanation to Parquet, one row group per rated bucket."""
+
+    def __init__(self, path: Path, run: _Run, hidden: bool) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path, self.run, self.hidden = path, run, hidden
+        self.schema = calls_schema(hidden)
+        self.writer = pq.ParquetWriter(str(path), self.schema)
+        self.api_codes = pa.array([a.code for a in run.catalog.apis])
+        self.channels = pa.array(list(CHANNELS))
+        self.statuses = pa.array(list(STATUS_NAMES))
+        self.sources = pa.array(list(SOURCE_NAMES))
+        self.plan_ids = np.array(run.plans.ids, dtype=object)
+
+    def write(self, rid: Any, batch: Batch, out: Outcomes) -> None:
+        import pyarrow as pa
+
+        run = self.run
+        if len(batch) == 0:
+            return
+
+        def compact(index: np.ndarray, names: Any, valid: np.ndarray | None = None) -> Any:
+            used, local = np.unique(index if valid is None else index[valid], return_inverse=True)
+            indices = np.zeros(len(index), dtype=np.int32)
+            if valid is None:
+                indices[:] = local.reshape(-1)
+                mask = None
+            else:
+                indices[valid] = local.reshape(-1)
+                mask = ~valid
+            return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask), pa.array(list(names(used)), pa.string()))
+
+        dict_of = pa.DictionaryArray.from_arrays
+        account = compact(batch.party, lambda u: run.party_names[u].tolist())
+        periods = compact(batch.period, lambda u: [period_label(p) for p in u.tolist()])
+        has_source = out.source > 0
+        source = dict_of(pa.array(np.maximum(out.source.astype(np.int32) - 1, 0), mask=~has_source),
+                         self.sources)
+        plan = compact(out.plan, lambda u: self.plan_ids[u].tolist(), out.plan >= 0)
+        tier = pa.array(out.tier, mask=out.tier < 0)
+        cols = [
+            rid, account, dict_of(pa.array(batch.api.astype(np.int32)), self.api_codes),
+            dict_of(pa.array(run.party_market[batch.party].astype(np.int32)), self.channels), pa.array(batch.ts),
+            periods, source, plan, tier, pa.array(out.amount), dict_of(pa.array(out.status.astype(np.int32)),
+                                                                        self.statuses),
+        ]
+        if self.hidden:
+            cols.append(pa.array((batch.party.astype(np.int64) * N_PERIODS + batch.period) * run.tables.n_api
+                                 + batch.api))
+        self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def reprice(self, prices: dict[int, tuple[int, int]]) -> int:
+        """Rewrite tier and amount of volume-tier PAYG calls (known once their month is complete)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        tmp = self.path.with_name("calls.reprice.parquet")
+        keys = np.array(sorted(prices), dtype=np.int64)
+        tiers = np.array([prices[k][0] for k in keys.tolist()], dtype=np.int16)
+        unit = np.array([prices[k][1] for k in keys.tolist()], dtype=np.int64)
+        schema = self.schema.remove(self.schema.get_field_index("_line"))
+        total = 0
+        with pq.ParquetWriter(str(tmp), schema) as w:
+            for batch in pq.ParquetFile(str(self.path)).iter_batches():
+                line = batch.column("_line").to_numpy()
+                amount = batch.column("amount").to_numpy().copy()
+                tier = batch.column("tier")
+                if len(keys):
+                    pos = np.minimum(np.searchsorted(keys, line), len(keys) - 1)
+                    payg = pc.fill_null(pc.equal(batch.column("source").cast(pa.string()), "payg"), False)
+                    hit = (keys[pos] == line) & payg.to_numpy(zero_copy_only=False)
+                    if hit.any():
+                        amount[hit] = unit[pos[hit]]
+                        t = tier.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
+                        t[hit] = tiers[pos[hit]]
+                        tier = pa.array(t, mask=t < 0)
+                total += int(amount.sum())
+                cols = [batch.column(name) for name in schema.names]
+                cols[schema.get_field_index("amount")] = pa.array(amount)
+                cols[schema.get_field_index("tier")] = tier
+                w.write_table(pa.Table.from_arrays(cols, schema=schema))
+        os.replace(tmp, self.path)
+        return total
+
+
+# ----------------------------------------------------------------------------------------------
+# progress
+
+
+class _Progress:
+    def __init__(self, sink: Callable[[str, int, int | None], None] | None, bar: bool) -> None:
+        self.sink, self.bar = sink, bar
+        self.phase = ""
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if self.sink is not None:
+            self.sink(phase, done, total)
+        if not self.bar:
+            return
+        now = time.perf_counter()
+        if phase != self.phase:
+            if self.phase:
+                sys.stderr.write("\n")
+            self.phase, self.t0 = phase, now
+        elif now - self.last < 0.1 and done != total:
+            return
+        self.last = now
+        rate = done / (now - self.t0) if now > self.t0 else 0.0
+        if total:
+            frac = min(1.0, done / total)
+            filled = int(frac * 30)
+            line = f"\r{phase:<6} [{'#' * filled}{'.' * (30 - filled)}] {frac:4.0%} {done:,}/{total:,} calls"
+        else:
+            line = f"\r{phase:<6} {done:,} calls"
+        sys.stderr.write(f"{line}  {rate:,.0f} calls/s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar and self.phase:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _progress(progress: bool | Callable[[str, int, int | None], None]) -> _Progress:
+    if callable(progress):
+        return _Progress(progress, False)
+    return _Progress(None, bool(progress) and sys.stderr.isatty())
+
+
+def read_calls_parquet(path: str | Path) -> Any:
+    """The per-call explanation written by ``rerate`` as a pyarrow Table."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+__all__: Sequence[str] = ("rerate", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")

@@ -1,0 +1,1 @@
+"""The durable ledger: incremental rating on SQLite, idempotent batches, month close, alerts."""

@@ -1,0 +1,57 @@
+"""The in-memory pass's malloc policy: freed memory is kept for reuse inside the block, returned after it."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from ocrledger.rerate import malloc as _malloc
+
+needs_glibc = pytest.mark.skipif(_malloc._glibc() is None, reason="glibc malloc only")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+@needs_glibc
+def test_freed_memory_is_kept_inside_the_block_and_returned_after_it() -> None:
+    size = 256 << 20
+    with _malloc.reuse_freed_memory():
+        before = rss()
+        block = np.ones(size, dtype=np.uint8)  # touched: resident
+        del block
+        kept = rss() - before
+        again = np.ones(size, dtype=np.uint8)  # the same memory again: no fresh pages
+        assert rss() - before < size + (size >> 3)
+        del again
+    after = rss() - before
+    assert kept > size // 2  # freed, but still in the process for the next array
+    assert after < size // 4  # the defaults are back and malloc_trim gave the memory back
+
+
+def test_default_environment_turns_it_off(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OCRLEDGER_MALLOC", "default")
+    assert _malloc._glibc() is None
+    with _malloc.reuse_freed_memory():  # a no-op then
+        pass
+
+
+@needs_glibc
+def test_prefaulted_heap_is_resident_and_taken_by_the_next_arrays() -> None:
+    size = 128 << 20
+    with _malloc.reuse_freed_memory():
+        before = rss()
+        filler = _malloc._prefault(_malloc._glibc(), size)
+        assert filler is not None
+        filler.join()
+        faulted = rss() - before
+        block = np.ones(size // 2, dtype=np.uint8)  # lands on the faulted pages: little fresh memory
+        grown = rss() - before - faulted
+        del block
+    assert faulted > size * 3 // 4
+    assert grown < size // 4
+
