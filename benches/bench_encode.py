@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ocrledger.engine import order as grouping
-from ocrledger.io.calls import encode, party_list, read_calls
+from ocrledger.engine.encode import encode, party_list
+from ocrledger.io.calls import read_calls
 
 
 @pytest.fixture(scope="module")

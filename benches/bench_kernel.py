@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import kernel_round
 
-from ocrledger.kernel import select as _kernel
 from ocrledger.engine import order as grouping
+from ocrledger.kernel import select as _kernel
 
 
 def test_cython_ts_order(benchmark, work) -> None:  # type: ignore[no-untyped-def]

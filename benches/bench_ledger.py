@@ -18,8 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from synth import make  # noqa: E402
 
-from ocrledger.store.ledger import Ledger  # noqa: E402
 from ocrledger.engine.rate import rate  # noqa: E402
+from ocrledger.store.ledger import Ledger  # noqa: E402
 
 
 def _batches(n_calls: int, batch: int, n_accounts: int) -> tuple[object, list[dict[str, np.ndarray]]]:

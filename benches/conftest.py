@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-
 import synth
+
 from ocrledger.kernel.contract import Outcomes
 
 QUICK = os.environ.get("OCRLEDGER_BENCH_QUICK") == "1"

@@ -10,14 +10,13 @@ a time.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import sys
 
 sys.path.insert(0, str(Path(__file__).parent))
 

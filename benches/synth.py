@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ocrledger.engine.tables import build_tables
+from ocrledger.kernel.contract import Batch, KernelState, KernelTables
 from ocrledger.model.accounts import MARKETPLACE, OFFICIAL, Account, Accounts, Plan
 from ocrledger.model.catalog import VERIFICATION, Api, Catalog, Tier
-from ocrledger.kernel.contract import Batch, KernelState, KernelTables, build_tables
 
 N_API = 20
 MONTH = "2026-10"

@@ -19,10 +19,10 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
+    from ocrledger.engine.rate import rate
+    from ocrledger.errors import OcrledgerError
     from ocrledger.model.accounts import load_accounts
     from ocrledger.model.catalog import default_catalog, load_catalog
-    from ocrledger.errors import OcrledgerError
-    from ocrledger.engine.rate import rate
 
 FOLDER = Path(tempfile.mkdtemp())
 CATALOG = default_catalog()

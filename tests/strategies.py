@@ -22,11 +22,13 @@ from typing import Any, NamedTuple, Sequence, TypeVar
 import numpy as np
 from hypothesis import strategies as st
 
+from ocrledger.engine.encode import encode, party_list
+from ocrledger.engine.tables import build_tables
+from ocrledger.io.calls import read_calls
+from ocrledger.kernel.contract import Batch, KernelTables
 from ocrledger.model.accounts import Accounts, parse_accounts
 from ocrledger.model.catalog import Catalog, parse_catalog
 from ocrledger.model.clock import BillingClock, period_of
-from ocrledger.io.calls import encode, party_list, read_calls
-from ocrledger.kernel.contract import Batch, KernelTables, build_tables
 
 T = TypeVar("T")
 

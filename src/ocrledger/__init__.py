@@ -1,13 +1,28 @@
 """ocrledger: exact rating and deduction engine for per-call-billed APIs (public names)."""
 from __future__ import annotations
 
-from .model.accounts import Accounts, load_accounts, parse_accounts
-from .model.bills import Adjustment, Bill, BillLine, PlanBalance, TierCharge, bills_from_json, bills_to_json
-from .model.catalog import Catalog, default_catalog, load_catalog, parse_catalog
 from .codes import Source, Status
-from .errors import AccountsError, CallsError, CatalogError, MoneyError, OcrledgerError, StateError
-from .store.ledger import IngestResult, Ledger
 from .engine.rate import RatingResult, rate
+from .errors import (
+    AccountsError,
+    CallsError,
+    CatalogError,
+    MoneyError,
+    OcrledgerError,
+    StateError,
+)
+from .model.accounts import Accounts, load_accounts, parse_accounts
+from .model.bills import (
+    Adjustment,
+    Bill,
+    BillLine,
+    PlanBalance,
+    TierCharge,
+    bills_from_json,
+    bills_to_json,
+)
+from .model.catalog import Catalog, default_catalog, load_catalog, parse_catalog
+from .store.ledger import IngestResult, Ledger
 
 __version__ = "0.1.0"
 

@@ -13,8 +13,8 @@ import pytest
 from helpers import CATALOG, OCT, accounts, api, calls, official, repeat
 
 from ocrledger.advisor.advise import advise, parse_months, payg_cost, round_lines
-from ocrledger.model.catalog import parse_catalog
 from ocrledger.errors import CatalogError, OcrledgerError
+from ocrledger.model.catalog import parse_catalog
 from ocrledger.model.money import round_line, to_decimal
 
 D = Decimal

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
 
-from ocrledger.model.bills import bills_to_json
 from ocrledger.bills.diff import DiffError, diff_bills, load_bills
 from ocrledger.engine.rate import rate
+from ocrledger.model.bills import bills_to_json
 
 
 @pytest.fixture(scope="module")

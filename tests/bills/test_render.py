@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from helpers import OCT, accounts, api, calls, catalog, official
 
-from ocrledger.model.bills import Bill, bills_from_json
-from ocrledger.engine.rate import rate
-from ocrledger.bills.render import CSV_COLUMNS, FORMATS, csv_cell, render
 from ocrledger.bills.html import chart_segments
+from ocrledger.bills.render import CSV_COLUMNS, FORMATS, csv_cell, render
+from ocrledger.engine.rate import rate
+from ocrledger.model.bills import Bill, bills_from_json
 
 GOLDEN = Path(__file__).parent / "golden"
 STAMP = "2026-11-01T09:00:00+08:00"

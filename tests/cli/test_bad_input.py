@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ocrledger.errors import AccountsError, CallsError, CatalogError, OcrledgerError
 from ocrledger.engine.rate import rate
+from ocrledger.errors import AccountsError, CallsError, CatalogError, OcrledgerError
 
 CATALOG = """\
 currency = "CNY"

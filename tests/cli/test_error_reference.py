@@ -13,9 +13,9 @@ from helpers import CATALOG as DEFAULT_CATALOG
 from helpers import OCT, accounts, calls, official, overflow_setup, repeat
 from test_bad_input import CASES, write
 
+from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError
 from ocrledger.store.ledger import Ledger
-from ocrledger.engine.rate import rate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 NAMES = {"catalog": "catalog.toml", "accounts": "accounts.toml", "calls": "calls.csv"}

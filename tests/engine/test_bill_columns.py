@@ -10,19 +10,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
 
-from ocrledger.kernel import select as _kernel
 from ocrledger.bills import files as billfiles
+from ocrledger.bills.render import render
 from ocrledger.engine.bill_columns import LineArrays, bill_columns
 from ocrledger.engine.billing import make_bills
-from ocrledger.model.bills import bills_to_json
-from ocrledger.model.clock import BillingClock, period_label
-from ocrledger.errors import MoneyError
+from ocrledger.engine.encode import encode, party_list
 from ocrledger.engine.qps import QpsArrays, qps_lines, second_counts
 from ocrledger.engine.rate import price_volume
-from ocrledger.io.calls import encode, party_list, read_calls
-from ocrledger.bills.render import render
-from ocrledger.kernel.contract import KernelState, kernel_tables
+from ocrledger.engine.tables import kernel_tables
 from ocrledger.engine.usage import summarize
+from ocrledger.errors import MoneyError
+from ocrledger.io.calls import read_calls
+from ocrledger.kernel import select as _kernel
+from ocrledger.kernel.contract import KernelState
+from ocrledger.model.bills import bills_to_json
+from ocrledger.model.clock import BillingClock, period_label
 
 needs_writer = pytest.mark.skipif(not billfiles.available(), reason="compiled bill writer not built")
 

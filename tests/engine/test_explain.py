@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import OCT, accounts, api, calls, catalog, official
 
-from ocrledger.errors import OcrledgerError
 from ocrledger.engine.explain import Explanation, explain
+from ocrledger.errors import OcrledgerError
 
 TIERS = [{"upto": 3, "price": "0.5"}, {"price": "0.25"}]
 CAT = catalog([

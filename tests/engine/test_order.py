@@ -7,17 +7,19 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+from helpers import CATALOG, OCT, accounts, calls, official, repeat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import CATALOG, OCT, accounts, calls, official, repeat
 from strategies import Scenario, kernel_inputs, scenarios
 
-from ocrledger.kernel import select as _kernel
-from ocrledger.engine import order as grouping
 from ocrledger.codes import Status
+from ocrledger.engine import order as grouping
+from ocrledger.engine.encode import encode, party_list
+from ocrledger.engine.tables import build_tables
 from ocrledger.errors import MoneyError
-from ocrledger.io.calls import encode, party_list, read_calls
-from ocrledger.kernel.contract import Batch, KernelState, Outcomes, build_tables
+from ocrledger.io.calls import read_calls
+from ocrledger.kernel import select as _kernel
+from ocrledger.kernel.contract import Batch, KernelState, Outcomes
 
 needs_cython = pytest.mark.skipif(grouping._core is None, reason="the compiled helpers are not loaded")
 QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]

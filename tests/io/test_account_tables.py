@@ -11,8 +11,8 @@ from helpers import CATALOG
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from ocrledger.model.accounts import load_accounts, parse_accounts  # noqa: E402
 from ocrledger.errors import AccountsError  # noqa: E402
+from ocrledger.model.accounts import load_accounts, parse_accounts  # noqa: E402
 
 TOML = {
     "account": [

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ocrledger.engine.rate import rate
+from ocrledger.errors import OcrledgerError
+from ocrledger.io.demo import demo_accounts_text
 from ocrledger.model.accounts import load_accounts
 from ocrledger.model.catalog import default_catalog, load_catalog
-from ocrledger.io.demo import demo_accounts_text
-from ocrledger.errors import OcrledgerError
-from ocrledger.engine.rate import rate
 
 DEFAULT_CATALOG = (Path(__file__).resolve().parents[2] / "src/ocrledger/data/default_catalog.toml")
 CATALOG_TEXT = DEFAULT_CATALOG.read_text() if DEFAULT_CATALOG.exists() else ""

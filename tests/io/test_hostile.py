@@ -12,8 +12,8 @@ from pathlib import Path
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
 
 import ocrledger
-from ocrledger.engine.rate import rate
 from ocrledger.bills.render import render
+from ocrledger.engine.rate import rate
 
 FORBIDDEN = {"eval", "exec", "pickle", "marshal", "shelve", "__import__", "os.system", "yaml", "dill"}
 

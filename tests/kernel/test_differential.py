@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from strategies import Scenario, cut_points, kernel_inputs, scenarios
 
-from ocrledger.kernel import select as _kernel
-from ocrledger.model.bills import bills_to_json
 from ocrledger.codes import Source, Status
 from ocrledger.engine.rate import RatingResult, rate
+from ocrledger.kernel import select as _kernel
 from ocrledger.kernel.contract import KernelState
+from ocrledger.model.bills import bills_to_json
 
 needs_cython = pytest.mark.skipif("cython" not in _kernel.KERNELS, reason="the compiled kernel is not built")
 EXAMPLES = max(500, settings.default.max_examples)

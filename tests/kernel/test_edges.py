@@ -9,15 +9,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, api, calls, catalog, official, overflow_setup, repeat
+from helpers import (
+    CATALOG,
+    OCT,
+    accounts,
+    api,
+    calls,
+    catalog,
+    official,
+    overflow_setup,
+    repeat,
+)
 
-from ocrledger.kernel import select as _kernel
 from ocrledger.engine.billing import bill_line
-from ocrledger.errors import MoneyError
+from ocrledger.engine.encode import encode, party_list
 from ocrledger.engine.rate import rate
-from ocrledger.io.calls import encode, party_list, read_calls
-from ocrledger.kernel.contract import KernelState, build_tables
+from ocrledger.engine.tables import build_tables
 from ocrledger.engine.usage import TIER0
+from ocrledger.errors import MoneyError
+from ocrledger.io.calls import read_calls
+from ocrledger.kernel import select as _kernel
+from ocrledger.kernel.contract import KernelState
 
 
 def _prepared(rows, acc, cat=CATALOG):  # type: ignore[no-untyped-def]

@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import Scenario, scenarios
 
-from ocrledger.model.catalog import VOLUME
 from ocrledger.codes import Source, Status
 from ocrledger.engine.rate import RatingResult, rate
-from ocrledger.kernel.contract import plan_order
+from ocrledger.engine.tables import plan_order
+from ocrledger.model.catalog import VOLUME
 
 
 def _rate(s: Scenario, kernel: str, calls: dict[str, np.ndarray] | None = None) -> RatingResult:

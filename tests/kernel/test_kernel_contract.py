@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
 
-from ocrledger.kernel import select as _kernel
-from ocrledger.kernel import reference as _reference
-from ocrledger.model.accounts import Plan
 from ocrledger.codes import Source, Status
-from ocrledger.io.calls import encode, party_list, read_calls
-from ocrledger.kernel.contract import KernelState, Outcomes, build_tables, extend_tables, plan_order
+from ocrledger.engine.encode import encode, party_list
+from ocrledger.engine.tables import build_tables, extend_tables, plan_order
+from ocrledger.io.calls import read_calls
+from ocrledger.kernel import reference as _reference
+from ocrledger.kernel import select as _kernel
+from ocrledger.kernel.contract import KernelState, Outcomes
+from ocrledger.model.accounts import Plan
 
 
 def test_compiled_kernel_is_loaded() -> None:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from helpers import CATALOG, accounts, api, calls, catalog, ms, official, repeat
 
+from ocrledger.codes import Source, Status
+from ocrledger.engine.rate import RatingResult, rate
+from ocrledger.errors import AccountsError
 from ocrledger.model.bills import Bill
 from ocrledger.model.clock import BillingClock
-from ocrledger.codes import Source, Status
-from ocrledger.errors import AccountsError
-from ocrledger.engine.rate import RatingResult, rate
 
 M = 1_000_000  # micro-units per currency unit
 OCT = "2026-10-01T00:00:00+08:00"

@@ -13,11 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
 
+from ocrledger.engine.encode import party_list
+from ocrledger.engine.tables import build_tables, kernel_tables
+from ocrledger.io.calls import read_calls
+from ocrledger.kernel.contract import ALWAYS_ACTIVE, NO_ACTIVATION, KernelTables
 from ocrledger.model.account_columns import PlanColumns
 from ocrledger.model.accounts import OFFICIAL, Account, Accounts, Plan, load_accounts
-from ocrledger.io.calls import party_list, read_calls
 from ocrledger.model.catalog import Catalog
-from ocrledger.kernel.contract import ALWAYS_ACTIVE, NO_ACTIVATION, KernelTables, build_tables, kernel_tables
 
 pytest.importorskip("pyarrow")
 

@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ocrledger.errors import MoneyError
-from ocrledger.model.money import ROUNDING_MODES, parse_amount, round_line, to_cents_decimal, to_decimal
+from ocrledger.model.money import (
+    ROUNDING_MODES,
+    parse_amount,
+    round_line,
+    to_cents_decimal,
+    to_decimal,
+)
 
 
 @given(st.integers(-(10**15), 10**15), st.sampled_from(sorted(ROUNDING_MODES)))

@@ -14,9 +14,9 @@ from helpers import CATALOG, OCT, accounts, api, calls, catalog, ms, official, r
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from ocrledger.model.bills import bills_to_json  # noqa: E402
-from ocrledger.errors import CallsError  # noqa: E402
 from ocrledger.engine.rate import rate  # noqa: E402
+from ocrledger.errors import CallsError  # noqa: E402
+from ocrledger.model.bills import bills_to_json  # noqa: E402
 from ocrledger.rerate.rerater import rerate  # noqa: E402
 
 SEP = "2026-09-20T00:00:00+08:00"

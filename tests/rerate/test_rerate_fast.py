@@ -11,13 +11,13 @@ from helpers import CATALOG, OCT, accounts, api, catalog, ms, official, overflow
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from ocrledger.rerate import memory as fast  # noqa: E402
-from ocrledger.model.bills import bills_to_json  # noqa: E402
 from ocrledger.codes import Source, Status  # noqa: E402
 from ocrledger.engine.qps import qps_lines, second_counts  # noqa: E402
 from ocrledger.engine.rate import rate  # noqa: E402
-from ocrledger.rerate.rerater import rerate  # noqa: E402
 from ocrledger.kernel.contract import Batch, Outcomes  # noqa: E402
+from ocrledger.model.bills import bills_to_json  # noqa: E402
+from ocrledger.rerate import memory as fast  # noqa: E402
+from ocrledger.rerate.rerater import rerate  # noqa: E402
 
 needs_core = pytest.mark.skipif(not fast.available(), reason="compiled helpers not built")
 core = fast._core

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from ocrledger.model.bills import bills_to_json  # noqa: E402
 from ocrledger.engine.rate import rate  # noqa: E402
+from ocrledger.model.bills import bills_to_json  # noqa: E402
 from ocrledger.rerate.rerater import rerate  # noqa: E402
 
 APIS = ("RecognizeIdcard", "RecognizeGeneral", "VerifyVATInvoice")

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_scenarios import charge_order, scenario, take
 
+from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError, StateError
 from ocrledger.store.ledger import Ledger
-from ocrledger.engine.rate import rate
 
 
 @settings(max_examples=25, deadline=None)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from ledger_scenarios import charge_order, scenario, take
 
-from ocrledger.store.ledger import Ledger
 from ocrledger.engine.rate import rate
+from ocrledger.store.ledger import Ledger
 
 WRITER = """
 import sys

@@ -40,14 +40,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..bills.render import aligned_table
+from ..codes import Source, Status
+from ..engine.rate import as_accounts, as_catalog, rate
+from ..errors import OcrledgerError
 from ..model.accounts import MARKETPLACE, OFFICIAL, Accounts, Plan
 from ..model.catalog import OFFER_DEDICATED, VOLUME, Api, Catalog, PlanOffer
 from ..model.clock import parse_period, period_label
-from ..codes import Source, Status
-from ..errors import OcrledgerError
 from ..model.money import CENT, to_decimal
-from ..engine.rate import as_accounts, as_catalog, rate
-from ..bills.render import aligned_table
 
 INF = 1 << 62
 """Price of an unreachable capacity or an infeasible mix (a marketplace call left unpaid)."""

@@ -13,8 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..model.bills import Bill, BillLine, bills_from_json
 from ..errors import OcrledgerError
+from ..model.bills import Bill, BillLine, bills_from_json
 from .render import aligned_table
 
 COUNTS = ("calls", "failed", "rejected", "free", "dedicated", "shared_calls", "shared_points", "payg")

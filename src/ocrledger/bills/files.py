@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..model.account_columns import PlanColumns
 from ..engine.bill_columns import BillColumns, period_labels
+from ..model.account_columns import PlanColumns
 from ..model.catalog import Catalog
 from ..model.money import to_decimal
 from .render import NO_BILLS, tier_label

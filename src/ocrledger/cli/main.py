@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .. import __version__
+from ..errors import OcrledgerError
 from ..kernel import select as _kernel
 from . import ledger as ledger_cli
-from ..errors import OcrledgerError
 
 EXIT_INPUT = 2
 """Exit status for bad input (a file, row or field that cannot be used) and for usage errors."""
@@ -62,8 +62,8 @@ def _add_format(p: argparse.ArgumentParser, default: str = "json") -> None:
 
 
 def _run_rate(args: argparse.Namespace) -> int:
-    from ..engine.rate import rate
     from ..bills.render import render
+    from ..engine.rate import rate
 
     result = rate(args.calls, args.catalog, args.accounts, month=args.month)
     sys.stdout.write(render(result.bills, args.format))
@@ -71,10 +71,10 @@ def _run_rate(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ..model.catalog import default_catalog
-    from ..io.demo import demo_accounts, demo_calls, write_demo
-    from ..engine.rate import rate
     from ..bills.render import render
+    from ..engine.rate import rate
+    from ..io.demo import demo_accounts, demo_calls, write_demo
+    from ..model.catalog import default_catalog
 
     catalog = default_catalog()
     result = rate(demo_calls(catalog), catalog, demo_accounts(catalog))
@@ -163,7 +163,13 @@ def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 def _run_rerate(args: argparse.Namespace) -> int:
     from ..engine.rate import as_accounts, as_catalog
-    from ..rerate.rerater import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, keep_pandas_out, release_memory_promptly, rerate
+    from ..rerate.rerater import (
+        DEFAULT_BUCKET_ROWS,
+        DEFAULT_CHUNK_ROWS,
+        keep_pandas_out,
+        release_memory_promptly,
+        rerate,
+    )
 
     release_memory_promptly()
     keep_pandas_out()

@@ -23,16 +23,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..kernel import select as _kernel
-from ..model.accounts import CHANNELS, Account, Accounts, Plan, QpsAddon
 from ..engine.billing import make_bills
+from ..engine.qps import qps_lines, second_counts
+from ..engine.tables import build_tables
+from ..engine.usage import summarize
+from ..kernel import select as _kernel
+from ..kernel.contract import Batch, KernelState
+from ..model.accounts import CHANNELS, Account, Accounts, Plan, QpsAddon
 from ..model.bills import Bill
 from ..model.catalog import Catalog
 from ..model.clock import parse_period, period_label
-from ..engine.qps import qps_lines, second_counts
 from ..rerate.rerater import validate_chunk
-from ..kernel.contract import Batch, KernelState, build_tables
-from ..engine.usage import summarize
 
 _COLUMNS = ("rid", "account", "channel", "api", "ts", "ok")
 

@@ -14,14 +14,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .ragged import ragged
+from ..kernel.contract import KernelTables
 from ..model.account_columns import PlanColumns
 from ..model.accounts import OFFICIAL
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import period_label
 from ..model.money import CENT
 from .qps import QpsArrays
-from ..kernel.contract import KernelTables
+from .ragged import ragged
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0
 
 SAFE = float(1 << 62)

@@ -17,13 +17,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..model.accounts import MARKETPLACE, Accounts, Plan
-from ..model.catalog import VERIFICATION, VOLUME, Catalog
 from ..codes import Source, Status
 from ..errors import OcrledgerError
+from ..model.accounts import MARKETPLACE, Accounts, Plan
+from ..model.catalog import VERIFICATION, VOLUME, Catalog
 from ..model.money import to_decimal
 from .rate import as_accounts, as_catalog, rate
-from ..kernel.contract import plan_order
+from .tables import plan_order
 
 _SOURCE_WORDS = {
     Source.FREE: "the free quota",

@@ -16,8 +16,8 @@ from types import ModuleType
 
 import numpy as np
 
-from ..kernel import select as _kernel
 from ..errors import MoneyError, StateError
+from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 
 

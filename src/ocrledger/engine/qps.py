@@ -7,11 +7,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..codes import Status
+from ..kernel.contract import Batch, Outcomes
 from ..model.accounts import Accounts
 from ..model.catalog import Catalog
 from ..model.clock import N_PERIODS
-from ..codes import Status
-from ..kernel.contract import Batch, Outcomes
 
 
 def second_counts(batch: Batch, out: Outcomes, n_api: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

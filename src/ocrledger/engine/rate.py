@@ -9,17 +9,19 @@ from typing import Any
 
 import numpy as np
 
+from ..codes import Source
+from ..errors import MoneyError, StateError
+from ..io.calls import read_calls
 from ..kernel import select as _kernel
+from ..kernel.contract import KernelState, KernelTables, Outcomes
 from ..model.accounts import Accounts, Plan, load_accounts
-from .billing import make_bills, volume_tier
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
-from ..codes import Source
-from ..errors import MoneyError, StateError
+from .billing import make_bills, volume_tier
+from .encode import Encoded, encode, party_list
 from .qps import qps_lines, second_counts
-from ..io.calls import Encoded, encode, party_list, read_calls
-from ..kernel.contract import KernelState, KernelTables, Outcomes, build_tables
+from .tables import build_tables
 from .usage import summarize
 
 

@@ -6,10 +6,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..model.catalog import Api
-from ..model.clock import N_PERIODS
 from ..codes import Source, Status
 from ..kernel.contract import Batch, KernelTables, Outcomes
+from ..model.catalog import Api
+from ..model.clock import N_PERIODS
 
 FAILED, REJECTED, FREE, DEDICATED, SHARED, DUPLICATE = range(6)
 TIER0 = 6

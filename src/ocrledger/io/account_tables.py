@@ -18,15 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from . import arrow_columns as ac
+from ..errors import AccountsError, OcrledgerError
 from ..model.account_columns import AccountColumns, PlanColumns
 from ..model.accounts import (
-    ALERT_KINDS, CHANNELS, DEDICATED, MARKETPLACE, OFFICIAL, SHARED, Accounts, Alert, Credential, QpsAddon,
+    ALERT_KINDS,
+    CHANNELS,
+    DEDICATED,
+    MARKETPLACE,
+    OFFICIAL,
+    SHARED,
+    Accounts,
+    Alert,
+    Credential,
+    QpsAddon,
 )
 from ..model.catalog import Catalog
 from ..model.clock import BillingClock
-from ..errors import AccountsError, OcrledgerError
 from ..model.money import parse_amount
+from . import arrow_columns as ac
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "accounts": ("id", "channel"),

@@ -6,14 +6,13 @@ results (and the error messages) are exactly those of the per-row readers.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from functools import lru_cache
+from typing import Any, Callable
 
 import numpy as np
 
-from ..model.clock import BillingClock
 from ..errors import OcrledgerError
+from ..model.clock import BillingClock
 
 DAY_MS = 86_400_000
 _DIGITS = r"^\s*-?\d+\s*$"

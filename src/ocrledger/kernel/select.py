@@ -8,9 +8,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from . import reference as _reference
 from ..codes import Status
 from ..errors import MoneyError, StateError
+from . import reference as _reference
 from .contract import Batch, KernelState, KernelTables, Outcomes
 
 

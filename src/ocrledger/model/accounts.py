@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from .catalog import Catalog
 from ..errors import AccountsError, OcrledgerError
+from .catalog import Catalog
 from .money import parse_amount
 from .tomlfile import read_toml
 

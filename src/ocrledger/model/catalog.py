@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .clock import BillingClock
 from ..errors import CatalogError, OcrledgerError
+from .clock import BillingClock
 from .money import INT64_MAX, ROUNDING_MODES, format_price, parse_amount
 from .tomlfile import read_toml
 

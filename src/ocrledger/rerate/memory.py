@@ -33,16 +33,26 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from ..kernel import select as _kernel
+from ..codes import Source, Status
 from ..engine.bill_columns import LineArrays
+from ..engine.qps import QpsArrays, qps_arrays
+from ..engine.usage import (
+    DEDICATED,
+    DUPLICATE,
+    FAILED,
+    FREE,
+    REJECTED,
+    SHARED,
+    TIER0,
+    Usage,
+    width_for,
+)
+from ..errors import MoneyError, StateError
+from ..kernel import select as _kernel
+from ..kernel.contract import Batch, Outcomes
 from ..model.bills import Bill, bills_to_json
 from ..model.catalog import VOLUME
 from ..model.clock import N_PERIODS
-from ..codes import Source, Status
-from ..errors import MoneyError, StateError
-from ..engine.qps import QpsArrays, qps_arrays
-from ..kernel.contract import Batch, Outcomes
-from ..engine.usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage, width_for
 
 if TYPE_CHECKING:
     from .rerater import Held, _Run

@@ -30,8 +30,6 @@ thread while the bills are made. The results are the same, byte for byte.
 from __future__ import annotations
 
 import gc
-from collections import deque
-from itertools import islice
 import json
 import math
 import os
@@ -40,35 +38,38 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..io import arrow_columns as ac
-from . import memory as _fast
-from ..kernel import select as _kernel
 from ..bills import files as billfiles
-from .malloc import reuse_freed_memory
-from ..model.account_columns import PlanColumns
-from ..model.accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
+from ..codes import Source, Status
 from ..engine.bill_columns import BillColumns, LineArrays, bill_columns, period_labels
 from ..engine.billing import make_bills, volume_tier
+from ..engine.qps import QpsArrays, QpsLines, qps_lines, second_counts
+from ..engine.tables import extend_tables, kernel_tables
+from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
+from ..errors import CallsError, MoneyError, OcrledgerError, StateError
+from ..io import arrow_columns as ac
+from ..io.calls import REQUIRED
+from ..kernel import select as _kernel
+from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
+from ..model.account_columns import PlanColumns
+from ..model.accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
-from ..codes import Source, Status
-from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..model.money import format_exact, to_cents_decimal
-from ..engine.qps import QpsArrays, QpsLines, qps_lines, second_counts
-from ..io.calls import REQUIRED
-from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes, extend_tables, kernel_tables
-from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
+from . import memory as _fast
+from .malloc import reuse_freed_memory
 
 READ_AHEAD = 3
 """Input files decoded and validated ahead of the one being encoded (two threads): enough to keep

@@ -6,11 +6,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..codes import Source
+from ..kernel.contract import Batch, KernelTables, Outcomes
 from ..model.accounts import Alert, Plan
 from ..model.catalog import Catalog
-from ..codes import Source
 from ..model.money import format_exact, parse_amount
-from ..kernel.contract import Batch, KernelTables, Outcomes
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,25 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..kernel import select as _kernel
-from ..model.accounts import OFFICIAL, Accounts, parse_accounts
-from .alerts import AlertEvent, detect
+from ..codes import Source, Status
 from ..engine.billing import bill_line, make_bills
+from ..engine.encode import encode, party_list
+from ..engine.qps import qps_lines, second_counts
+from ..engine.rate import as_accounts, as_catalog, outcome_columns
+from ..engine.tables import build_tables
+from ..engine.usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
+from ..errors import MoneyError, OcrledgerError, StateError
+from ..io.calls import _instants, read_columns, validate_columns
+from ..kernel import select as _kernel
+from ..kernel.contract import KernelState, KernelTables, Outcomes
+from ..model.accounts import OFFICIAL, Accounts, parse_accounts
 from ..model.bills import Adjustment, Bill
 from ..model.catalog import Catalog, parse_catalog
 from ..model.clock import from_ms, parse_period, period_label
-from ..codes import Source, Status
 from ..model.credentials import resolve
-from ..errors import MoneyError, OcrledgerError, StateError
 from ..model.money import check_int64, round_line, to_cents_decimal, to_decimal
+from .alerts import AlertEvent, detect
 from .persist import accounts_to_dict, catalog_to_dict
-from ..engine.qps import qps_lines, second_counts
-from ..engine.rate import as_accounts, as_catalog, outcome_columns
-from ..io.calls import _instants, encode, party_list, read_columns, validate_columns
-from ..kernel.contract import KernelState, KernelTables, Outcomes, build_tables
-from ..engine.usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
 
 SCHEMA_VERSION = "1"
 ON_TIME = -1
