@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .codes import Source, Status
-from .engine.rate import RatingResult, rate
+from .engine.rate import Engine, RatingResult, rate
 from .errors import (
     AccountsError,
     CallsError,
@@ -27,7 +27,7 @@ from .store.ledger import IngestResult, Ledger
 __version__ = "0.1.0"
 
 __all__ = [
-    "Accounts", "AccountsError", "Adjustment", "Bill", "BillLine", "CallsError", "Catalog", "CatalogError",
+    "Accounts", "AccountsError", "Adjustment", "Bill", "BillLine", "CallsError", "Catalog", "CatalogError", "Engine",
     "IngestResult", "Ledger", "MoneyError", "OcrledgerError", "PlanBalance", "RatingResult", "Source", "StateError",
     "Status", "TierCharge", "bills_from_json", "bills_to_json", "default_catalog", "load_accounts", "load_catalog",
     "parse_accounts", "parse_catalog", "rate", "__version__",

@@ -15,7 +15,7 @@ from ocrledger.bills.render import render
 from ocrledger.engine.bill_columns import LineArrays, bill_columns
 from ocrledger.engine.billing import make_bills
 from ocrledger.engine.encode import encode, party_list
-from ocrledger.engine.qps import QpsArrays, qps_lines, second_counts
+from ocrledger.engine.qps import QpsArrays, addon_index, qps_lines, second_counts
 from ocrledger.engine.rate import price_volume
 from ocrledger.engine.tables import kernel_tables
 from ocrledger.engine.usage import summarize
@@ -38,7 +38,7 @@ def rated(cat, acc, cols):  # type: ignore[no-untyped-def]
     enc = encode(table, parties, cat.clock)
     out = _kernel.run(_kernel.get("cython"), tables, state, enc.batch)
     price_volume(cat, tables, enc, out)
-    qps = qps_lines(cat, acc, parties, *second_counts(enc.batch, out, tables.n_api))
+    qps = qps_lines(cat, addon_index(cat, acc), parties, *second_counts(enc.batch, out, tables.n_api))
     return summarize(tables, enc.batch, out), parties, plans, qps, tables  # qps: the mapping make_bills takes
 
 

@@ -12,7 +12,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from ocrledger.codes import Source, Status  # noqa: E402
-from ocrledger.engine.qps import qps_lines, second_counts  # noqa: E402
+from ocrledger.engine.qps import addon_index, qps_lines, second_counts  # noqa: E402
 from ocrledger.engine.rate import rate  # noqa: E402
 from ocrledger.kernel.contract import Batch, Outcomes  # noqa: E402
 from ocrledger.model.bills import bills_to_json  # noqa: E402
@@ -343,13 +343,13 @@ def test_qps_seconds_give_qps_lines() -> None:
     out.status[:] = status
     acc = accounts(CATALOG, account=[official(f"p{i}") for i in range(n_party)])
     parties = acc.parties()
-    expected = qps_lines(CATALOG, acc, parties, *second_counts(batch, out, n_api))
+    expected = qps_lines(CATALOG, addon_index(CATALOG, acc), parties, *second_counts(batch, out, n_api))
     for min_emit in (1, 2):
         cap = n + 1
         o = [np.empty(cap, np.int64) for _ in range(3)]
         m = core.qps_seconds(party, api_, ts, status, int(Status.DUPLICATE), n_api, n_party, min_emit, *o)
         order = np.lexsort((o[1][:m], o[0][:m]))
-        got = qps_lines(CATALOG, acc, parties, o[0][:m][order], o[1][:m][order], o[2][:m][order])
+        got = qps_lines(CATALOG, addon_index(CATALOG, acc), parties, o[0][:m][order], o[1][:m][order], o[2][:m][order])
         if min_emit == 2:
             for key in expected:
                 got.setdefault(key, (1, 0))

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..engine.billing import make_bills
-from ..engine.qps import qps_lines, second_counts
+from ..engine.qps import addon_index, qps_lines, second_counts
 from ..engine.tables import build_tables
 from ..engine.usage import summarize
 from ..kernel import select as _kernel
@@ -163,7 +163,7 @@ def _rate_partition(df: Any, catalog: Catalog, index: Mapping[tuple[str, str], _
         duplicate=np.ascontiguousarray(df["dup"].to_numpy(), dtype=np.int8),
     )
     out = _kernel.run(_kernel.get(kernel), tables, state, batch)
-    qps = qps_lines(catalog, sub, parties, *second_counts(batch, out, tables.n_api))
+    qps = qps_lines(catalog, addon_index(catalog, sub), parties, *second_counts(batch, out, tables.n_api))
     bills = make_bills(summarize(tables, batch, out), catalog, parties, plans, qps)
     if wanted is not None:
         bills = [b for b in bills if b.period == period_label(wanted)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from ..model.accounts import OFFICIAL, Plan
 from ..model.bills import Adjustment, Bill, BillLine, PlanBalance, TierCharge
 from ..model.catalog import VOLUME, Api, Catalog
@@ -65,7 +67,7 @@ def make_bills(
         plan_by_period[plan][period] = units
     month_starts = clock.month_starts.tolist()
     plan_info = [(p.start, p.effective_end, p.quantity, p.id) for p in plans]
-    end_labels: dict[int, str] = {}
+    end_labels = clock.labels(np.fromiter((p.effective_end for p in plans), dtype=np.int64, count=len(plans)))
     plans_of: dict[tuple[str, str], list[int]] = defaultdict(list)
     for k, plan in enumerate(plans):
         plans_of[(plan.account, plan.channel)].append(k)
@@ -91,8 +93,6 @@ def make_bills(
                 continue
             used_through = sum(u for p, u in plan_by_period.get(k, {}).items() if p <= period)
             remaining = quantity - used_through if end > month_end else 0
-            if k not in end_labels:
-                end_labels[k] = clock.label(end)
             balances.append(PlanBalance(pid, used_now, remaining, end_labels[k]))
         free_left: list[tuple[str, int]] = []
         if channel == OFFICIAL:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +27,15 @@ def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple
     seen = set(known)
     pairs = set(zip(calls.account.tolist(), calls.channel.tolist())) if len(calls) else set()
     return list(known) + sorted(pairs - seen)
+
+
+def batch_parties(pairs: Iterable[tuple[str, str]], listed: Mapping[tuple[str, str], int]) -> list[tuple[str, str]]:
+    """The parties of a batch: the listed ones in their setup order, then the unknown ones sorted."""
+    known, unknown = [], []
+    for p in pairs:
+        (known if p in listed else unknown).append(p)
+    known.sort(key=listed.__getitem__)
+    return known + sorted(unknown)
 
 
 def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
@@ -57,12 +66,15 @@ def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
     return order
 
 
-def encode(calls: CallTable, parties: Sequence[tuple[str, str]], clock: BillingClock) -> Encoded:
+def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: BillingClock, *,
+           listed: Mapping[tuple[str, str], int] | None = None) -> Encoded:
     """Sort calls in (ts, record_id) order, mark repeated record ids per channel, map parties.
 
-    Copies with the same (ts, record_id) are ordered by account, API and failed-first (``_break_ties``).
+    ``parties`` numbers the parties (it must hold every (account, channel) of the calls); None
+    takes the calls' own parties, ordered by ``batch_parties`` against ``listed``, so the cost
+    follows the batch. Copies with the same (ts, record_id) are ordered by account, API and
+    failed-first (``_break_ties``).
     """
-    index = {p: i for i, p in enumerate(parties)}
     n = len(calls)
     order = _break_ties(calls, charge_order(calls.ts, calls.record_id))
     ts = calls.ts[order]
@@ -72,10 +84,14 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]], clock: BillingC
     ch_code, ch_u = dictionary_encode(calls.channel)
     width = max(len(ch_u), 1)
     combo = acc_code.astype(np.int64) * width + ch_code
-    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else combo
+    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)).tolist() if n else []
+    pairs = [(str(acc_u[c // width]), str(ch_u[c % width])) for c in present]
+    if parties is None:
+        parties = batch_parties(pairs, listed or {})
+    index = {p: i for i, p in enumerate(parties)}
     party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
-    for c in present.tolist():
-        party_of_combo[c] = index[(str(acc_u[c // width]), str(ch_u[c % width]))]
+    for c, pair in zip(present, pairs):
+        party_of_combo[c] = index[pair]
     party = party_of_combo[combo] if n else np.empty(0, dtype=np.int32)
     batch = Batch(
         party=np.ascontiguousarray(party[order], dtype=np.int32),

@@ -67,9 +67,21 @@ class QpsArrays:
         return np.where(found, self.peak[at], missing[0]), np.where(found, self.over[at], missing[1])
 
 
+AddonIndex = Mapping[tuple[str, str], Sequence[tuple[int, int, int, int]]]
+"""(account, channel) -> its QPS add-ons as (API index, start, end, extra QPS), file order."""
+
+
+def addon_index(catalog: Catalog, accounts: Accounts) -> dict[tuple[str, str], list[tuple[int, int, int, int]]]:
+    """The QPS add-ons of a setup by party, made once so a batch looks up only its own parties."""
+    index: dict[tuple[str, str], list[tuple[int, int, int, int]]] = defaultdict(list)
+    for add in accounts.qps_addons:
+        index[(add.account, add.channel)].append((catalog.index[add.api], add.start, add.end, add.qps))
+    return dict(index)
+
+
 def qps_lines(
     catalog: Catalog,
-    accounts: Accounts,
+    addons: AddonIndex,
     parties: Sequence[tuple[str, str]],
     pair: np.ndarray,
     sec: np.ndarray,
@@ -80,12 +92,12 @@ def qps_lines(
     The entitled QPS at a second is the API's ``qps`` plus every add-on of that party and API
     active at the second's start (start <= t < end). Inputs are sorted by (pair, second).
     """
-    return qps_arrays(catalog, accounts, parties, pair, sec, calls).to_mapping()
+    return qps_arrays(catalog, addons, parties, pair, sec, calls).to_mapping()
 
 
 def qps_arrays(
     catalog: Catalog,
-    accounts: Accounts,
+    addons: AddonIndex,
     parties: Sequence[tuple[str, str]],
     pair: np.ndarray,
     sec: np.ndarray,
@@ -98,15 +110,14 @@ def qps_arrays(
         return QpsArrays(n_api, empty, empty, empty)
     base = np.array([a.qps for a in catalog.apis], dtype=np.int64)
     limit = base[pair % n_api]
-    addons: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    index = {p: i for i, p in enumerate(parties)}
-    for add in accounts.qps_addons:
-        party = index.get((add.account, add.channel))
-        if party is not None:
-            addons[party * n_api + catalog.index[add.api]].append((add.start, add.end, add.qps))
+    by_pair: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     if addons:
+        for party in np.unique(pair // n_api).tolist():  # only the parties with calls
+            for api, start, end, extra in addons.get(parties[party], ()):
+                by_pair[party * n_api + api].append((start, end, extra))
+    if by_pair:
         start_ms = sec * 1000
-        for key, items in addons.items():
+        for key, items in by_pair.items():
             rows = pair == key
             for start, end, extra in items:
                 limit[rows & (start_ms >= start) & (start_ms < end)] += extra

@@ -1,4 +1,4 @@
-"""``rate()``: validate -> encode -> kernel -> volume pricing -> usage -> bills, for a whole set of calls."""
+"""The Engine (a setup compiled once) and ``rate()``: validate -> encode -> kernel -> volume pricing -> usage -> bills."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +19,9 @@ from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from .billing import make_bills, volume_tier
-from .encode import Encoded, encode, party_list
-from .qps import qps_lines, second_counts
-from .tables import build_tables
+from .encode import Encoded, encode
+from .qps import addon_index, qps_lines, second_counts
+from .tables import SetupTables
 from .usage import summarize
 
 
@@ -51,6 +51,58 @@ def as_accounts(accounts: Accounts | str | Path | None, catalog: Catalog) -> Acc
     return accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
 
 
+class Engine:
+    """A setup (catalog and accounts) compiled once; ``rate(calls)`` then costs what the batch touches.
+
+    Compiled: the kernel tables of every listed party and plan (``SetupTables``), the index from
+    (account, channel) to party, the plans in expire-first order and the QPS add-ons by party. A
+    batch gets tables sliced for its own parties only, and bills for the parties and months it
+    holds. Build one per setup and reuse it; it is not changed by rating.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog | str | Path | None = None,
+        accounts: Accounts | str | Path | None = None,
+        *,
+        kernel: str | ModuleType | None = None,
+    ) -> None:
+        self.catalog = as_catalog(catalog)
+        self.accounts = as_accounts(accounts, self.catalog)
+        self.kernel = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
+        self.setup = SetupTables(self.catalog, self.accounts)
+        self.addons = addon_index(self.catalog, self.accounts)
+
+    def rate(self, calls: Any, *, month: str | None = None) -> RatingResult:
+        """Rate a set of call records from scratch and bill every account, channel and month in it.
+
+        ``calls`` is a CSV or Parquet path, a pandas DataFrame, a pyarrow Table or a dict of columns
+        (record_id, account, api, ts, success, optional channel). ``month`` ("YYYY-MM") keeps only
+        that month's bills; every call is still rated, since plans and the verification pool span
+        months. Raises an ``OcrledgerError`` subclass naming the file, row and field on bad input;
+        nothing is rated then.
+        """
+        cat, impl = self.catalog, self.kernel
+        wanted = parse_period(month) if month is not None else None
+        table = read_calls(calls, cat)
+        enc = encode(table, None, cat.clock, listed=self.setup.index)
+        parties = enc.parties
+        tables, plan_cols = self.setup.tables(parties)
+        plans = plan_cols.objects()
+        state = KernelState.fresh(tables, plan_cols.quantity)
+        try:
+            out = _kernel.run(impl, tables, state, enc.batch)
+        except (MoneyError, StateError) as exc:
+            i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
+            raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
+        price_volume(cat, tables, enc, out)
+        qps = qps_lines(cat, self.addons, parties, *second_counts(enc.batch, out, tables.n_api))
+        bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
+        if wanted is not None:
+            bills = [b for b in bills if b.period == period_label(wanted)]
+        return RatingResult(bills, outcome_columns(cat, table.record_id, enc, out, plans), impl.IMPLEMENTATION)
+
+
 def rate(
     calls: Any,
     catalog: Catalog | str | Path | None = None,
@@ -59,34 +111,8 @@ def rate(
     month: str | None = None,
     kernel: str | ModuleType | None = None,
 ) -> RatingResult:
-    """Rate a set of call records from scratch and bill every account, channel and month in it.
-
-    ``calls`` is a CSV or Parquet path, a pandas DataFrame, a pyarrow Table or a dict of columns
-    (record_id, account, api, ts, success, optional channel). ``month`` ("YYYY-MM") keeps only
-    that month's bills; every call is still rated, since plans and the verification pool span
-    months. Raises an ``OcrledgerError`` subclass naming the file, row and field on bad input;
-    nothing is rated then.
-    """
-    cat = as_catalog(catalog)
-    acc = as_accounts(accounts, cat)
-    wanted = parse_period(month) if month is not None else None
-    impl = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
-    table = read_calls(calls, cat)
-    parties = party_list(acc.parties(), table)
-    tables, plans = build_tables(cat, acc, parties)
-    state = KernelState.fresh(tables, np.array([p.quantity for p in plans], dtype=np.int64))
-    enc = encode(table, parties, cat.clock)
-    try:
-        out = _kernel.run(impl, tables, state, enc.batch)
-    except (MoneyError, StateError) as exc:
-        i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
-        raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
-    price_volume(cat, tables, enc, out)
-    qps = qps_lines(cat, acc, parties, *second_counts(enc.batch, out, tables.n_api))
-    bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
-    if wanted is not None:
-        bills = [b for b in bills if b.period == period_label(wanted)]
-    return RatingResult(bills, outcome_columns(cat, table.record_id, enc, out, plans), impl.IMPLEMENTATION)
+    """``Engine(catalog, accounts, kernel=kernel).rate(calls, month=month)``: see ``Engine.rate``."""
+    return Engine(catalog, accounts, kernel=kernel).rate(calls, month=month)
 
 
 def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outcomes) -> None:

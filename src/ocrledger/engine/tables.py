@@ -21,13 +21,109 @@ def plan_order(plans: Sequence[Plan]) -> list[Plan]:
     return [plans[k] for k in order.tolist()]
 
 
+class SetupTables:
+    """The kernel tables of a whole setup, compiled once; the tables of any set of parties are sliced from them.
+
+    Compiled: the activation instant of every listed (party, API) pair, the plans in expire-first
+    order with each party's plans, and one (party, API, plan) entry per API a plan covers. ``tables``
+    then costs what the given parties hold (their activations, plans and entries), not the setup.
+    """
+
+    def __init__(self, catalog: Catalog, accounts: Accounts) -> None:
+        cols = accounts.columns()
+        self.catalog = catalog
+        self.n_api = n_api = len(catalog.apis)
+        self.arrays = catalog.arrays()
+        self.parties: list[tuple[str, str]] = list(cols.parties)
+        self.index: dict[tuple[str, str], int] = {p: i for i, p in enumerate(self.parties)}
+        n = len(self.parties)
+        official = np.fromiter((ch == OFFICIAL for _, ch in self.parties), dtype=np.int8, count=n)
+        activation = np.full((n, n_api), NO_ACTIVATION, dtype=np.int64)
+        activation[official == 0] = ALWAYS_ACTIVE
+        if len(cols.act_party):
+            code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
+            activation.reshape(-1)[cols.act_party * n_api + code[cols.act_api]] = cols.act_when
+        self.official, self.activation = official, activation
+        plans = cols.plans.take(cols.plans.expire_first())
+        self.plans = plans
+        owner = _positions(self.index, plans.parties, plans.party)[plans.party]
+        # one (party, API, plan) entry per API a plan covers, in plan order, then grouped by party
+        set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
+        set_start = np.r_[0, np.cumsum(set_len)].astype(np.int64)
+        set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
+        plan_of, nth = ragged(set_len[plans.api_set])
+        by_party = np.argsort(owner[plan_of], kind="stable")
+        self.entry_offset = _offsets(owner[plan_of], n)
+        self.entry_plan = plan_of[by_party]
+        self.entry_api = set_codes[set_start[plans.api_set][plan_of] + nth][by_party]
+        self.entry_dedicated = plans.dedicated[plan_of][by_party]
+        self.plan_offset = _offsets(owner, n)
+        self.plan_of_party = np.argsort(owner, kind="stable")
+        self._whole: tuple[KernelTables, PlanColumns] | None = None
+
+    def tables(self, parties: Sequence[tuple[str, str]]) -> tuple[KernelTables, PlanColumns]:
+        """Kernel tables for ``parties`` (listed or not, in the order given) and their plans, in kernel order.
+
+        A party no accounts file lists has no activation and no plans. The plans keep the setup's
+        expire-first order, so the kernel picks the same plan as over the whole setup.
+        """
+        n = len(self.parties)
+        if len(parties) >= n and list(parties[:n]) == self.parties:
+            whole = self._whole if self._whole is not None else self._slice(np.arange(n, dtype=np.int64), self.parties)
+            self._whole = whole
+            return extend_tables(whole[0], parties[n:]), whole[1]
+        sel = np.fromiter((self.index.get(p, -1) for p in parties), dtype=np.int64, count=len(parties))
+        return self._slice(sel, parties)
+
+    def _slice(self, sel: np.ndarray, parties: Sequence[tuple[str, str]]) -> tuple[KernelTables, PlanColumns]:
+        m, n_api = len(parties), self.n_api
+        official = np.fromiter((ch == OFFICIAL for _, ch in parties), dtype=np.int8, count=m)
+        activation = np.empty((m, n_api), dtype=np.int64)
+        activation[:] = np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE)[:, None]
+        known = np.flatnonzero(sel >= 0)
+        listed = sel[known]
+        activation[known] = self.activation[listed]
+        # the plans of the listed parties, in the setup's kernel order
+        owner, nth = ragged(self.plan_offset[listed + 1] - self.plan_offset[listed])
+        chosen = np.sort(self.plan_of_party[self.plan_offset[listed][owner] + nth])
+        owner, nth = ragged(self.entry_offset[listed + 1] - self.entry_offset[listed])
+        entry = self.entry_offset[listed][owner] + nth
+        pair = known[owner] * n_api + self.entry_api[entry]
+        plan = np.searchsorted(chosen, self.entry_plan[entry])
+        dedicated = self.entry_dedicated[entry]
+        n_pair = m * n_api
+        ded_offset, ded_plans = _csr(pair[dedicated], plan[dedicated], n_pair)
+        sh_offset, sh_plans = _csr(pair[~dedicated], plan[~dedicated], n_pair)
+        whole = len(chosen) == len(self.plans)
+        plans = self.plans if whole else replace(self.plans.take(chosen), source=None)  # objects for these rows only
+        arrays = self.arrays
+        tables = KernelTables(
+            n_api=n_api,
+            pool_total=self.catalog.verification_free_total,
+            api_kind=arrays["api_kind"],
+            api_free=arrays["api_free"],
+            api_points=arrays["api_points"],
+            api_dedicated=arrays["api_dedicated"],
+            api_shared=arrays["api_shared"],
+            tier_offset=arrays["tier_offset"],
+            tier_upto=arrays["tier_upto"],
+            tier_price=arrays["tier_price"],
+            party_official=official,
+            activation=activation.reshape(-1),
+            plan_start=plans.start.copy(),
+            plan_end=plans.effective_end,
+            ded_offset=ded_offset,
+            ded_plans=ded_plans,
+            sh_offset=sh_offset,
+            sh_plans=sh_plans,
+        )
+        return tables, plans
+
+
 def build_tables(
     catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
 ) -> tuple[KernelTables, list[Plan]]:
-    """Dense kernel tables for ``parties`` (listed accounts first, then any unknown ones).
-
-    Returns the tables and the plans in kernel index order.
-    """
+    """``kernel_tables`` with the plans as ``Plan`` objects in kernel index order."""
     tables, plans = kernel_tables(catalog, accounts, parties)
     return tables, plans.objects()
 
@@ -35,52 +131,8 @@ def build_tables(
 def kernel_tables(
     catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
 ) -> tuple[KernelTables, PlanColumns]:
-    """``build_tables`` from the accounts' columns, the plans as columns in kernel index order (no objects)."""
-    cols = accounts.columns()
-    n_api = len(catalog.apis)
-    party_index = {p: i for i, p in enumerate(parties)}
-    n_party = len(parties)
-    arrays = catalog.arrays()
-    official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8)
-    activation = np.full(n_party * n_api, NO_ACTIVATION, dtype=np.int64)
-    activation.reshape(n_party, n_api)[official == 0] = ALWAYS_ACTIVE
-    if len(cols.act_party):
-        where = _positions(party_index, cols.parties, cols.act_party)
-        code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
-        activation[where[cols.act_party] * n_api + code[cols.act_api]] = cols.act_when
-    plans = cols.plans.take(cols.plans.expire_first())
-    # one (pair, plan) entry per API a plan covers, in plan order
-    set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
-    set_start = np.r_[0, np.cumsum(set_len)].astype(np.int64)
-    set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
-    plan_of, nth = ragged(set_len[plans.api_set])  # entry: its plan, and which of the plan's APIs
-    owner = _positions(party_index, plans.parties, plans.party)[plans.party]
-    pair = owner[plan_of] * n_api + set_codes[set_start[plans.api_set][plan_of] + nth]
-    dedicated = plans.dedicated[plan_of]
-    n_pair = n_party * n_api
-    ded_offset, ded_plans = _csr(pair[dedicated], plan_of[dedicated], n_pair)
-    sh_offset, sh_plans = _csr(pair[~dedicated], plan_of[~dedicated], n_pair)
-    tables = KernelTables(
-        n_api=n_api,
-        pool_total=catalog.verification_free_total,
-        api_kind=arrays["api_kind"],
-        api_free=arrays["api_free"],
-        api_points=arrays["api_points"],
-        api_dedicated=arrays["api_dedicated"],
-        api_shared=arrays["api_shared"],
-        tier_offset=arrays["tier_offset"],
-        tier_upto=arrays["tier_upto"],
-        tier_price=arrays["tier_price"],
-        party_official=official,
-        activation=activation,
-        plan_start=plans.start.copy(),
-        plan_end=plans.effective_end,
-        ded_offset=ded_offset,
-        ded_plans=ded_plans,
-        sh_offset=sh_offset,
-        sh_plans=sh_plans,
-    )
-    return tables, plans
+    """Kernel tables for ``parties`` of a setup compiled for this one call (``SetupTables``)."""
+    return SetupTables(catalog, accounts).tables(parties)
 
 
 def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> KernelTables:
@@ -117,6 +169,11 @@ def _positions(index: dict[tuple[str, str], int], parties: Sequence[tuple[str, s
 
 def _csr(pair: np.ndarray, plan: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (n + 1) and plan indices (int32) of each pair's plans, in the order given (plan order)."""
+    return _offsets(pair, n), plan[np.argsort(pair, kind="stable")].astype(np.int32)
+
+
+def _offsets(owner: np.ndarray, n: int) -> np.ndarray:
+    """CSR offsets (n + 1) of items grouped by ``owner`` (each in 0..n-1)."""
     offset = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pair, minlength=n), out=offset[1:])
-    return offset, plan[np.argsort(pair, kind="stable")].astype(np.int32)
+    np.cumsum(np.bincount(owner, minlength=n), out=offset[1:])
+    return offset

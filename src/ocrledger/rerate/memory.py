@@ -359,7 +359,7 @@ def qps(run: "_Run", batch: Batch, out: Outcomes) -> QpsArrays:
     m = _core.qps_seconds(batch.party, batch.api, batch.ts, out.status, int(Status.DUPLICATE), tables.n_api,
                           tables.n_party, min_emit, o_pair, o_sec, o_cnt)
     o = np.lexsort((o_sec[:m], o_pair[:m]))
-    return qps_arrays(run.catalog, run.accounts, run.parties, o_pair[:m][o], o_sec[:m][o], o_cnt[:m][o])
+    return qps_arrays(run.catalog, run.addons, run.parties, o_pair[:m][o], o_sec[:m][o], o_cnt[:m][o])
 
 
 class _Writer(threading.Thread):

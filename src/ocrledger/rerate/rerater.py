@@ -54,8 +54,15 @@ from ..bills import files as billfiles
 from ..codes import Source, Status
 from ..engine.bill_columns import BillColumns, LineArrays, bill_columns, period_labels
 from ..engine.billing import make_bills, volume_tier
-from ..engine.qps import QpsArrays, QpsLines, qps_lines, second_counts
-from ..engine.tables import extend_tables, kernel_tables
+from ..engine.qps import (
+    AddonIndex,
+    QpsArrays,
+    QpsLines,
+    addon_index,
+    qps_lines,
+    second_counts,
+)
+from ..engine.tables import SetupTables, extend_tables
 from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import arrow_columns as ac
@@ -311,8 +318,8 @@ def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[
 
     def prepare() -> _Prepared:
         acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
-        tables, plans = kernel_tables(catalog, acc, acc.parties())
-        return _Prepared(acc, tables, plans)
+        tables, plans = SetupTables(catalog, acc).tables(acc.parties())
+        return _Prepared(acc, tables, plans, addon_index(catalog, acc))
 
     return _soon("accounts", prepare)
 
@@ -324,6 +331,8 @@ class _Prepared:
     """For the listed parties only (``tables.extend_tables`` adds the others)."""
     plans: PlanColumns
     """Kernel index order."""
+    addons: AddonIndex
+    """The QPS add-ons by party."""
 
 
 def release_memory_promptly() -> None:
@@ -684,6 +693,10 @@ class _Run:
     def accounts(self) -> Accounts:
         return self.prepared().accounts
 
+    @property
+    def addons(self) -> AddonIndex:
+        return self.prepared().addons
+
     # -- pass 1 ---------------------------------------------------------------------------------
     def read(self, inputs: list[_Input], memory_rows: int = 0) -> "Held | None":
         """Read, validate and encode every chunk.
@@ -921,7 +934,7 @@ class _Run:
                     raise _kernel.name_call(exc, record, None, None) from None
                 self.usage.add(batch, out)
                 for key, (peak, over) in qps_lines(
-                    self.catalog, self.accounts, self.parties, *second_counts(batch, out, tables.n_api)
+                    self.catalog, self.addons, self.parties, *second_counts(batch, out, tables.n_api)
                 ).items():
                     old = merged.get(key)
                     merged[key] = (peak, over) if old is None else (max(old[0], peak), old[1] + over)

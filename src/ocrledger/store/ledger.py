@@ -16,7 +16,7 @@ import numpy as np
 from ..codes import Source, Status
 from ..engine.billing import bill_line, make_bills
 from ..engine.encode import encode, party_list
-from ..engine.qps import qps_lines, second_counts
+from ..engine.qps import addon_index, qps_lines, second_counts
 from ..engine.rate import as_accounts, as_catalog, outcome_columns
 from ..engine.tables import build_tables
 from ..engine.usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
@@ -614,7 +614,7 @@ class Ledger:
         order = np.argsort(pair, kind="stable")
         sec = np.array([r[3] for r in rows], dtype=np.int64)[order]
         calls = np.array([r[4] for r in rows], dtype=np.int64)[order]
-        qps = qps_lines(cat, self.accounts, parties, pair[order], sec, calls)
+        qps = qps_lines(cat, addon_index(cat, self.accounts), parties, pair[order], sec, calls)
         bills = make_bills(usage, cat, parties, plans, qps, self._adjustments(index, period))
         return [b for b in bills if b.period == period_label(period)]
 
