@@ -31,7 +31,7 @@ def whole_setup_rate(cat, acc, cols, kernel):  # type: ignore[no-untyped-def]
     price_volume(cat, tables, enc, out)
     qps = qps_lines(cat, addon_index(cat, acc), parties, *second_counts(enc.batch, out, tables.n_api))
     bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
-    return bills, outcome_columns(cat, table.record_id, enc, out, plans)
+    return bills, outcome_columns(cat, table.record_id, enc, out, plan_cols.ids_of(out.plan))
 
 
 def pair_plans(setup: SetupTables, parties, party: int):  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ def pair_plans(setup: SetupTables, parties, party: int):  # type: ignore[no-unty
     n_api = tables.n_api
     rows = []
     for offset, listed in ((tables.ded_offset, tables.ded_plans), (tables.sh_offset, tables.sh_plans)):
-        rows.append([[plans.ids[k] for k in listed[offset[party * n_api + a]:offset[party * n_api + a + 1]]]
+        rows.append([[plans.columns.ids[k] for k in listed[offset[party * n_api + a]:offset[party * n_api + a + 1]]]
                      for a in range(n_api)])
     activation = tables.activation[party * n_api:(party + 1) * n_api].tolist()
     return activation, rows, int(tables.party_official[party])

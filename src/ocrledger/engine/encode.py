@@ -20,6 +20,8 @@ class Encoded:
     batch: Batch
     order: np.ndarray  # int64: input row of each batch position
     parties: list[tuple[str, str]]
+    listed_at: np.ndarray | None = None
+    """int64: the setup position of each party (-1: not listed), when the parties were taken from the calls."""
 
 
 def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple[str, str]]:
@@ -29,13 +31,17 @@ def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple
     return list(known) + sorted(pairs - seen)
 
 
-def batch_parties(pairs: Iterable[tuple[str, str]], listed: Mapping[tuple[str, str], int]) -> list[tuple[str, str]]:
-    """The parties of a batch: the listed ones in their setup order, then the unknown ones sorted."""
-    known, unknown = [], []
-    for p in pairs:
-        (known if p in listed else unknown).append(p)
-    known.sort(key=listed.__getitem__)
-    return known + sorted(unknown)
+def batch_parties(pairs: Iterable[tuple[str, str]], listed: Mapping[tuple[str, str], int]
+                  ) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """The parties of a batch: the listed ones in their setup order, then the unknown ones sorted;
+    and the setup position of each (-1 for the unknown ones)."""
+    pairs = list(pairs)
+    at = np.array([listed.get(p, -1) for p in pairs], dtype=np.int64).reshape(len(pairs))
+    known = np.flatnonzero(at >= 0)
+    known = known[np.argsort(at[known], kind="stable")]
+    unknown = sorted(pairs[k] for k in np.flatnonzero(at < 0).tolist())
+    positions = np.r_[at[known], np.full(len(unknown), -1, dtype=np.int64)].astype(np.int64)
+    return [pairs[k] for k in known.tolist()] + unknown, positions
 
 
 def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
@@ -84,14 +90,14 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: B
     ch_code, ch_u = dictionary_encode(calls.channel)
     width = max(len(ch_u), 1)
     combo = acc_code.astype(np.int64) * width + ch_code
-    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)).tolist() if n else []
-    pairs = [(str(acc_u[c // width]), str(ch_u[c % width])) for c in present]
+    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else np.zeros(0, np.int64)
+    pairs = list(zip(acc_u[present // width].tolist(), ch_u[present % width].tolist()))
+    listed_at = None
     if parties is None:
-        parties = batch_parties(pairs, listed or {})
+        parties, listed_at = batch_parties(pairs, listed or {})
     index = {p: i for i, p in enumerate(parties)}
     party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
-    for c, pair in zip(present, pairs):
-        party_of_combo[c] = index[pair]
+    party_of_combo[present] = [index[pair] for pair in pairs]
     party = party_of_combo[combo] if n else np.empty(0, dtype=np.int32)
     batch = Batch(
         party=np.ascontiguousarray(party[order], dtype=np.int32),
@@ -101,4 +107,4 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: B
         success=np.ascontiguousarray(calls.success[order], dtype=np.int8),
         duplicate=duplicate,
     )
-    return Encoded(batch, order.astype(np.int64), list(parties))
+    return Encoded(batch, order.astype(np.int64), list(parties), listed_at)

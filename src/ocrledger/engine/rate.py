@@ -1,11 +1,10 @@
 """The Engine (a setup compiled once) and ``rate()``: validate -> encode -> kernel -> volume pricing -> usage -> bills."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -14,7 +13,7 @@ from ..errors import MoneyError, StateError
 from ..io.calls import read_calls
 from ..kernel import select as _kernel
 from ..kernel.contract import KernelState, KernelTables, Outcomes
-from ..model.accounts import Accounts, Plan, load_accounts
+from ..model.accounts import Accounts, load_accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
@@ -25,16 +24,28 @@ from .tables import SetupTables
 from .usage import summarize
 
 
-@dataclass(frozen=True)
 class RatingResult:
-    """Bills and the per-call outcomes (columns in charge order: (ts, record_id))."""
+    """Bills and the per-call outcomes (columns in charge order: (ts, record_id)).
 
-    bills: list[Bill]
-    calls: dict[str, np.ndarray]
-    """record_id, account, channel, api (codes); ts (epoch ms), period ("YYYY-MM"); status and
-    source (int8 codes of ``ocrledger.codes``); plan (plan id, "" if none); tier (0-based, -1
-    if not PAYG); amount (exact micro-units, int64)."""
-    kernel: str
+    ``bills`` are made on first access (once): a caller that needs only the per-call outcomes,
+    as a billing backend rating small batches often does, never pays for ``Bill`` objects.
+    """
+
+    def __init__(self, bills: list[Bill] | Callable[[], list[Bill]], calls: dict[str, np.ndarray], kernel: str) -> None:
+        self._bills = bills
+        self.calls = calls
+        """record_id, account, channel, api (codes); ts (epoch ms), period ("YYYY-MM"); status and
+        source (int8 codes of ``ocrledger.codes``); plan (plan id, "" if none); tier (0-based, -1
+        if not PAYG); amount (exact micro-units, int64)."""
+        self.kernel = kernel
+        """The kernel that rated the calls ('cython' or 'reference')."""
+
+    @property
+    def bills(self) -> list[Bill]:
+        """One bill per account, channel and month with a record, sorted by account, channel, period."""
+        if callable(self._bills):
+            self._bills = self._bills()
+        return self._bills
 
     def bill(self, account: str, period: str, channel: str = "official") -> Bill:
         for b in self.bills:
@@ -87,20 +98,22 @@ class Engine:
         table = read_calls(calls, cat)
         enc = encode(table, None, cat.clock, listed=self.setup.index)
         parties = enc.parties
-        tables, plan_cols = self.setup.tables(parties)
-        plans = plan_cols.objects()
-        state = KernelState.fresh(tables, plan_cols.quantity)
+        tables, plans = self.setup.tables(parties, enc.listed_at)
+        state = KernelState.fresh(tables, plans.quantity)
         try:
             out = _kernel.run(impl, tables, state, enc.batch)
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
             raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
         price_volume(cat, tables, enc, out)
-        qps = qps_lines(cat, self.addons, parties, *second_counts(enc.batch, out, tables.n_api))
-        bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
-        if wanted is not None:
-            bills = [b for b in bills if b.period == period_label(wanted)]
-        return RatingResult(bills, outcome_columns(cat, table.record_id, enc, out, plans), impl.IMPLEMENTATION)
+
+        def bills() -> list[Bill]:
+            qps = qps_lines(cat, self.addons, parties, *second_counts(enc.batch, out, tables.n_api))
+            made = make_bills(summarize(tables, enc.batch, out), cat, parties, plans.objects(), qps)
+            return made if wanted is None else [b for b in made if b.period == period_label(wanted)]
+
+        return RatingResult(bills, outcome_columns(cat, table.record_id, enc, out, plans.ids_of(out.plan)),
+                            impl.IMPLEMENTATION)
 
 
 def rate(
@@ -147,14 +160,17 @@ def _period_labels() -> np.ndarray:
 
 
 def outcome_columns(
-    catalog: Catalog, record_id: np.ndarray, enc: Encoded, out: Outcomes, plans: list[Plan]
+    catalog: Catalog, record_id: np.ndarray, enc: Encoded, out: Outcomes, plan: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per-call outcome columns in charge order, with names instead of indices."""
+    """Per-call outcome columns in charge order, with names instead of indices.
+
+    ``plan`` holds the plan id of each call ("" for none). Accounts, channels and plan ids come
+    out as object arrays of the exact strings.
+    """
     batch = enc.batch
-    party_account = np.array([a for a, _ in enc.parties] or [""], dtype=str)
-    party_channel = np.array([c for _, c in enc.parties] or [""], dtype=str)
+    party_account = np.array([a for a, _ in enc.parties] or [""], dtype=object)
+    party_channel = np.array([c for _, c in enc.parties] or [""], dtype=object)
     codes = np.array([a.code for a in catalog.apis], dtype=str)
-    plan_ids = np.array([p.id for p in plans] + [""], dtype=str)  # index -1 -> ""
     labels = _period_labels()
     return {
         "record_id": record_id[enc.order],
@@ -165,7 +181,7 @@ def outcome_columns(
         "period": labels[batch.period],
         "status": out.status,
         "source": out.source,
-        "plan": plan_ids[out.plan],
+        "plan": plan,
         "tier": out.tier,
         "amount": out.amount,
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -46,6 +47,7 @@ class SetupTables:
         self.official, self.activation = official, activation
         plans = cols.plans.take(cols.plans.expire_first())
         self.plans = plans
+        self.plan_ids = np.array(plans.ids, dtype=object).reshape(len(plans))
         owner = _positions(self.index, plans.parties, plans.party)[plans.party]
         # one (party, API, plan) entry per API a plan covers, in plan order, then grouped by party
         set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
@@ -59,25 +61,29 @@ class SetupTables:
         self.entry_dedicated = plans.dedicated[plan_of][by_party]
         self.plan_offset = _offsets(owner, n)
         self.plan_of_party = np.argsort(owner, kind="stable")
-        self._whole: tuple[KernelTables, PlanColumns] | None = None
+        self._whole: tuple[KernelTables, PlanSlice] | None = None
 
-    def tables(self, parties: Sequence[tuple[str, str]]) -> tuple[KernelTables, PlanColumns]:
+    def tables(self, parties: Sequence[tuple[str, str]], listed_at: np.ndarray | None = None
+               ) -> tuple[KernelTables, "PlanSlice"]:
         """Kernel tables for ``parties`` (listed or not, in the order given) and their plans, in kernel order.
 
         A party no accounts file lists has no activation and no plans. The plans keep the setup's
-        expire-first order, so the kernel picks the same plan as over the whole setup.
+        expire-first order, so the kernel picks the same plan as over the whole setup. ``listed_at``
+        may give each party's position in the setup (-1: not listed) when it is known already.
         """
         n = len(self.parties)
         if len(parties) >= n and list(parties[:n]) == self.parties:
             whole = self._whole if self._whole is not None else self._slice(np.arange(n, dtype=np.int64), self.parties)
             self._whole = whole
             return extend_tables(whole[0], parties[n:]), whole[1]
-        sel = np.fromiter((self.index.get(p, -1) for p in parties), dtype=np.int64, count=len(parties))
-        return self._slice(sel, parties)
+        if listed_at is None:
+            index = self.index
+            listed_at = np.array([index.get(p, -1) for p in parties], dtype=np.int64).reshape(len(parties))
+        return self._slice(listed_at, parties)
 
-    def _slice(self, sel: np.ndarray, parties: Sequence[tuple[str, str]]) -> tuple[KernelTables, PlanColumns]:
+    def _slice(self, sel: np.ndarray, parties: Sequence[tuple[str, str]]) -> tuple[KernelTables, "PlanSlice"]:
         m, n_api = len(parties), self.n_api
-        official = np.fromiter((ch == OFFICIAL for _, ch in parties), dtype=np.int8, count=m)
+        official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8).reshape(m)
         activation = np.empty((m, n_api), dtype=np.int64)
         activation[:] = np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE)[:, None]
         known = np.flatnonzero(sel >= 0)
@@ -94,8 +100,7 @@ class SetupTables:
         n_pair = m * n_api
         ded_offset, ded_plans = _csr(pair[dedicated], plan[dedicated], n_pair)
         sh_offset, sh_plans = _csr(pair[~dedicated], plan[~dedicated], n_pair)
-        whole = len(chosen) == len(self.plans)
-        plans = self.plans if whole else replace(self.plans.take(chosen), source=None)  # objects for these rows only
+        plans = PlanSlice(self.plans, self.plan_ids, chosen)
         arrays = self.arrays
         tables = KernelTables(
             n_api=n_api,
@@ -110,14 +115,42 @@ class SetupTables:
             tier_price=arrays["tier_price"],
             party_official=official,
             activation=activation.reshape(-1),
-            plan_start=plans.start.copy(),
-            plan_end=plans.effective_end,
+            plan_start=self.plans.start[chosen],
+            plan_end=self.plans.effective_end[chosen],
             ded_offset=ded_offset,
             ded_plans=ded_plans,
             sh_offset=sh_offset,
             sh_plans=sh_plans,
         )
         return tables, plans
+
+
+class PlanSlice:
+    """Some rows of a setup's plan columns (kernel order): what the kernel needs at once, the rest on demand."""
+
+    def __init__(self, plans: PlanColumns, ids: np.ndarray, rows: np.ndarray) -> None:
+        self.source, self.rows, self._ids = plans, rows, ids
+        self.quantity = plans.quantity[rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def ids_of(self, plan: np.ndarray) -> np.ndarray:
+        """The id of each plan index in ``plan`` (an object array of str; "" for -1)."""
+        out = np.full(len(plan), "", dtype=object)
+        paid = plan >= 0
+        out[paid] = self._ids[self.rows[plan[paid]]]
+        return out
+
+    @cached_property
+    def columns(self) -> PlanColumns:
+        """The rows as plan columns (the whole setup's own columns when every plan is taken)."""
+        if len(self.rows) == len(self.source):
+            return self.source
+        return replace(self.source.take(self.rows), source=None)  # objects made for these rows only
+
+    def objects(self) -> list[Plan]:
+        return self.columns.objects()
 
 
 def build_tables(
@@ -132,7 +165,8 @@ def kernel_tables(
     catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
 ) -> tuple[KernelTables, PlanColumns]:
     """Kernel tables for ``parties`` of a setup compiled for this one call (``SetupTables``)."""
-    return SetupTables(catalog, accounts).tables(parties)
+    tables, plans = SetupTables(catalog, accounts).tables(parties)
+    return tables, plans.columns
 
 
 def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> KernelTables:

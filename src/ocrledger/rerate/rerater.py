@@ -319,7 +319,7 @@ def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[
     def prepare() -> _Prepared:
         acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
         tables, plans = SetupTables(catalog, acc).tables(acc.parties())
-        return _Prepared(acc, tables, plans, addon_index(catalog, acc))
+        return _Prepared(acc, tables, plans.columns, addon_index(catalog, acc))
 
     return _soon("accounts", prepare)
 

@@ -353,7 +353,7 @@ class Ledger:
         late = self._store(batch_id, tables, parties, plans, batch, out, usage, record_id, channel)
         fired = self._store_alerts(events)
         return IngestResult(
-            batch_id, False, outcome_columns(cat, table.record_id, enc, out, plans),
+            batch_id, False, outcome_columns(cat, table.record_id, enc, out, np.array([*(p.id for p in plans), ""], dtype=object)[out.plan]),
             int((out.status == Status.DUPLICATE).sum()), late, tuple(fired),
         )
 
