@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from helpers import CATALOG, OCT, accounts, api, calls, official, repeat
 
-from ocrledger.advisor.advise import advise, parse_months, payg_cost, round_lines
+from ocrledger.advisor.advise import advise, parse_months, payg_cost
 from ocrledger.errors import CatalogError, OcrledgerError
 from ocrledger.model.catalog import parse_catalog
-from ocrledger.model.money import round_line, to_decimal
+from ocrledger.model.money import to_decimal
 
 D = Decimal
 
@@ -76,12 +76,6 @@ def test_offer_listed_twice() -> None:
 
 
 # --- money helpers of the search agree with the bill's -------------------------------------------
-
-
-@pytest.mark.parametrize("mode", ["down", "up", "half_up", "half_even"])
-def test_round_lines_is_round_line(mode: str) -> None:
-    values = np.array([0, 1, 4_999, 5_000, 5_001, 15_000, 25_000, 1_234_567_890], dtype=np.int64)
-    assert round_lines(values, mode).tolist() == [round_line(int(v), mode) for v in values]
 
 
 def test_payg_cost_matches_the_seed() -> None:

@@ -21,7 +21,7 @@ from ocrledger.rerate.rerater import rerate  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():  # type: ignore[no-untyped-def]
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                        silence_logs=50)
     with cluster, distributed.Client(cluster) as c:
         yield c

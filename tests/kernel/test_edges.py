@@ -73,8 +73,10 @@ def test_money_past_int64_is_an_error_not_a_wrap(kernel: str, tmp_path: Path) ->
     # (provisional spend 1 + 1 + 4e12 CNY fits; the month's 3 calls at the volume price 4e12 do not)
     vol = catalog([api("A", free_monthly=0, tier_mode="volume", tiers=[{"upto": 2, "price": "1"},
                                                                         {"price": "4000000000000"}])])
+    result = rate(calls(repeat(3, "u", "A", OCT)), vol, accounts(vol, account=[official("u", "A")]), kernel=kernel)
+    assert result.calls["amount"].tolist() == [4 * 10**18] * 3  # each call's exact amount fits
     with pytest.raises(MoneyError, match="overflows int64"):
-        rate(calls(repeat(3, "u", "A", OCT)), vol, accounts(vol, account=[official("u", "A")]), kernel=kernel)
+        result.bills  # made on first access: the line (3 x 4e18 micro-units) does not fit
 
 
 def test_a_million_accounts() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from ocrledger.model.money import (
     ROUNDING_MODES,
     parse_amount,
     round_line,
+    round_lines,
     to_cents_decimal,
     to_decimal,
 )
@@ -43,3 +45,9 @@ def test_parse_amount_is_exact_and_strict() -> None:
             parse_amount(bad)
     with pytest.raises(MoneyError, match="overflows"):
         parse_amount("9300000000000")  # 9.3e12 units = 9.3e18 micro-units > INT64_MAX
+
+
+@pytest.mark.parametrize("mode", ["down", "up", "half_up", "half_even"])
+def test_round_lines_is_round_line(mode: str) -> None:
+    values = np.array([0, 1, 4_999, 5_000, 5_001, 15_000, 25_000, 1_234_567_890, -5_000, -15_001], dtype=np.int64)
+    assert round_lines(values, mode).tolist() == [round_line(int(v), mode) for v in values]

@@ -47,7 +47,7 @@ from ..errors import OcrledgerError
 from ..model.accounts import MARKETPLACE, OFFICIAL, Accounts, Plan
 from ..model.catalog import OFFER_DEDICATED, VOLUME, Api, Catalog, PlanOffer
 from ..model.clock import parse_period, period_label
-from ..model.money import CENT, to_decimal
+from ..model.money import CENT, round_lines, to_decimal
 
 INF = 1 << 62
 """Price of an unreachable capacity or an infeasible mix (a marketplace call left unpaid)."""
@@ -406,21 +406,6 @@ def payg_cost(api: Api, calls: np.ndarray) -> np.ndarray:
     return cost
 
 
-def round_lines(micro: np.ndarray, mode: str) -> np.ndarray:
-    """``money.round_line`` on an array of non-negative micro-unit amounts (integer arithmetic)."""
-    q, r = np.divmod(micro, CENT)
-    half = CENT // 2
-    if mode == "down":
-        up = np.zeros_like(r, dtype=bool)
-    elif mode == "up":
-        up = r > 0
-    elif mode == "half_up":
-        up = r >= half
-    else:  # half_even
-        up = (r > half) | ((r == half) & (q % 2 == 1))
-    return (q + up) * CENT
-
-
 def advise(
     calls: Any,
     account: str,
@@ -612,4 +597,4 @@ def _verify(
     return sum(int(b.total.scaleb(6)) for b in bills if b.period in labels) + mix.plan_cost
 
 
-__all__ = ["Advice", "Mix", "OfferAlone", "Purchase", "advise", "parse_months", "payg_cost", "round_lines"]
+__all__ = ["Advice", "Mix", "OfferAlone", "Purchase", "advise", "parse_months", "payg_cost"]

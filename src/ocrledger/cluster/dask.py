@@ -17,33 +17,21 @@ The bills are byte-identical (as JSON) to those of ``ocrledger.rerate.rerate`` a
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..engine.billing import make_bills
-from ..engine.qps import addon_index, qps_lines, second_counts
-from ..engine.tables import build_tables
-from ..engine.usage import summarize
+from ..engine.encode import batch_parties
+from ..engine.rate import Engine
 from ..kernel import select as _kernel
-from ..kernel.contract import Batch, KernelState
-from ..model.accounts import CHANNELS, Account, Accounts, Plan, QpsAddon
+from ..kernel.contract import Batch
+from ..model.accounts import CHANNELS, Accounts
 from ..model.bills import Bill
 from ..model.catalog import Catalog
-from ..model.clock import parse_period, period_label
+from ..model.clock import parse_period
 from ..rerate.rerater import validate_chunk
 
 _COLUMNS = ("rid", "account", "channel", "api", "ts", "ok")
-
-
-@dataclass(frozen=True)
-class _PartyRecords:
-    position: int
-    account: Account | None
-    plans: tuple[Plan, ...]
-    addons: tuple[QpsAddon, ...]
 
 
 def rerate(
@@ -79,10 +67,8 @@ def rerate(
     meta_dup = meta.assign(dup=pd.Series([], dtype=np.int8))
     marked = norm.shuffle(on="rid", npartitions=n).map_partitions(_mark_duplicates, meta=meta_dup)
     by_account = marked.shuffle(on="account", npartitions=n)
-    index = dask.delayed(_party_records(accounts), pure=True)
-    tasks = [
-        dask.delayed(_rate_partition)(part, catalog, index, kernel, wanted) for part in by_account.to_delayed()
-    ]
+    engine = dask.delayed(Engine(catalog, accounts, kernel=kernel), pure=True)  # compiled again on each worker
+    tasks = [dask.delayed(_rate_partition)(part, engine, wanted) for part in by_account.to_delayed()]
     results = dask.compute(*tasks)
     return sorted((b for part in results for b in part), key=lambda b: b.key)
 
@@ -115,42 +101,19 @@ def _mark_duplicates(df: Any) -> Any:
     return df.assign(dup=df.duplicated(["channel", "rid"], keep="first").to_numpy().astype(np.int8))
 
 
-def _party_records(accounts: Accounts) -> dict[tuple[str, str], _PartyRecords]:
-    plans: dict[tuple[str, str], list[Plan]] = defaultdict(list)
-    for p in accounts.plans:
-        plans[(p.account, p.channel)].append(p)
-    addons: dict[tuple[str, str], list[QpsAddon]] = defaultdict(list)
-    for a in accounts.qps_addons:
-        addons[(a.account, a.channel)].append(a)
-    return {
-        (a.id, a.channel): _PartyRecords(i, a, tuple(plans.get((a.id, a.channel), ())),
-                                         tuple(addons.get((a.id, a.channel), ())))
-        for i, a in enumerate(accounts.accounts)
-    }
-
-
-def _rate_partition(df: Any, catalog: Catalog, index: Mapping[tuple[str, str], _PartyRecords],
-                    kernel: str | None, wanted: int | None) -> list[Bill]:
-    """Rate the whole accounts of one partition and return their bills."""
+def _rate_partition(df: Any, engine: Engine, wanted: int | None) -> list[Bill]:
+    """Rate the whole accounts of one partition with the Engine (tables for its own parties only); their bills."""
     import pandas as pd
 
     if len(df) == 0:
         return []
+    catalog = engine.catalog
     df = df.sort_values(["ts", "rid", "account", "channel", "api", "ok", "dup"], kind="mergesort")
     codes, names = pd.factorize(df["account"])
     combined = codes.astype(np.int64) * 2 + df["channel"].to_numpy().astype(np.int64)
     keys, inverse = np.unique(combined, return_inverse=True)
     present = [(str(names[k // 2]), CHANNELS[k % 2]) for k in keys.tolist()]
-    known = sorted((p for p in present if p in index), key=lambda p: index[p].position)
-    unknown = sorted(p for p in present if p not in index)
-    parties = known + unknown
-    sub = Accounts(
-        accounts=tuple(index[p].account for p in known),  # type: ignore[misc]
-        plans=tuple(pl for p in known for pl in index[p].plans),
-        qps_addons=tuple(a for p in known for a in index[p].addons),
-    )
-    tables, plans = build_tables(catalog, sub, parties)
-    state = KernelState.fresh(tables, np.array([p.quantity for p in plans], dtype=np.int64))
+    parties, listed_at = batch_parties(present, engine.setup.index)
     party_of = {p: i for i, p in enumerate(parties)}
     party = np.array([party_of[p] for p in present], dtype=np.int32)[inverse.reshape(-1)]
     ts = np.ascontiguousarray(df["ts"].to_numpy(), dtype=np.int64)
@@ -162,9 +125,5 @@ def _rate_partition(df: Any, catalog: Catalog, index: Mapping[tuple[str, str], _
         success=np.ascontiguousarray(df["ok"].to_numpy(), dtype=np.int8),
         duplicate=np.ascontiguousarray(df["dup"].to_numpy(), dtype=np.int8),
     )
-    out = _kernel.run(_kernel.get(kernel), tables, state, batch)
-    qps = qps_lines(catalog, addon_index(catalog, sub), parties, *second_counts(batch, out, tables.n_api))
-    bills = make_bills(summarize(tables, batch, out), catalog, parties, plans, qps)
-    if wanted is not None:
-        bills = [b for b in bills if b.period == period_label(wanted)]
-    return bills
+    tables, plans, out = engine.run(batch, parties, listed_at)
+    return engine.bills(parties, tables, plans, batch, out, wanted)

@@ -19,7 +19,7 @@ from ..model.account_columns import PlanColumns
 from ..model.accounts import OFFICIAL
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import period_label
-from ..model.money import CENT
+from ..model.money import MODE_CODES, round_lines
 from .qps import QpsArrays
 from .ragged import ragged
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0
@@ -128,20 +128,6 @@ def _running_total(party: np.ndarray, period: np.ndarray, values: np.ndarray) ->
     return (running - before)[group]
 
 
-def _round(exact: np.ndarray, modes: np.ndarray) -> np.ndarray:
-    """``money.round_line`` of non-negative amounts, per line mode (0 down, 1 up, 2 half_up, 3 half_even)."""
-    cents, rest = np.divmod(exact, CENT)
-    up = np.select(
-        [modes == 1, modes == 2, modes == 3],
-        [rest > 0, 2 * rest >= CENT, (2 * rest > CENT) | ((2 * rest == CENT) & (cents % 2 == 1))],
-        False,
-    )
-    return (cents + up) * CENT
-
-
-_MODES = {"down": 0, "up": 1, "half_up": 2, "half_even": 3}
-
-
 def bill_columns(
     lines: LineArrays,
     plan_used: Mapping[tuple[int, int], int],
@@ -213,8 +199,8 @@ def bill_columns(
     tier_start = np.searchsorted(tl, np.arange(n + 1)).astype(np.int64)
     running = np.r_[0, np.cumsum(t_amount)]
     exact = running[tier_start[1:]] - running[tier_start[:-1]]
-    modes = np.array([_MODES[a.rounding] for a in apis], dtype=np.int64)
-    amount = _round(exact, modes[api])
+    modes = np.array([MODE_CODES[a.rounding] for a in apis], dtype=np.int64)
+    amount = round_lines(exact, modes[api])
     totals = np.r_[0, np.cumsum(amount)]
     bill_total = totals[line_start[1:]] - totals[line_start[:-1]]
 

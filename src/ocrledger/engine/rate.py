@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from ..codes import Source
 from ..errors import MoneyError, StateError
 from ..io.calls import read_calls
 from ..kernel import select as _kernel
-from ..kernel.contract import KernelState, KernelTables, Outcomes
+from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.accounts import Accounts, load_accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
@@ -20,7 +20,7 @@ from ..model.clock import N_PERIODS, parse_period, period_label
 from .billing import make_bills, volume_tier
 from .encode import Encoded, encode
 from .qps import addon_index, qps_lines, second_counts
-from .tables import SetupTables
+from .tables import PlanSlice, SetupTables
 from .usage import summarize
 
 
@@ -97,23 +97,39 @@ class Engine:
         wanted = parse_period(month) if month is not None else None
         table = read_calls(calls, cat)
         enc = encode(table, None, cat.clock, listed=self.setup.index)
-        parties = enc.parties
-        tables, plans = self.setup.tables(parties, enc.listed_at)
-        state = KernelState.fresh(tables, plans.quantity)
         try:
-            out = _kernel.run(impl, tables, state, enc.batch)
+            tables, plans, out = self.run(enc.batch, enc.parties, enc.listed_at)
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
             raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
         price_volume(cat, tables, enc, out)
-
-        def bills() -> list[Bill]:
-            qps = qps_lines(cat, self.addons, parties, *second_counts(enc.batch, out, tables.n_api))
-            made = make_bills(summarize(tables, enc.batch, out), cat, parties, plans.objects(), qps)
-            return made if wanted is None else [b for b in made if b.period == period_label(wanted)]
-
-        return RatingResult(bills, outcome_columns(cat, table.record_id, enc, out, plans.ids_of(out.plan)),
+        return RatingResult(lambda: self.bills(enc.parties, tables, plans, enc.batch, out, wanted),
+                            outcome_columns(cat, table.record_id, enc, out, plans.ids_of(out.plan)),
                             impl.IMPLEMENTATION)
+
+    def run(self, batch: Batch, parties: Sequence[tuple[str, str]], listed_at: np.ndarray | None = None
+            ) -> tuple[KernelTables, PlanSlice, Outcomes]:
+        """Rate an encoded batch from scratch, with tables for its ``parties`` only: the tables, the plans, the outcomes.
+
+        A kernel error (``MoneyError``/``StateError``) is raised with the batch position in ``call_index``.
+        """
+        tables, plans = self.setup.tables(parties, listed_at)
+        out = _kernel.run(self.kernel, tables, KernelState.fresh(tables, plans.quantity), batch)
+        return tables, plans, out
+
+    def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
+              out: Outcomes, wanted: int | None = None) -> list[Bill]:
+        """The bills of a rated batch (every party and month in it, or only month ``wanted``)."""
+        qps = qps_lines(self.catalog, self.addons, parties, *second_counts(batch, out, tables.n_api))
+        made = make_bills(summarize(tables, batch, out), self.catalog, parties, plans.objects(), qps)
+        return made if wanted is None else [b for b in made if b.period == period_label(wanted)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its setup and kernel name, compiled again where it is unpickled (a Dask worker)."""
+        return (Engine, (self.catalog, self.accounts), {"kernel": self.kernel.IMPLEMENTATION})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.kernel = _kernel.get(state["kernel"])
 
 
 def rate(

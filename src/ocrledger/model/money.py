@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 
+import numpy as np
+
 from ..errors import MoneyError
 
 MICRO = 1_000_000
@@ -85,6 +87,32 @@ def round_line(micro: int, mode: str) -> int:
     elif mode == "half_even":
         cents += 2 * rest > CENT or (2 * rest == CENT and cents % 2 == 1)
     return sign * cents * CENT
+
+
+MODE_CODES = {mode: k for k, mode in enumerate(ROUNDING_MODES)}
+"""Each rounding mode's code, for ``round_lines`` with a mode per amount."""
+
+
+def round_lines(micro: np.ndarray, mode: str | np.ndarray) -> np.ndarray:
+    """``round_line`` of many exact line amounts at once (int64 micro-units, any sign).
+
+    ``mode`` is one mode name for all, or each amount's mode as its ``MODE_CODES`` code. The same
+    integer arithmetic as ``round_line``: the magnitude is rounded, the sign kept.
+    """
+    micro = np.asarray(micro, dtype=np.int64)
+    if isinstance(mode, str):
+        if mode not in MODE_CODES:
+            raise ValueError(f"unknown rounding mode {mode!r}")
+        code: np.ndarray | int = MODE_CODES[mode]
+    else:
+        code = np.asarray(mode)
+    cents, rest = np.divmod(np.abs(micro), CENT)
+    up = np.select(
+        [code == MODE_CODES["up"], code == MODE_CODES["half_up"], code == MODE_CODES["half_even"]],
+        [rest > 0, 2 * rest >= CENT, (2 * rest > CENT) | ((2 * rest == CENT) & (cents % 2 == 1))],
+        False,
+    )
+    return np.where(micro < 0, -1, 1) * (cents + up) * CENT
 
 
 def format_exact(micro: int) -> str:

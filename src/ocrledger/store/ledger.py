@@ -16,9 +16,8 @@ import numpy as np
 from ..codes import Source, Status
 from ..engine.billing import bill_line, make_bills
 from ..engine.encode import encode, party_list
-from ..engine.qps import addon_index, qps_lines, second_counts
-from ..engine.rate import as_accounts, as_catalog, outcome_columns
-from ..engine.tables import build_tables
+from ..engine.qps import qps_lines, second_counts
+from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
 from ..engine.usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
 from ..errors import MoneyError, OcrledgerError, StateError
 from ..io.calls import _instants, read_columns, validate_columns
@@ -122,6 +121,7 @@ class Ledger:
         self._line_parties: set[tuple[str, str]] = set()
         """(account, channel) pairs with usage lines."""
         self._warm: _Warm | None = None
+        self._engine: Engine | None = None
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -226,6 +226,7 @@ class Ledger:
         self._line_parties = {(a, c) for a, c, *_ in self._lines}
         self._generation = int(self._meta("generation") or 0)
         self._warm = None
+        self._engine: Engine | None = None
 
     # ------------------------------------------------------- accounts changes
     def _change_accounts(self, change: Any) -> None:
@@ -238,6 +239,7 @@ class Ledger:
             self._bump()
             self.accounts = accounts
             self._warm = None
+            self._engine = None
 
     def add_account(self, account: str, channel: str = OFFICIAL, activated: dict[str, Any] | None = None) -> None:
         entry: dict[str, Any] = {"id": account, "channel": channel}
@@ -317,7 +319,8 @@ class Ledger:
         parties = party_list(self._parties(), table)
         warm = self._warm
         if warm is None or warm.parties != parties:
-            tables, plans = build_tables(cat, acc, parties)
+            tables, plan_rows = self.engine.setup.tables(parties)
+            plans = plan_rows.objects()
             warm = self._warm = _Warm(parties, tables, plans, self._state(tables, plans, parties), None)
         tables, plans, state = warm.tables, warm.plans, warm.state
         enc = encode(table, parties, clock)
@@ -586,6 +589,13 @@ class Ledger:
                 if (account is None or b.account == account) and (channel is None or b.channel == channel)
             ]
 
+    @property
+    def engine(self) -> Engine:
+        """The Engine of the stored catalog and accounts (compiled once, again after a change of accounts)."""
+        if self._engine is None:
+            self._engine = Engine(self.catalog, self.accounts, kernel=self.kernel)
+        return self._engine
+
     def _parties(self) -> list[tuple[str, str]]:
         """Listed accounts, then every other (account, channel) the ledger has seen, sorted."""
         known = self.accounts.parties()
@@ -602,7 +612,7 @@ class Ledger:
             mine = usage.lines.setdefault((index[(a, c)], p, cat.index[api]), [0] * width)
             for k, v in enumerate(counts):
                 mine[k] += v
-        _, plans = build_tables(cat, self.accounts, parties)
+        plans = self.engine.setup.tables(parties)[1].objects()
         plan_index = {pl.id: k for k, pl in enumerate(plans)}
         usage.plan_used = {(plan_index[pid], p): u for (pid, p), u in self._plan_used.items() if pid in plan_index}
         start, end = int(cat.clock.month_starts[period]) // 1000, int(cat.clock.month_starts[period + 1]) // 1000
@@ -614,7 +624,7 @@ class Ledger:
         order = np.argsort(pair, kind="stable")
         sec = np.array([r[3] for r in rows], dtype=np.int64)[order]
         calls = np.array([r[4] for r in rows], dtype=np.int64)[order]
-        qps = qps_lines(cat, addon_index(cat, self.accounts), parties, pair[order], sec, calls)
+        qps = qps_lines(cat, self.engine.addons, parties, pair[order], sec, calls)
         bills = make_bills(usage, cat, parties, plans, qps, self._adjustments(index, period))
         return [b for b in bills if b.period == period_label(period)]
 
