@@ -11,7 +11,6 @@ order afterwards, so nothing downstream sees the difference.
 """
 from __future__ import annotations
 
-import os
 from types import ModuleType
 
 import numpy as np
@@ -21,17 +20,7 @@ from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 
 
-def _helpers() -> ModuleType | None:
-    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
-        return None
-    try:
-        from ..kernel import _core
-    except ImportError:
-        return None
-    return _core
-
-
-_core = _helpers()
+_core = _kernel.helpers()
 
 _MAX_HASHED = 2**31 - 2
 """Largest key count the compiled hash encodes (its codes are int32)."""

@@ -59,11 +59,10 @@ if TYPE_CHECKING:
 
 
 def _helpers() -> Any:
-    from ..engine.order import _core
-
-    if _core is None or not hasattr(_core, "string_repeats"):
+    core = _kernel.helpers()
+    if core is None or not hasattr(core, "string_repeats"):
         return None
-    return _core
+    return core
 
 
 _core = _helpers()

@@ -1110,7 +1110,7 @@ def _plain_ends(arr: Any) -> bool:
     if not _fast.available() or arr.null_count:
         return False
     offsets, data = _fast.string_buffers(arr)
-    return bool(_fast._core.plain_ends(offsets, data))
+    return bool(_kernel.helpers().plain_ends(offsets, data))  # type: ignore[union-attr]  # available(): loaded
 
 
 def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
