@@ -19,7 +19,7 @@ from ..engine.bill_columns import BillColumns, period_labels
 from ..model.account_columns import PlanColumns
 from ..model.catalog import Catalog
 from ..model.money import to_decimal
-from .render import NO_BILLS, tier_label
+from .format import NO_BILLS, tier_label
 
 try:
     from . import _billfmt
