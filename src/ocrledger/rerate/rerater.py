@@ -59,6 +59,7 @@ from ..engine.tables import extend_tables, kernel_tables
 from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import arrow_columns as ac
+from ..io.account_tables import load_accounts
 from ..io.calls import REQUIRED
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
@@ -307,8 +308,6 @@ def _known_rows(inputs: list["_Input"]) -> int | None:
 def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[_Prepared]":
     """On a second thread, while the calls are read: load the accounts (given a path) and build the
     kernel tables of the parties they list (the calls' unknown parties are appended later)."""
-    from ..model.accounts import load_accounts
-
     def prepare() -> _Prepared:
         acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
         tables, plans = kernel_tables(catalog, acc, acc.parties())
