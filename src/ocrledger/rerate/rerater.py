@@ -51,12 +51,13 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..bills import files as billfiles
+from ..bills.diff import diff_bills, load_bills
 from ..codes import Source, Status
 from ..engine.bill_columns import BillColumns, LineArrays, bill_columns, period_labels
 from ..engine.billing import make_bills, volume_tier
 from ..engine.qps import QpsArrays, QpsLines, qps_lines, second_counts
 from ..engine.tables import extend_tables, kernel_tables
-from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
+from ..engine.usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage, width_for
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import arrow_columns as ac
 from ..io.account_tables import load_accounts
@@ -70,7 +71,9 @@ from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from ..model.money import format_exact, to_cents_decimal
 from . import memory as _fast
+from .held import Held
 from .malloc import reuse_freed_memory
+from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
 READ_AHEAD = 3
 """Input files decoded and validated ahead of the one being encoded (two threads): enough to keep
@@ -85,27 +88,6 @@ the arrays it allocates from malloc; more only raised the peak RSS."""
 DEFAULT_MEMORY_ROWS = 10_000_000
 """Inputs of at most this many calls are rated in one in-memory pass (peak RSS 1.4-1.65 GB at the limit)."""
 MINUTE_MS = 60_000
-
-STATUS_NAMES = ("charged", "failed", "duplicate", "rejected_inactive", "rejected_no_plan", "rejected_credential")
-"""``status`` of calls.parquet, indexed by ``codes.Status``."""
-SOURCE_NAMES = ("free", "dedicated", "shared", "payg")
-"""``source`` of calls.parquet, indexed by ``codes.Source`` - 1 (null: nothing paid)."""
-
-
-def calls_schema(hidden: bool = False) -> Any:
-    """The Arrow schema of calls.parquet (``hidden`` adds the spill passes' ``_line``). Columns that always
-    hold a value are declared non-null: Parquet then writes no definition levels for them."""
-    import pyarrow as pa
-
-    text = pa.dictionary(pa.int32(), pa.string())
-    fields = [
-        pa.field("record_id", pa.string(), False), pa.field("account", text, False), pa.field("api", text, False),
-        pa.field("channel", text, False), pa.field("ts", pa.int64(), False), pa.field("period", text, False),
-        pa.field("source", text), pa.field("plan", text), pa.field("tier", pa.int16()),
-        pa.field("amount", pa.int64(), False), pa.field("status", text, False),
-    ]
-    return pa.schema(fields + ([pa.field("_line", pa.int64(), False)] if hidden else []))
-
 
 OUTPUT_FILES = ("bills.json", "bills.txt", "calls.parquet", "summary.json")
 
@@ -259,8 +241,6 @@ def rerate(
         _fast.tick("bills rendered")
         result = RerateResult(bills, {})
         if against is not None:
-            from ..bills.diff import diff_bills, load_bills
-
             result.diff = diff_bills(load_bills(against), result.bills, old_name=str(against), new_name="rerate")
         if run.writer_thread is not None:
             run.writer_thread.join()
@@ -479,85 +459,13 @@ def _csv(path: Path, chunk_rows: int) -> _Input:
 
 
 # ----------------------------------------------------------------------------------------------
-# held calls and spill buckets
+# spill buckets
 
 
 def _no_names() -> Any:
     import pyarrow as pa
 
     return pa.array([], pa.string())
-
-
-class Held:
-    """Kept calls as columns: record-id chunks (pyarrow strings) and the encoded pkey, api, ts, ok arrays.
-
-    The arrays are allocated once for the rows an input announces (Parquet metadata), so the
-    in-memory pass fills them in place instead of concatenating chunks; they grow by doubling
-    when the count is not known.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.rid: list[Any] = []
-        self.origin: list[tuple[str, int, np.ndarray | None, int]] = []
-        """Per added chunk: input name, row number of its first call, the rows kept (None: all), calls."""
-        self.pkey = np.empty(capacity, dtype=np.int32)
-        self.api = np.empty(capacity, dtype=np.int32)
-        self.ts = np.empty(capacity, dtype=np.int64)
-        self.ok = np.empty(capacity, dtype=np.int8)
-        self.n = 0
-
-    def extend(self, rid: Any, m: int, origin: tuple[str, int, np.ndarray | None] = ("", 0, None)
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Add ``m`` calls with these record ids (from ``origin``, see ``self.origin``); the (pkey, api, ts,
-        ok) slices to fill for them."""
-        if self.n + m > len(self.ts):
-            size = max(2 * len(self.ts), self.n + m)
-            for name in ("pkey", "api", "ts", "ok"):
-                old = getattr(self, name)
-                new = np.empty(size, dtype=old.dtype)
-                new[: self.n] = old[: self.n]
-                setattr(self, name, new)
-        a, self.n = self.n, self.n + m
-        self.rid.append(rid)
-        self.origin.append((*origin, m))
-        return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n]
-
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The filled (pkey, api, ts, ok)."""
-        return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n]
-
-    def batches(self) -> Iterator[Any]:
-        """The held calls as record batches (rid, pkey, api, ts, ok), one per added chunk. They share the
-        arrays, which ``clear`` lets the next chunks overwrite: spilled buckets copy (take) their rows, and
-        the single in-memory bucket is filled only once, after the last chunk."""
-        import pyarrow as pa
-
-        a = 0
-        for rid in self.rid:
-            b = a + len(rid)
-            cols = [rid, *(pa.array(col[a:b]) for col in self.columns())]
-            yield pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
-            a = b
-
-    def clear(self) -> None:
-        self.rid, self.origin, self.n = [], [], 0
-
-    def where(self, i: int) -> tuple[str, int]:
-        """(input name, row number) of held call ``i`` (for errors; still known after ``release``)."""
-        ends = np.cumsum([m for *_, m in self.origin])
-        k = int(np.searchsorted(ends, i, side="right"))
-        name, row0, rows, m = self.origin[k]
-        j = i - int(ends[k] - m)
-        return name, row0 + (j if rows is None else int(rows[j]))
-
-    def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
-        caller frees each as soon as it is done with it)."""
-        out = (self.rid, *self.columns())
-        origin = self.origin
-        Held.__init__(self, 0)
-        self.origin = origin
-        return out
 
 
 class _Buckets:
@@ -941,9 +849,9 @@ class _Run:
             if writer is not None:
                 writer.close()
         if writer is not None and self.needs_reprice:
-            self.amount = writer.reprice(self._volume_prices(volume))
+            self.amount = writer.reprice(self.volume_prices(volume))
 
-    def _volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]:
+    def volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]:
         """(party, period, api) line key -> (tier, unit price) of volume-tier lines with PAYG calls."""
         prices = {}
         for (party, period, api), counts in self.usage.lines().items():
@@ -1220,8 +1128,6 @@ class _UsageSum:
         for s in (Status.REJECTED_INACTIVE, Status.REJECTED_NO_PLAN, Status.REJECTED_CREDENTIAL):
             cat[s] = REJECTED
         self.status_cat = cat
-        from ..engine.usage import DEDICATED, FREE
-
         self.source_cat = np.array([-1, FREE, DEDICATED, SHARED, -1], dtype=np.int64)
 
     def add(self, batch: Batch, out: Outcomes) -> None:
