@@ -35,14 +35,6 @@ class Usage:
     plan_used: dict[tuple[int, int], int] = field(default_factory=dict)
     """(plan index, period) -> calls (dedicated) or points (shared) the plan paid."""
 
-    def merge(self, other: "Usage") -> None:
-        for key, counts in other.lines.items():
-            mine = self.lines.setdefault(key, [0] * self.width)
-            for k, v in enumerate(counts):
-                mine[k] += v
-        for key, units in other.plan_used.items():
-            self.plan_used[key] = self.plan_used.get(key, 0) + units
-
 
 def position_spend(api: Api, counts: Sequence[int]) -> int:
     """PAYG micro-units of a line's counters with each call priced by its position, as the kernel

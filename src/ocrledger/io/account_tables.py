@@ -59,10 +59,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 _MAX_COUNT = 1 << 62
 
 
-def is_account_tables(path: str | Path) -> bool:
-    return Path(path).is_dir()
-
-
 def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
     """Load and validate an accounts TOML file (or a folder of account tables) against the catalog.
 
