@@ -3,7 +3,7 @@
 ``billing.make_bills`` is the reference: it builds one ``Bill`` object per bill, line by line. The
 rerater has hundreds of thousands of lines and needs only their files, so it computes the same
 figures here as arrays and writes ``bills.json`` / ``bills.txt`` from them (``billfiles``) without
-building a single object. ``tests/test_billcols.py`` checks the bytes against ``make_bills`` and
+building a single object. ``tests/engine/test_bill_columns.py`` checks the bytes against ``make_bills`` and
 ``render``. ``bill_columns`` returns None where an amount could leave int64 (the object path then
 raises its exact error) and when there are adjustments (only the ledger has them).
 """

@@ -23,7 +23,7 @@ Memory is the kernel tables and counters (accounts x APIs, plans), the usage cou
 bucket; spill files go to a hidden folder inside ``out`` (or ``tmp_dir``) and are removed.
 
 Inputs of at most ``memory_rows`` calls (default 10 million; known up front for Parquet) skip
-passes 2 and 3 and the spill files: ``_fastrerate`` deduplicates, orders, rates and summarises
+passes 2 and 3 and the spill files: ``memory`` deduplicates, orders, rates and summarises
 the whole input in memory with compiled helpers, and writes ``calls.parquet`` in a background
 thread while the bills are made. The results are the same, byte for byte.
 """
@@ -83,7 +83,7 @@ DEFAULT_CHUNK_ROWS = 1 << 20
 DEFAULT_BUCKET_ROWS = 1 << 21
 """Calls held in memory at once while deduplicating and rating (about 100 bytes each)."""
 PREFAULT_BYTES = 60
-"""Heap faulted in up front per call of the in-memory pass (``_malloc.reuse_freed_memory``): about
+"""Heap faulted in up front per call of the in-memory pass (``malloc.reuse_freed_memory``): about
 the arrays it allocates from malloc; more only raised the peak RSS."""
 DEFAULT_MEMORY_ROWS = 10_000_000
 """Inputs of at most this many calls are rated in one in-memory pass (peak RSS 1.4-1.65 GB at the limit)."""
@@ -275,7 +275,7 @@ def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
 
 
 def _fixed_texts_soon(catalog: Catalog, plans: PlanColumns) -> "Future[billfiles.FixedTexts]":
-    """``billfiles.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
+    """``bills.files.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
     return _soon("bill-texts", billfiles.fixed_texts, catalog, plans)
 
 
@@ -300,7 +300,7 @@ def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[
 class _Prepared:
     accounts: Accounts
     tables: KernelTables
-    """For the listed parties only (``tables.extend_tables`` adds the others)."""
+    """For the listed parties only (``engine.tables.extend_tables`` adds the others)."""
     plans: PlanColumns
     """Kernel index order."""
 
@@ -891,7 +891,7 @@ class _Run:
                             self.plans, self.qps, self.tables, self.wanted)
 
     def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
-        """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``_fastrerate``."""
+        """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``memory``."""
         _fast.rate_in_memory(self, held, calls_path)
 
     def summary(self, bills: BillFacts, elapsed: float) -> dict[str, Any]:
@@ -944,7 +944,7 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
 
     Text columns are dictionary-encoded (if they are not already) and only their distinct
     values are looked at. Errors name ``name``, the row (``row_base`` is the first record's) and
-    the field, like ``records.read_calls``.
+    the field, like ``io.calls.read_calls``.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
