@@ -50,7 +50,7 @@ def run(work: Path, n_calls: int, extra: list[str]) -> dict[str, float]:
 
 
 def test_rerate_small_month(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from ocrledger.model.accounts import load_accounts
+    from ocrledger.io.account_tables import load_accounts
     from ocrledger.model.catalog import default_catalog
     from ocrledger.rerate.rerater import rerate
 

@@ -21,7 +21,7 @@ import atheris
 with atheris.instrument_imports():
     from ocrledger.engine.rate import rate
     from ocrledger.errors import OcrledgerError
-    from ocrledger.model.accounts import load_accounts
+    from ocrledger.io.account_tables import load_accounts
     from ocrledger.model.catalog import default_catalog, load_catalog
 
 FOLDER = Path(tempfile.mkdtemp())

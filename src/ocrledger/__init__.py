@@ -11,7 +11,8 @@ from .errors import (
     OcrledgerError,
     StateError,
 )
-from .model.accounts import Accounts, load_accounts, parse_accounts
+from .io.account_tables import load_accounts
+from .model.accounts import Accounts, parse_accounts
 from .model.bills import (
     Adjustment,
     Bill,
@@ -23,8 +24,7 @@ from .model.bills import (
 )
 from .model.catalog import Catalog, default_catalog, load_catalog, parse_catalog
 from .store.ledger import IngestResult, Ledger
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Accounts", "AccountsError", "Adjustment", "Bill", "BillLine", "CallsError", "Catalog", "CatalogError", "Engine",

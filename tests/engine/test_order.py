@@ -1,25 +1,16 @@
-"""Grouping by party, charge order and duplicate hashing: compiled helpers against numpy, and the
-Cython kernel's packed-state paths (timestamp order, grouped, mid-batch errors) against the
-reference kernel."""
+"""Charge order and duplicate hashing: compiled helpers against numpy, and the Cython kernel's
+packed-state paths (timestamp order, grouped, mid-batch errors) against the reference kernel."""
 from __future__ import annotations
-
-from dataclasses import fields
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, calls, official, repeat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import Scenario, kernel_inputs, scenarios
 
-from ocrledger.codes import Status
 from ocrledger.engine import order as grouping
-from ocrledger.engine.encode import encode, party_list
-from ocrledger.engine.tables import build_tables
-from ocrledger.errors import MoneyError
-from ocrledger.io.calls import read_calls
 from ocrledger.kernel import select as _kernel
-from ocrledger.kernel.contract import Batch, KernelState, Outcomes
+from ocrledger.kernel.contract import KernelState, Outcomes
 
 needs_cython = pytest.mark.skipif(grouping._core is None, reason="the compiled helpers are not loaded")
 QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
@@ -82,37 +73,6 @@ def test_dictionary_encode_hashed() -> None:
         assert len(uniques) == len(set(values.tolist()))
 
 
-@needs_cython
-@pytest.mark.parametrize("n_party", [1, 3, 1000])
-def test_group_by_party_is_a_stable_partition(n_party: int) -> None:
-    rng = np.random.default_rng(n_party)
-    n = 10_000
-    batch = Batch(
-        party=rng.integers(0, n_party, n).astype(np.int32), api=rng.integers(0, 9, n).astype(np.int32),
-        ts=np.sort(rng.integers(0, 10**9, n)).astype(np.int64), period=rng.integers(0, 9, n).astype(np.int32),
-        success=rng.integers(0, 2, n).astype(np.int8), duplicate=rng.integers(0, 2, n).astype(np.int8),
-    )
-    perm, grouped = grouping.group_by_party(batch, n_party, compiled=True)
-    plain_perm, plain = grouping.group_by_party(batch, n_party, compiled=False)
-    assert np.array_equal(perm, plain_perm)
-    for f in fields(Batch):
-        assert np.array_equal(getattr(grouped, f.name), getattr(plain, f.name)), f.name
-    outs = Outcomes(
-        status=rng.integers(0, 5, n).astype(np.int8), source=rng.integers(0, 5, n).astype(np.int8),
-        plan=rng.integers(-1, 50, n).astype(np.int32), tier=rng.integers(-1, 5, n).astype(np.int16),
-        amount=rng.integers(0, 10**6, n).astype(np.int64),
-    )
-    back = grouping.ungroup(perm, outs, compiled=True)
-    plain_back = grouping.ungroup(perm, outs, compiled=False)
-    for name in OUT:
-        assert np.array_equal(getattr(back, name), getattr(plain_back, name)), name
-        assert np.array_equal(getattr(back, name)[perm], getattr(outs, name)), name
-    bad = batch.take(np.arange(n))
-    bad.party[5] = n_party
-    with pytest.raises(IndexError):
-        grouping.group_by_party(bad, n_party, compiled=True)
-
-
 def raw(kernel: str, tables, quantity, batch, spend=None):  # type: ignore[no-untyped-def]
     """rate_batch called directly (no restore), so a stop mid-batch shows the counters it left."""
     state = KernelState.fresh(tables, quantity)
@@ -143,42 +103,3 @@ def test_cython_packed_paths_agree_with_reference(scenario: Scenario, grouped: b
         assert np.array_equal(getattr(out_c, name)[: done_c + 1], getattr(out_r, name)[: done_r + 1]), name
     for name, arr in counters_r.items():
         assert np.array_equal(counters_c[name], arr), name
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=QUIET)
-@given(scenario=scenarios(max_calls=120))
-def test_run_grouped_equals_run_in_charge_order(kernel: str, scenario: Scenario) -> None:
-    tables, quantity, batch = kernel_inputs(scenario)
-    impl = _kernel.get(kernel)
-    plain_state = KernelState.fresh(tables, quantity)
-    plain = _kernel.run(impl, tables, plain_state, batch)
-    state = KernelState.fresh(tables, quantity)
-    out = grouping.run_grouped(impl, tables, state, batch)
-    for name in OUT:
-        assert np.array_equal(getattr(out, name), getattr(plain, name)), name
-    for name, arr in plain_state.counters().items():
-        assert np.array_equal(state.counters()[name], arr), name
-
-
-def test_run_grouped_raises_what_charge_order_raises(kernel: str) -> None:
-    acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard"), official("v", "RecognizeIdcard")])
-    rows = repeat(5, "u", "RecognizeIdcard", OCT, prefix="u") + repeat(5, "v", "RecognizeIdcard", OCT, prefix="v")
-    table = read_calls(calls(rows), CATALOG)
-    parties = party_list(acc.parties(), table)
-    tables, _ = build_tables(CATALOG, acc, parties)
-    batch = encode(table, parties, CATALOG.clock).batch
-    impl = _kernel.get(kernel)
-    messages = []
-    for runner in (_kernel.run, grouping.run_grouped):
-        state = KernelState.fresh(tables, np.zeros(0, dtype=np.int64))
-        state.pair_period[:] = batch.period.min()
-        state.free_used[:] = 200  # free quota used up: every call is PAYG
-        state.payg_spend[:] = np.iinfo(np.int64).max - 1  # and the first PAYG call overflows
-        before = {k: v.copy() for k, v in state.counters().items()}
-        with pytest.raises(MoneyError) as info:
-            runner(impl, tables, state, batch)
-        messages.append(str(info.value))
-        for name, arr in before.items():
-            assert np.array_equal(state.counters()[name], arr), name
-    assert messages[0] == messages[1]
-    assert Status.ERR_OVERFLOW in {int(s) for s in Status}

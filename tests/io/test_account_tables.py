@@ -12,7 +12,8 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from ocrledger.errors import AccountsError  # noqa: E402
-from ocrledger.model.accounts import load_accounts, parse_accounts  # noqa: E402
+from ocrledger.io.account_tables import load_accounts  # noqa: E402
+from ocrledger.model.accounts import parse_accounts  # noqa: E402
 
 TOML = {
     "account": [

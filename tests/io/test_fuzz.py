@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError
+from ocrledger.io.account_tables import load_accounts
 from ocrledger.io.demo import demo_accounts_text
-from ocrledger.model.accounts import load_accounts
 from ocrledger.model.catalog import default_catalog, load_catalog
 
 DEFAULT_CATALOG = (Path(__file__).resolve().parents[2] / "src/ocrledger/data/default_catalog.toml")

@@ -15,10 +15,11 @@ from strategies import scenarios
 
 from ocrledger.engine.encode import party_list
 from ocrledger.engine.tables import build_tables, kernel_tables
+from ocrledger.io.account_tables import load_accounts
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel.contract import ALWAYS_ACTIVE, NO_ACTIVATION, KernelTables
 from ocrledger.model.account_columns import PlanColumns
-from ocrledger.model.accounts import OFFICIAL, Account, Accounts, Plan, load_accounts
+from ocrledger.model.accounts import OFFICIAL, Account, Accounts, Plan
 from ocrledger.model.catalog import Catalog
 
 pytest.importorskip("pyarrow")

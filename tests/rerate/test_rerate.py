@@ -253,7 +253,7 @@ start = 2026-09-20T00:00:00+08:00
 
 
 def test_accounts_path_loaded_beside_the_calls_gives_the_same_bills(tmp_path: Path) -> None:
-    from ocrledger.model.accounts import load_accounts
+    from ocrledger.io.account_tables import load_accounts
 
     path = tmp_path / "accounts.toml"
     path.write_text(ACCOUNTS_TOML, encoding="utf-8")

@@ -12,6 +12,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from ocrledger.codes import Source, Status  # noqa: E402
+from ocrledger.engine import usage as usage_module  # noqa: E402
 from ocrledger.engine.qps import addon_index, qps_lines, second_counts  # noqa: E402
 from ocrledger.engine.rate import rate  # noqa: E402
 from ocrledger.kernel.contract import Batch, Outcomes  # noqa: E402
@@ -378,7 +379,7 @@ def test_plan_units_sum_what_each_call_took() -> None:
 def test_plan_use_without_the_dense_count_gives_the_same_bills(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     cat, acc, t = scenario(14)
     dense = bills_to_json(rerate(t, cat, acc).bills)
-    monkeypatch.setattr(fast, "DENSE_BINS", 0)  # plan use then summed by sorting (as for very many plans)
+    monkeypatch.setattr(usage_module, "DENSE_BINS", 0)  # plan use then summed by sorting (as for very many plans)
     monkeypatch.setattr(fast._core, "plan_units", lambda *a: -1)
     assert bills_to_json(rerate(t, cat, acc).bills) == dense
 

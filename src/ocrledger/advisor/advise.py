@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..bills.render import aligned_table
+from ..bills.format import aligned_table
 from ..codes import Source, Status
 from ..engine.rate import as_accounts, as_catalog, rate
 from ..errors import OcrledgerError

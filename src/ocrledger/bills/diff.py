@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from ..errors import OcrledgerError
 from ..model.bills import Bill, BillLine, bills_from_json
-from .render import aligned_table
+from .format import aligned_table, count, money
 
 COUNTS = ("calls", "failed", "rejected", "free", "dedicated", "shared_calls", "shared_points", "payg")
 """Line counts compared (see SPEC §6, Bill)."""
@@ -116,8 +116,6 @@ class BillDiff:
         }
 
     def to_text(self) -> str:
-        from .render import count, money
-
         out = [f"Bill differences: {self.old_name} -> {self.new_name}", ""]
         if not self.has_changes:
             out.append(f"No differences ({self.unchanged:,} bills compared).")

@@ -1,7 +1,7 @@
 """bills.json and bills.txt written from bill columns by the compiled formatter, the two files on two threads.
 
 The bytes are those of ``bills_to_json(bills) + "\\n"`` and ``render(bills, "text")`` for the same
-bills (``tests/test_billcols.py``). This module prepares the strings once (JSON-escaped names,
+bills (``tests/engine/test_bill_columns.py``). This module prepares the strings once (JSON-escaped names,
 tier labels, unit prices, plan ends); ``_billfmt`` copies them and formats the numbers.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..engine.bill_columns import BillColumns, period_labels
 from ..model.account_columns import PlanColumns
 from ..model.catalog import Catalog
 from ..model.money import to_decimal
-from .render import NO_BILLS, tier_label
+from .format import NO_BILLS, tier_label
 
 try:
     from . import _billfmt

@@ -11,7 +11,7 @@ from html import escape
 from typing import Sequence
 
 from ..model.bills import Bill, BillLine
-from .render import NO_BILLS, count, money, tier_label
+from .format import NO_BILLS, count, money, tier_label
 
 SOURCE_COLOURS = {
     "free": "#59a14f",

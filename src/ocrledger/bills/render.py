@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Sequence
 
 from ..model.bills import Bill, BillLine, bills_to_json
+from .format import NO_BILLS, aligned_table, count, money, tier_label
+from .html import render_html
 
 FORMATS = ("json", "text", "markdown", "csv", "html")
 """Output formats of every command that prints bills (``--format``)."""
-
-NO_BILLS = "No bills: no call records in the input."
 
 
 def render(bills: Sequence[Bill], fmt: str, *, generated_at: str | None = None) -> str:
@@ -36,8 +36,6 @@ def render(bills: Sequence[Bill], fmt: str, *, generated_at: str | None = None) 
     if fmt == "csv":
         return render_csv(bills)
     if fmt == "html":
-        from .html import render_html
-
         return render_html(bills, generated_at=generated_at or generated_now())
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
@@ -53,33 +51,9 @@ def generated_now(tz: object | None = None) -> str:
     return when.astimezone(tz).isoformat(timespec="seconds") if tz is not None else when.isoformat(timespec="seconds")  # type: ignore[arg-type]
 
 
-def tier_label(from_: int, to: int | None) -> str:
-    """PAYG positions of a tier: '10,001 – 100,000' or '500,001 – …' (open)."""
-    return f"{count(from_)} – {count(to) if to is not None else '…'}"
-
-
 def plain(amount: Decimal) -> str:
     """An amount exactly as the bill carries it, without separators (for CSV cells)."""
     return format(amount, "f")
-
-
-def count(n: int) -> str:
-    return f"{n:,}"
-
-
-def money(amount: Decimal) -> str:
-    """Thousands separators, the amount's own decimal places: 6110.00 -> '6,110.00'."""
-    return f"{amount:,}"
-
-
-def aligned_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Aligned columns: the first ``left`` columns left-aligned, the rest right-aligned."""
-    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
-    out = []
-    for r in [header, *rows]:
-        cells = [str(c).ljust(w) if k < left else str(c).rjust(w) for k, (c, w) in enumerate(zip(r, widths))]
-        out.append("  ".join(cells).rstrip())
-    return out
 
 
 def render_text(bill: Bill) -> str:

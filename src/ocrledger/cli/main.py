@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .. import __version__
 from ..errors import OcrledgerError
 from ..kernel import select as _kernel
+from ..version import __version__
 from . import ledger as ledger_cli
 
 EXIT_INPUT = 2

@@ -3,7 +3,7 @@
 ``billing.make_bills`` is the reference: it builds one ``Bill`` object per bill, line by line. The
 rerater has hundreds of thousands of lines and needs only their files, so it computes the same
 figures here as arrays and writes ``bills.json`` / ``bills.txt`` from them (``billfiles``) without
-building a single object. ``tests/test_billcols.py`` checks the bytes against ``make_bills`` and
+building a single object. ``tests/engine/test_bill_columns.py`` checks the bytes against ``make_bills`` and
 ``render``. ``bill_columns`` returns None where an amount could leave int64 (the object path then
 raises its exact error) and when there are adjustments (only the ledger has them).
 """
@@ -22,53 +22,21 @@ from ..model.clock import period_label
 from ..model.money import MODE_CODES, round_lines
 from .qps import QpsArrays
 from .ragged import ragged
-from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0
+from .usage import (
+    DEDICATED,
+    FAILED,
+    FREE,
+    REJECTED,
+    SHARED,
+    TIER0,
+    LineArrays,
+)
 
 SAFE = float(1 << 62)
 """Sums are checked in float64 against this bound before they are taken in int64 (no silent wrap)."""
 
 NUMBERS = ("calls", "failed", "rejected", "free", "dedicated", "shared_calls", "shared_points", "payg")
 """The count columns of a line, in the order of ``BillColumns.line_numbers``."""
-
-
-@dataclass
-class LineArrays:
-    """Usage lines as columns: (party, period, api) and their counters (``usage`` categories)."""
-
-    party: np.ndarray
-    period: np.ndarray
-    api: np.ndarray
-    counts: np.ndarray
-    """(lines, width) int64: FAILED, REJECTED, FREE, DEDICATED, SHARED, DUPLICATE, then PAYG per tier."""
-
-    @classmethod
-    def from_lines(cls, lines: Mapping[tuple[int, int, int], Sequence[int]], width: int) -> "LineArrays":
-        keys = np.array(list(lines.keys()), dtype=np.int64).reshape(len(lines), 3)
-        counts = np.zeros((len(lines), width), dtype=np.int64)
-        for k, row in enumerate(lines.values()):
-            counts[k, : len(row)] = row
-        return cls(keys[:, 0].copy(), keys[:, 1].copy(), keys[:, 2].copy(), counts)
-
-    @classmethod
-    def from_keys(cls, keys: np.ndarray, counts: np.ndarray, width: int, n_api: int, n_per: int,
-                  p0: int = 0) -> "LineArrays":
-        """Lines of sorted unique counter keys ``((party * n_per + period - p0) * n_api + api) * width + category``."""
-        line = keys // width
-        new = np.r_[True, line[1:] != line[:-1]] if len(line) else np.zeros(0, dtype=bool)
-        row = np.cumsum(new) - 1
-        matrix = np.zeros((int(new.sum()), width), dtype=np.int64)
-        matrix[row, keys % width] = counts
-        line = line[new]
-        rest = line // n_api
-        return cls(rest // n_per, rest % n_per + p0, line % n_api, matrix)
-
-    def to_dict(self) -> dict[tuple[int, int, int], list[int]]:
-        """``Usage.lines``: (party, period, api) -> counters."""
-        return dict(zip(zip(self.party.tolist(), self.period.tolist(), self.api.tolist()), self.counts.tolist()))
-
-    def counted(self) -> np.ndarray:
-        """Lines with at least one record that is not a duplicate (the lines a bill shows)."""
-        return self.counts.sum(axis=1) - self.counts[:, DUPLICATE] > 0
 
 
 @dataclass

@@ -1,37 +1,18 @@
-"""The engine's array work around the kernel: charge order, duplicate marking, grouping by party.
+"""The engine's array work before the kernel: charge order, duplicate marking, dictionary encoding.
 
-Each function uses the compiled helper of ``ocrledger._core`` when it is loaded and falls back
+Each function uses the compiled helper of ``kernel/_core.pyx`` when it is loaded and falls back
 to the plain-numpy equivalent otherwise (``OCRLEDGER_PURE_PYTHON=1`` or no build); the two give
-identical results (``tests/test_grouping.py``).
-
-Grouping: accounts never share state, so the kernel may rate a batch in any order that keeps
-each party's calls in charge order. A stable partition by party gives every party's state one
-run of calls, which is what makes the kernel fast; the outcomes are scattered back to charge
-order afterwards, so nothing downstream sees the difference.
+identical results (``tests/engine/test_order.py``).
 """
 from __future__ import annotations
 
-import os
 from types import ModuleType
 
 import numpy as np
 
-from ..errors import MoneyError, StateError
 from ..kernel import select as _kernel
-from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 
-
-def _helpers() -> ModuleType | None:
-    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
-        return None
-    try:
-        from ..kernel import _core
-    except ImportError:
-        return None
-    return _core
-
-
-_core = _helpers()
+_core = _kernel.helpers()
 
 _MAX_HASHED = 2**31 - 2
 """Largest key count the compiled hash encodes (its codes are int32)."""
@@ -42,7 +23,7 @@ def _core_or(compiled: bool | None) -> ModuleType | None:
     if compiled is False:
         return None
     if compiled and _core is None:
-        raise RuntimeError("the compiled helpers of ocrledger._core are not loaded")
+        raise RuntimeError("the compiled helpers of ocrledger.kernel._core are not loaded")
     return _core
 
 
@@ -131,66 +112,3 @@ def dictionary_encode(values: np.ndarray, *, compiled: bool | None = None) -> tu
         return code, values[first[:distinct]]
     uniques, inverse = np.unique(values, return_inverse=True)
     return inverse.reshape(-1).astype(np.int32), uniques
-
-
-def group_by_party(batch: Batch, n_party: int, *, compiled: bool | None = None) -> tuple[np.ndarray, Batch]:
-    """Stable partition of ``batch`` by party: (perm, grouped) with grouped.X == batch.X[perm].
-
-    Each party's calls keep their charge order. O(n + n_party) counting sort when compiled;
-    ``np.argsort(party, kind="stable")`` otherwise. Raises IndexError for a party outside
-    ``range(n_party)``.
-    """
-    n = len(batch)
-    core = _core_or(compiled)
-    if core is None:
-        if n and (batch.party.min() < 0 or batch.party.max() >= n_party):
-            raise IndexError("batch.party holds an index outside the party table")
-        perm = np.argsort(batch.party, kind="stable").astype(np.int64, copy=False)
-        return perm, batch.take(perm)
-    perm = np.empty(n, dtype=np.int64)
-    grouped = Batch(
-        party=np.empty(n, dtype=np.int32), api=np.empty(n, dtype=np.int32), ts=np.empty(n, dtype=np.int64),
-        period=np.empty(n, dtype=np.int32), success=np.empty(n, dtype=np.int8),
-        duplicate=np.empty(n, dtype=np.int8),
-    )
-    core.group_by_party(batch.party, batch.api, batch.ts, batch.period, batch.success, batch.duplicate,
-                        n_party, perm, grouped.party, grouped.api, grouped.ts, grouped.period,
-                        grouped.success, grouped.duplicate)
-    return perm, grouped
-
-
-def ungroup(perm: np.ndarray, grouped: Outcomes, *, compiled: bool | None = None) -> Outcomes:
-    """Outcomes in charge order from outcomes in grouped order (inverse of group_by_party)."""
-    n = len(perm)
-    out = Outcomes(
-        status=np.empty(n, dtype=np.int8), source=np.empty(n, dtype=np.int8), plan=np.empty(n, dtype=np.int32),
-        tier=np.empty(n, dtype=np.int16), amount=np.empty(n, dtype=np.int64),
-    )
-    core = _core_or(compiled)
-    if core is None:
-        for name in ("status", "source", "plan", "tier", "amount"):
-            getattr(out, name)[perm] = getattr(grouped, name)[:n]
-        return out
-    core.scatter_outcomes(perm, grouped.status, grouped.source, grouped.plan, grouped.tier, grouped.amount,
-                          out.status, out.source, out.plan, out.tier, out.amount)
-    return out
-
-
-def run_grouped(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Batch) -> Outcomes:
-    """``_kernel.run`` with the batch grouped by party first; outcomes come back in charge order.
-
-    Same results, counters and errors as ``_kernel.run(kernel, tables, state, batch)``: on an
-    error the counters are restored and the batch is run again in charge order, so the error
-    raised names the same call.
-    """
-    if len(batch) < 2 or tables.n_party < 2:
-        return _kernel.run(kernel, tables, state, batch)
-    try:
-        perm, grouped = group_by_party(batch, tables.n_party)
-    except (TypeError, ValueError, IndexError):  # bad columns: let _kernel.run report them as usual
-        return _kernel.run(kernel, tables, state, batch)
-    try:
-        out = _kernel.run(kernel, tables, state, grouped)
-    except (MoneyError, StateError):
-        return _kernel.run(kernel, tables, state, batch)
-    return ungroup(perm, out)

@@ -10,10 +10,11 @@ import numpy as np
 
 from ..codes import Source
 from ..errors import MoneyError, StateError
+from ..io.account_tables import load_accounts
 from ..io.calls import read_calls
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
-from ..model.accounts import Accounts, load_accounts
+from ..model.accounts import Accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label

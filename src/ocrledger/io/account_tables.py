@@ -1,4 +1,4 @@
-"""Accounts as a folder of tables (CSV or Parquet), for setups with 10^5-10^6 plans (SPEC §6).
+"""Loading accounts: the accounts TOML, or a folder of tables (CSV or Parquet) for 10^5-10^6 plans (SPEC §6).
 
 A folder holds ``accounts`` (required), ``activations``, ``plans``, ``qps_addons``, ``alerts`` and
 ``credentials``, each as ``NAME.csv`` or ``NAME.parquet``, one row per record, with the fields of
@@ -6,7 +6,7 @@ the accounts TOML. Empty cells (or nulls) mean "not given"; a shared plan's ``ap
 by ``|``. Instants are epoch milliseconds or ISO 8601 text (without an offset: the billing zone).
 
 Columns are converted in bulk with Arrow (instants, integers, flags, party and API matching) into
-``accountcols.AccountColumns``; the ``Account`` and ``Plan`` objects are made only if something asks
+``account_columns.AccountColumns``; the ``Account`` and ``Plan`` objects are made only if something asks
 for them (``Accounts.of_columns``), so 10^5 plans load in a fraction of a second. The validation
 rules are those of the TOML reader and every error names the file, the row and the column.
 """
@@ -31,10 +31,12 @@ from ..model.accounts import (
     Alert,
     Credential,
     QpsAddon,
+    parse_accounts,
 )
 from ..model.catalog import Catalog
 from ..model.clock import BillingClock
 from ..model.money import parse_amount
+from ..model.tomlfile import read_toml
 from . import arrow_columns as ac
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -57,8 +59,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 _MAX_COUNT = 1 << 62
 
 
-def is_account_tables(path: str | Path) -> bool:
-    return Path(path).is_dir()
+def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
+    """Load and validate an accounts TOML file (or a folder of account tables) against the catalog.
+
+    ``None`` means no accounts. A folder is read by ``load_account_tables``.
+    """
+    if path is None:
+        return Accounts()
+    if Path(path).is_dir():
+        return load_account_tables(path, catalog)
+    return parse_accounts(read_toml(path, AccountsError), catalog, source=str(path))
 
 
 def load_account_tables(folder: str | Path, catalog: Catalog) -> Accounts:

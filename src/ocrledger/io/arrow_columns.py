@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import OcrledgerError
-from ..model.clock import BillingClock
+from ..model.clock import BillingClock, to_ms
 
 DAY_MS = 86_400_000
 _DIGITS = r"^\s*-?\d+\s*$"
@@ -124,8 +124,6 @@ def localize(wall_ms: np.ndarray, clock: BillingClock) -> np.ndarray:
     risky = np.searchsorted(trans, wall_ms - 2 * DAY_MS) != np.searchsorted(trans, wall_ms + 2 * DAY_MS)
     if risky.any():
         from datetime import datetime, timedelta
-
-        from ..model.clock import to_ms
 
         for i in np.flatnonzero(risky).tolist():
             wall = datetime(1970, 1, 1) + timedelta(milliseconds=int(wall_ms[i]))

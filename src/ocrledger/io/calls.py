@@ -150,7 +150,7 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
         i = int(np.argmax(bad))
         raise fail(f"channel must be 'official' or 'marketplace', not {_show(channel[i])}", i, "channel")
     api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
-    ts = _instants(columns["ts"], catalog.clock, fail)
+    ts = parse_instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
     return CallTable(record_id, account, channel, api, ts, success, name, base, lines)
 
@@ -202,7 +202,8 @@ def _codes(api: np.ndarray, catalog: Catalog, fail: Any) -> np.ndarray:
     return mapping[inverse.reshape(-1)] if len(api) else np.empty(0, dtype=np.int32)
 
 
-def _instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
+def parse_instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
+    """Epoch ms (int64) of a ``ts`` column of integers, datetimes or text; ``fail(message, row, field)`` for a bad one."""
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         ts = arr.astype(np.int64)

@@ -634,10 +634,10 @@ cdef Py_ssize_t rate_packed(const Tables* t, State* s, const Columns* c, Py_ssiz
 def rate_batch(tables, state, batch, out):
     """Rate ``batch`` in order on top of ``state``; write one outcome per call into ``out``.
 
-    Same contract as ``ocrledger._reference.rate_batch`` (the plain-Python equivalent): returns
+    Same contract as ``ocrledger.kernel.reference.rate_batch`` (the plain-Python equivalent): returns
     how many calls were rated; a smaller count than ``len(batch)`` means the call at that index
     could not be rated (``out.status`` says why) and nothing after it was. Shapes and dtypes
-    are checked once by ``ocrledger._kernel``; typed memoryviews re-check dtype and contiguity.
+    are checked once by ``ocrledger.kernel.select``; typed memoryviews re-check dtype and contiguity.
     """
     cdef Tables t
     cdef State s
@@ -704,82 +704,8 @@ def enum_values():
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers of the engine around the kernel (ocrledger.grouping): a stable partition by party,
-# the scatter of outcomes back to charge order, and hashing of fixed-width keys. Plain array
-# functions; ocrledger.grouping holds their numpy equivalents and tests compare the two.
-
-def group_by_party(const int32_t[::1] party, const int32_t[::1] api, const int64_t[::1] ts,
-                   const int32_t[::1] period, const int8_t[::1] success,
-                   const int8_t[::1] duplicate, Py_ssize_t n_party,
-                   int64_t[::1] perm, int32_t[::1] g_party, int32_t[::1] g_api, int64_t[::1] g_ts,
-                   int32_t[::1] g_period, int8_t[::1] g_success, int8_t[::1] g_duplicate):
-    """Stable counting sort of the batch columns by party (0 <= party < n_party), O(n + n_party).
-
-    Writes ``perm`` (g_X[j] == X[perm[j]]) and the grouped columns; the plain-numpy equivalent
-    is ``perm = np.argsort(party, kind="stable")`` followed by ``g_X = X[perm]``.
-    """
-    cdef Py_ssize_t n = party.shape[0]
-    cdef Py_ssize_t i, j, total = 0, c
-    cdef bint bad = False
-    cdef int64_t* pos
-    for col in (api.shape[0], ts.shape[0], period.shape[0], success.shape[0], duplicate.shape[0],
-                perm.shape[0], g_party.shape[0], g_api.shape[0], g_ts.shape[0], g_period.shape[0],
-                g_success.shape[0], g_duplicate.shape[0]):
-        if col != n:
-            raise ValueError("every column must have the length of party")
-    pos = <int64_t*>calloc(n_party + 1, sizeof(int64_t))
-    if pos == NULL:
-        raise MemoryError()
-    with nogil:
-        for i in range(n):
-            if party[i] < 0 or party[i] >= n_party:
-                bad = True
-                break
-            pos[party[i]] += 1
-    if bad:
-        free(pos)
-        raise IndexError("batch.party holds an index outside the party table")
-    with nogil:
-        for i in range(n_party):
-            c = pos[i]
-            pos[i] = total
-            total += c
-        for i in range(n):
-            j = pos[party[i]]
-            pos[party[i]] = j + 1
-            perm[j] = i
-            g_party[j] = party[i]
-            g_api[j] = api[i]
-            g_ts[j] = ts[i]
-            g_period[j] = period[i]
-            g_success[j] = success[i]
-            g_duplicate[j] = duplicate[i]
-    free(pos)
-
-
-def scatter_outcomes(const int64_t[::1] perm,
-                     const int8_t[::1] status, const int8_t[::1] source, const int32_t[::1] plan,
-                     const int16_t[::1] tier, const int64_t[::1] amount,
-                     int8_t[::1] o_status, int8_t[::1] o_source, int32_t[::1] o_plan,
-                     int16_t[::1] o_tier, int64_t[::1] o_amount):
-    """o_X[perm[j]] = X[j] for every outcome column: grouped outcomes back to charge order.
-
-    perm must be a permutation of range(len(perm)) (as group_by_party writes it).
-    """
-    cdef Py_ssize_t j, i, n = perm.shape[0]
-    for col in (status.shape[0], source.shape[0], plan.shape[0], tier.shape[0], amount.shape[0],
-                o_status.shape[0], o_source.shape[0], o_plan.shape[0], o_tier.shape[0], o_amount.shape[0]):
-        if col < n:
-            raise ValueError("every outcome column must hold at least len(perm) values")
-    with nogil:
-        for j in range(n):
-            i = perm[j]
-            o_status[i] = status[j]
-            o_source[i] = source[j]
-            o_plan[i] = plan[j]
-            o_tier[i] = tier[j]
-            o_amount[i] = amount[j]
-
+# Helpers of the engine around the kernel (engine/order.py): hashing of fixed-width keys. Plain
+# array functions; engine/order.py holds their numpy equivalents and tests compare the two.
 
 ctypedef fused count_t:  # counters: int32 when the calls counted cannot reach 2**31
     int32_t
@@ -898,7 +824,7 @@ cdef Py_ssize_t hash_codes(const uint8_t* rows, Py_ssize_t width, Py_ssize_t n,
 
 def dictionary_codes(const uint8_t[:, ::1] rows, const int8_t[::1] tag, const int64_t[::1] order,
                      int32_t[::1] code, int64_t[::1] first, uint8_t[::1] repeated=None):
-    """Hash-based dictionary encoding of fixed-width keys; see ``ocrledger.grouping``.
+    """Hash-based dictionary encoding of fixed-width keys; see ``ocrledger.engine.order``.
 
     rows: n keys of equal width (a numpy ``U``/``S`` array viewed as bytes); tag: optional int8
     that is part of the key; order: optional visiting order (a permutation of range(n)).

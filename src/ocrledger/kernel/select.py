@@ -20,25 +20,25 @@ class Kernel(Protocol):
     def rate_batch(self, tables: KernelTables, state: KernelState, batch: Batch, out: Outcomes) -> int: ...
 
 
-def _pick() -> ModuleType:
-    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
-        return _reference
-    try:
-        from . import _core
-    except ImportError:  # a source checkout without a build; tests assert the compiled one loads
-        return _reference
-    return _core
-
-
-default: ModuleType = _pick()
-IMPLEMENTATION: str = default.IMPLEMENTATION
-KERNELS: dict[str, ModuleType] = {"reference": _reference}
 try:
     from . import _core as _compiled
+except ImportError:  # a source checkout without a build; tests assert the compiled one loads
+    _compiled = None
 
+
+def helpers() -> ModuleType | None:
+    """The compiled module (its array helpers beside the kernel pass), or None when it is not built or
+    OCRLEDGER_PURE_PYTHON=1 (callers then use their plain-numpy twins). The only way in to ``_core``."""
+    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
+        return None
+    return _compiled
+
+
+default: ModuleType = helpers() or _reference
+IMPLEMENTATION: str = default.IMPLEMENTATION
+KERNELS: dict[str, ModuleType] = {"reference": _reference}
+if _compiled is not None:
     KERNELS["cython"] = _compiled
-except ImportError:
-    pass
 
 
 def get(name: str | None = None) -> ModuleType:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .accounts import DEDICATED, SHARED, Account, Plan
-
-if TYPE_CHECKING:
-    from .accounts import Accounts
+from .account_entries import DEDICATED, SHARED, Account, Plan
 
 
 def expire_first(end: np.ndarray, start: np.ndarray, ids: Sequence[str]) -> np.ndarray:
@@ -163,14 +160,14 @@ class AccountColumns:
         return tuple(Account(a, c, activated.get(i) or {}) for i, (a, c) in enumerate(self.parties))
 
     @classmethod
-    def of_accounts(cls, accounts: "Accounts") -> "AccountColumns":
-        """Columns of accounts given as objects (the accounts TOML, or built in code)."""
-        parties = accounts.parties()
+    def of_objects(cls, accounts: Sequence[Account], plans: Sequence[Plan]) -> "AccountColumns":
+        """Columns of accounts and plans given as objects (the accounts TOML, or built in code)."""
+        parties = [(a.id, a.channel) for a in accounts]
         codes: dict[str, int] = {}
         act_party: list[int] = []
         act_api: list[int] = []
         act_when: list[int] = []
-        for i, acc in enumerate(accounts.accounts):
+        for i, acc in enumerate(accounts):
             for code, when in acc.activated.items():
                 act_party.append(i)
                 act_api.append(codes.setdefault(code, len(codes)))
@@ -178,5 +175,5 @@ class AccountColumns:
         return cls(
             parties=parties, act_party=np.array(act_party, dtype=np.int64), act_api=np.array(act_api, dtype=np.int64),
             act_when=np.array(act_when, dtype=np.int64), api_codes=tuple(codes),
-            plans=PlanColumns.of_plans(accounts.plans, parties),
+            plans=PlanColumns.of_plans(plans, parties),
         )

@@ -1,24 +1,31 @@
-"""Accounts: activations, resource plans (with refunds), QPS add-ons, alerts, credentials; the accounts TOML."""
+"""Accounts: everything an accounts file or folder lists (``Accounts``), and the accounts TOML read into it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import AccountsError, OcrledgerError
+from .account_columns import AccountColumns
+from .account_entries import (
+    ALERT_KINDS,
+    CHANNELS,
+    DEDICATED,
+    MARKETPLACE,
+    OFFICIAL,
+    SHARED,
+    Account,
+    Alert,
+    Credential,
+    Plan,
+    QpsAddon,
+)
 from .catalog import Catalog
 from .money import parse_amount
-from .tomlfile import read_toml
 
-if TYPE_CHECKING:
-    from .account_columns import AccountColumns
-
-OFFICIAL = "official"
-MARKETPLACE = "marketplace"
-CHANNELS = (OFFICIAL, MARKETPLACE)
-DEDICATED = "dedicated"
-SHARED = "shared"
-ALERT_KINDS = ("plan_remaining", "free_exhausted", "payg_spend")
+__all__ = [
+    "ALERT_KINDS", "CHANNELS", "DEDICATED", "MARKETPLACE", "OFFICIAL", "SHARED", "Account", "Accounts", "Alert",
+    "Credential", "Plan", "QpsAddon", "parse_accounts",
+]  # the entries (account_entries) too: callers take the whole accounts model from here
 
 _TOP_KEYS = {"account", "plan", "qps_addon", "alert", "credential"}
 _ACCOUNT_KEYS = {"id", "channel", "activated"}
@@ -26,63 +33,6 @@ _PLAN_KEYS = {"id", "account", "channel", "kind", "api", "apis", "quantity", "st
 _ADDON_KEYS = {"account", "channel", "api", "qps", "start", "end"}
 _ALERT_KEYS = {"account", "channel", "kind", "target", "threshold"}
 _CREDENTIAL_KEYS = {"key", "account", "channel", "from", "until"}
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    channel: str = OFFICIAL
-    activated: Mapping[str, int] = field(default_factory=dict)
-    """API code -> activation instant (epoch ms). Marketplace accounts need none."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    id: str
-    account: str
-    channel: str
-    kind: str
-    apis: tuple[str, ...]
-    """The one API of a dedicated plan, or the APIs a shared plan may pay for."""
-    quantity: int
-    start: int
-    end: int
-    """Exclusive end (epoch ms): start plus one calendar year unless given."""
-    price: int | None = None
-    refunded: int | None = None
-
-    @property
-    def effective_end(self) -> int:
-        """The plan pays for calls at ``start <= t < effective_end``."""
-        return self.end if self.refunded is None else min(self.end, self.refunded)
-
-
-@dataclass(frozen=True)
-class QpsAddon:
-    account: str
-    channel: str
-    api: str
-    qps: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Alert:
-    account: str
-    channel: str
-    kind: str
-    target: str | None
-    threshold: str
-
-
-@dataclass(frozen=True)
-class Credential:
-    key: str
-    account: str
-    channel: str
-    valid_from: int | None = None
-    valid_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +51,7 @@ class Accounts:
     source: str = "<accounts>"
 
     @classmethod
-    def of_columns(cls, columns: "AccountColumns", qps_addons: tuple[QpsAddon, ...] = (),
+    def of_columns(cls, columns: AccountColumns, qps_addons: tuple[QpsAddon, ...] = (),
                    alerts: tuple[Alert, ...] = (), credentials: tuple[Credential, ...] = (),
                    source: str = "<accounts>") -> "Accounts":
         """Accounts whose ``Account`` and ``Plan`` objects are made from ``columns`` when first asked for."""
@@ -123,13 +73,11 @@ class Accounts:
         """Pickled as plain objects: the columns (and their object makers) stay behind."""
         return {f: getattr(self, f) for f in ("accounts", "plans", "qps_addons", "alerts", "credentials", "source")}
 
-    def columns(self) -> "AccountColumns":
+    def columns(self) -> AccountColumns:
         """The accounts as columns (made from the objects once, when they were given as objects)."""
         columns = self.__dict__.get("_columns")
         if columns is None:
-            from .account_columns import AccountColumns
-
-            columns = AccountColumns.of_accounts(self)
+            columns = AccountColumns.of_objects(self.accounts, self.plans)
             object.__setattr__(self, "_columns", columns)
         return columns
 
@@ -138,20 +86,6 @@ class Accounts:
         if "accounts" not in self.__dict__ and "_columns" in self.__dict__:
             return list(self.__dict__["_columns"].parties)
         return [(a.id, a.channel) for a in self.accounts]
-
-
-def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
-    """Load and validate an accounts TOML file (or a folder of account tables) against the catalog.
-
-    ``None`` means no accounts. A folder is read by ``account_tables.load_account_tables``.
-    """
-    if path is None:
-        return Accounts()
-    if Path(path).is_dir():
-        from ..io.account_tables import load_account_tables
-
-        return load_account_tables(path, catalog)
-    return parse_accounts(read_toml(path, AccountsError), catalog, source=str(path))
 
 
 def parse_accounts(data: Mapping[str, Any], catalog: Catalog, *, source: str = "<accounts>") -> Accounts:

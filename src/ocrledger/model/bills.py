@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -205,11 +205,6 @@ def bills_to_json(bills: Iterable[Bill], indent: int | None = 2) -> str:
 def bills_from_json(text: str) -> list[Bill]:
     data = json.loads(text)
     return [Bill.from_dict(d) for d in (data if isinstance(data, list) else [data])]
-
-
-def sort_bills(bills: Sequence[Bill]) -> list[Bill]:
-    """Bills sorted by account, channel, period."""
-    return sorted(bills, key=lambda b: b.key)
 
 
 def _price(value: Decimal) -> str:

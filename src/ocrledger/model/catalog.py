@@ -117,7 +117,7 @@ class Catalog:
         return [offer.to_dict() for offer in self.plan_offers]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The dense per-API arrays the kernel reads (see ``tables.KernelTables``)."""
+        """The dense per-API arrays the kernel reads (see ``kernel.contract.KernelTables``)."""
         n = len(self.apis)
         offsets = np.zeros(n + 1, dtype=np.int32)
         for i, api in enumerate(self.apis):

@@ -1,16 +1,16 @@
 """The rerater's in-memory pass: an input that fits ``memory_rows`` is rated without spilling.
 
-``rerate._Run.read`` validates and encodes the chunks as usual (Arrow dictionary encoding, bulk
+``rerater._Run.read`` validates and encodes the chunks as usual (Arrow dictionary encoding, bulk
 conversions); then, instead of hashing record ids into spill buckets and sorting time buckets,
-this module works on the whole input at once, with the compiled helpers of ``ocrledger._core``:
+this module works on the whole input at once, with the compiled helpers of ``kernel/_core.pyx``:
 
 1. **duplicates**: record ids are hashed straight from the Arrow string buffers with the channel
    as part of the key (``string_repeats``, in cache-sized hash partitions); only rows whose key
    repeats (a few in a thousand) are ranked in Python, with the rerater's tie rule
-   (``rerate._duplicates``);
+   (``rerater._duplicates``);
 2. **charge order**: a radix argsort of the instants (``radix_argsort``: one pass into partitions,
    then LSD in cache), then the rare runs of equal instants are ordered by (record_id, party, API,
-   success, duplicate) as ``rerate._charge_order`` does; the columns follow in one packed gather;
+   success, duplicate) as ``rerater._charge_order`` does; the columns follow in one packed gather;
 3. **rating**: the kernel on the whole period (one ``KernelState``), in row-group steps;
 4. **usage** counted into dense (party, month, API, category) counters (``usage_counts``), **QPS**
    seconds counted in one pass over the calls in time order (``qps_seconds``);
@@ -18,7 +18,7 @@ this module works on the whole input at once, with the compiled helpers of ``ocr
    each row group as soon as the kernel has rated it, while the main thread goes on to the bills;
    the record ids are gathered into charge order a row group at a time (``RecordIds``).
 
-The results are those of the spill passes, byte for byte (``tests/test_rerate_fast.py``).
+The results are those of the spill passes, byte for byte (``tests/rerate/test_rerate_fast.py``).
 """
 from __future__ import annotations
 
@@ -29,41 +29,68 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from types import ModuleType
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from ..bills.render import render, render_text
 from ..codes import Source, Status
-from ..engine.bill_columns import LineArrays
-from ..engine.qps import QpsArrays, qps_arrays
-from ..engine.usage import (
-    DEDICATED,
-    DUPLICATE,
-    FAILED,
-    FREE,
-    REJECTED,
-    SHARED,
-    TIER0,
-    Usage,
-    width_for,
-)
+from ..engine.qps import AddonIndex, QpsArrays, qps_arrays
+from ..engine.usage import UsageCounts
 from ..errors import MoneyError, StateError
 from ..kernel import select as _kernel
-from ..kernel.contract import Batch, Outcomes
+from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
+from ..model.account_columns import PlanColumns
+from ..model.accounts import CHANNELS, Accounts
 from ..model.bills import Bill, bills_to_json
-from ..model.catalog import VOLUME
-from ..model.clock import N_PERIODS
+from ..model.catalog import VOLUME, Catalog
+from ..model.clock import N_PERIODS, BillingClock, period_label
+from .held import Held
+from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
-if TYPE_CHECKING:
-    from .rerater import Held, _Run
+
+class Run(Protocol):
+    """What this pass reads from and fills in on the rerater's run (``rerater._Run``)."""
+
+    catalog: Catalog
+    clock: BillingClock
+    wanted: int | None
+    impl: ModuleType
+    report: Callable[[str, int, int | None], None]
+    kept_rows: int
+    parties: list[tuple[str, str]]
+    remap: np.ndarray
+    account_rank: np.ndarray
+    party_market: np.ndarray
+    party_names: Any
+    tables: KernelTables
+    plans: PlanColumns
+    state: KernelState
+    usage: Any
+    qps: QpsArrays
+    status_counts: np.ndarray
+    source_counts: np.ndarray
+    reported: int
+    amount: int
+    rated: int
+    needs_reprice: bool
+    writer_thread: Any
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def addons(self) -> AddonIndex: ...
+
+    def volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]: ...
 
 
 def _helpers() -> Any:
-    from ..engine.order import _core
-
-    if _core is None or not hasattr(_core, "string_repeats"):
+    core = _kernel.helpers()
+    if core is None or not hasattr(core, "string_repeats"):
         return None
-    return _core
+    return core
 
 
 _core = _helpers()
@@ -81,10 +108,6 @@ PARQUET_OPTIONS: dict[str, Any] = {
 """How calls.parquet is written: min/max statistics of the text columns cost about 0.9 s per 10^7 rows
 (the record ids alone 0.4 s), so only the numeric columns carry them. Values go to the encoders
 65,536 at a time rather than pyarrow's 1,024: 0.98-0.99 s against 1.05-1.12 s for 10^7 rows."""
-DENSE_BINS = 1 << 25
-"""Usage keys are counted with a dense bincount up to this many bins (else sorted)."""
-
-
 _TIMES = os.environ.get("OCRLEDGER_TIMES") == "1"
 _T0 = [time.perf_counter(), time.process_time()]
 
@@ -146,8 +169,6 @@ def write_bills(bills: Sequence[Bill], json_path: Path, text_path: Path) -> None
 
 def write_text(bills: Sequence[Bill], text_path: Path) -> None:
     """``render(bills, "text")`` streamed to ``text_path``, one statement at a time."""
-    from ..bills.render import render, render_text
-
     with open(text_path, "w", encoding="utf-8") as fh:
         if not bills:
             fh.write(render(bills, "text"))
@@ -178,7 +199,7 @@ def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np
                account_rank: np.ndarray, api: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """int8 flag of each row that repeats a (channel, record_id) earlier in charge order.
 
-    The first copy in (ts, account rank, API, success) order is kept, as ``rerate._duplicates``
+    The first copy in (ts, account rank, API, success) order is kept, as ``rerater._duplicates``
     (``account_rank[party]``: the account id's byte order).
     """
     n = len(ts)
@@ -228,7 +249,7 @@ def break_ties(order: np.ndarray, st: np.ndarray, rid: Any, party: np.ndarray, a
                dup: np.ndarray) -> None:
     """Order each run of equal instants by (record_id, party, API, success, duplicate), in place.
 
-    With ``sort_ts`` this is ``rerate._charge_order``: rows by (ts, record_id, party, API, success,
+    With ``sort_ts`` this is ``rerater._charge_order``: rows by (ts, record_id, party, API, success,
     duplicate). Runs of equal instants are short and rare, so only they are sorted with their text.
     """
     import pyarrow as pa
@@ -250,7 +271,7 @@ def break_ties(order: np.ndarray, st: np.ndarray, rid: Any, party: np.ndarray, a
     order[tie] = rows[sub_order.to_numpy()]
 
 
-def sorted_periods(run: "_Run", ts: np.ndarray) -> np.ndarray:
+def sorted_periods(run: Run, ts: np.ndarray) -> np.ndarray:
     """Month index (int32) of non-decreasing instants (``clock.periods`` without a search per call)."""
     n = len(ts)
     period = np.empty(n, dtype=np.int32)
@@ -264,89 +285,7 @@ def sorted_periods(run: "_Run", ts: np.ndarray) -> np.ndarray:
     return period
 
 
-class DenseUsage:
-    """Usage of one in-memory batch: counters by dense keys (``np.bincount``), no per-call Python."""
-
-    def __init__(self, run: "_Run") -> None:
-        self.tables = run.tables
-        self.width = width_for(run.tables)
-        self.arrays = LineArrays.from_keys(np.zeros(0, np.int64), np.zeros(0, np.int64), self.width, 1, 1)
-        self._lines: dict[tuple[int, int, int], list[int]] | None = None
-        self.plan_used: dict[tuple[int, int], int] = {}
-
-    def add(self, batch: Batch, out: Outcomes) -> None:
-        n = len(batch)
-        if n == 0:
-            return
-        tables, width, n_api = self.tables, self.width, self.tables.n_api
-        status_cat = np.full(256, -1, dtype=np.int16)
-        status_cat[Status.FAILED] = FAILED
-        status_cat[Status.DUPLICATE] = DUPLICATE
-        for s in (Status.REJECTED_INACTIVE, Status.REJECTED_NO_PLAN, Status.REJECTED_CREDENTIAL):
-            status_cat[s] = REJECTED
-        source_cat = np.full(256, -1, dtype=np.int16)
-        source_cat[[Source.FREE, Source.DEDICATED, Source.SHARED]] = [FREE, DEDICATED, SHARED]
-        p0 = int(batch.period[0])
-        n_per = int(batch.period[-1]) - p0 + 1
-        size = tables.n_party * n_per * n_api * width
-        keys = counts = None
-        if size <= max(DENSE_BINS, 2 * n):
-            dense = np.zeros(size, dtype=np.int32 if n < 2**31 else np.int64)  # int32: stays in cache
-            if _core.usage_counts(batch.party, batch.api, batch.period, out.status, out.source, out.tier, status_cat,
-                                  source_cat, int(Status.CHARGED), int(Source.PAYG), TIER0, p0, n_per, n_api, width,
-                                  dense) == 0:
-                keys = np.flatnonzero(dense)
-                counts = dense[keys].astype(np.int64)
-            del dense
-        if keys is None:
-            status = out.status.view(np.uint8)
-            category = np.where(status == Status.CHARGED,
-                                np.where(out.source == Source.PAYG, out.tier.astype(np.int16) + TIER0,
-                                         source_cat[out.source.view(np.uint8)]),
-                                status_cat[status])
-            key = ((batch.party.astype(np.int64) * n_per + (batch.period - p0)) * n_api + batch.api) * width + category
-            keys, counts = np.unique(key, return_counts=True)
-            del key, category
-        self.arrays = LineArrays.from_keys(keys, counts, width, n_api, n_per, p0)
-        del keys, counts
-        # plans: calls (dedicated) or points (shared) per (plan, month)
-        ukeys = None
-        if tables.n_plan * n_per <= max(DENSE_BINS, 2 * n):
-            dense = np.zeros(tables.n_plan * n_per, dtype=np.int64)
-            if _core.plan_units(out.plan, out.source, batch.api, batch.period, tables.api_points, int(Source.SHARED),
-                                p0, n_per, dense) == 0:
-                ukeys = np.flatnonzero(dense)
-                uunits = dense[ukeys]
-            del dense
-        if ukeys is None:
-            paid = out.plan >= 0
-            pkey = out.plan[paid].astype(np.int64) * n_per + (batch.period[paid] - p0)
-            units = np.where(out.source[paid] == Source.SHARED, tables.api_points[batch.api[paid]], 1).astype(np.int64)
-            order = np.argsort(pkey, kind="stable")
-            sk = pkey[order]
-            starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]]) if len(sk) else np.zeros(0, dtype=np.int64)
-            ukeys = sk[starts]
-            uunits = np.add.reduceat(units[order], starts) if len(sk) else np.zeros(0, dtype=np.int64)
-        if len(ukeys):
-            self.plan_used = {(int(k) // n_per, int(k) % n_per + p0): int(u)
-                              for k, u in zip(ukeys.tolist(), uunits.tolist())}
-
-    def lines(self) -> dict[tuple[int, int, int], list[int]]:
-        if self._lines is None:
-            self._lines = self.arrays.to_dict()
-        return self._lines
-
-    def line_arrays(self) -> LineArrays:
-        return self.arrays
-
-    def to_usage(self) -> Usage:
-        usage = Usage(self.width)
-        usage.lines = self.lines()
-        usage.plan_used = self.plan_used
-        return usage
-
-
-def qps(run: "_Run", batch: Batch, out: Outcomes) -> QpsArrays:
+def qps(run: Run, batch: Batch, out: Outcomes) -> QpsArrays:
     """``qps.qps_arrays`` of the batch (calls in time order), listing only seconds with two or more calls
     when every API allows at least one: a line missing from it peaked at one call per second."""
     n = len(batch)
@@ -497,7 +436,7 @@ class RatedUpTo:
                 raise RuntimeError("rating stopped before these calls were rated")
 
 
-def write_calls(run: "_Run", path: Path, rid: RecordIds | None, span: tuple[int, int], batch: Batch,
+def write_calls(run: Run, path: Path, rid: RecordIds | None, span: tuple[int, int], batch: Batch,
                 out: Outcomes, rated: RatedUpTo | None = None) -> _Writer:
     """Start writing the per-call explanation to ``path``: the calls of ``batch`` and ``out``, rows ``span``
     of the whole batch in charge order, whose record ids ``rid`` gathers in ``ROW_GROUP`` parts. Returns
@@ -505,10 +444,6 @@ def write_calls(run: "_Run", path: Path, rid: RecordIds | None, span: tuple[int,
     its calls' outcomes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from ..model.accounts import CHANNELS
-    from ..model.clock import period_label
-    from .rerater import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
     schema = calls_schema()
     n = len(batch)
@@ -584,18 +519,18 @@ def write_calls(run: "_Run", path: Path, rid: RecordIds | None, span: tuple[int,
     return thread
 
 
-def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
+def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     """Dedup, order and rate the held calls in one pass; fills ``run``."""
     import pyarrow as pa
 
     tables = run.tables
     run.qps = QpsArrays.from_mapping({}, run.tables.n_api)
-    run.status_counts = np.zeros(len(_status_names()), dtype=np.int64)
+    run.status_counts = np.zeros(len(STATUS_NAMES), dtype=np.int64)
     run.source_counts = np.zeros(5, dtype=np.int64)
     run.reported = run.amount = run.rated = 0
     volume = np.array([a.tier_mode == VOLUME for a in run.catalog.apis], dtype=bool)
     run.needs_reprice = bool(volume.any())
-    usage = DenseUsage(run)
+    usage = UsageCounts(run.tables)
     run.usage = usage  # type: ignore[assignment]
     n = held.n
     if n == 0:
@@ -681,9 +616,9 @@ def rate_in_memory(run: "_Run", held: "Held", calls_path: Path | None) -> None:
     tick("counts")
 
 
-def _reprice(run: "_Run", volume: np.ndarray, batch: Batch, out: Outcomes) -> None:
+def _reprice(run: Run, volume: np.ndarray, batch: Batch, out: Outcomes) -> None:
     """Volume-tier PAYG calls: the tier and unit price of their line's month total (in place)."""
-    prices = run._volume_prices(volume)
+    prices = run.volume_prices(volume)
     if not prices:
         return
     keys = np.array(sorted(prices), dtype=np.int64)
@@ -694,12 +629,6 @@ def _reprice(run: "_Run", volume: np.ndarray, batch: Batch, out: Outcomes) -> No
     hit = (keys[pos] == line) & (out.source == Source.PAYG)
     out.amount[hit] = unit[pos[hit]]
     out.tier[hit] = tiers[pos[hit]]
-
-
-def _status_names() -> tuple[str, ...]:
-    from .rerater import STATUS_NAMES
-
-    return STATUS_NAMES
 
 
 def _empty_batch() -> Batch:

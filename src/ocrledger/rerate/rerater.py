@@ -23,7 +23,7 @@ Memory is the kernel tables and counters (accounts x APIs, plans), the usage cou
 bucket; spill files go to a hidden folder inside ``out`` (or ``tmp_dir``) and are removed.
 
 Inputs of at most ``memory_rows`` calls (default 10 million; known up front for Parquet) skip
-passes 2 and 3 and the spill files: ``_fastrerate`` deduplicates, orders, rates and summarises
+passes 2 and 3 and the spill files: ``memory`` deduplicates, orders, rates and summarises
 the whole input in memory with compiled helpers, and writes ``calls.parquet`` in a background
 thread while the bills are made. The results are the same, byte for byte.
 """
@@ -51,8 +51,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..bills import files as billfiles
-from ..codes import Source, Status
-from ..engine.bill_columns import BillColumns, LineArrays, bill_columns, period_labels
+from ..bills.diff import diff_bills, load_bills
+from ..engine.bill_columns import BillColumns, bill_columns, period_labels
 from ..engine.billing import make_bills, volume_tier
 from ..engine.qps import (
     AddonIndex,
@@ -63,9 +63,13 @@ from ..engine.qps import (
     second_counts,
 )
 from ..engine.tables import SetupTables, extend_tables
-from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
+from ..engine.usage import (
+    TIER0,
+    UsageCounts,
+)
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import arrow_columns as ac
+from ..io.account_tables import load_accounts
 from ..io.calls import REQUIRED
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
@@ -76,7 +80,9 @@ from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from ..model.money import format_exact, to_cents_decimal
 from . import memory as _fast
+from .held import Held
 from .malloc import reuse_freed_memory
+from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
 READ_AHEAD = 3
 """Input files decoded and validated ahead of the one being encoded (two threads): enough to keep
@@ -86,32 +92,11 @@ DEFAULT_CHUNK_ROWS = 1 << 20
 DEFAULT_BUCKET_ROWS = 1 << 21
 """Calls held in memory at once while deduplicating and rating (about 100 bytes each)."""
 PREFAULT_BYTES = 60
-"""Heap faulted in up front per call of the in-memory pass (``_malloc.reuse_freed_memory``): about
+"""Heap faulted in up front per call of the in-memory pass (``malloc.reuse_freed_memory``): about
 the arrays it allocates from malloc; more only raised the peak RSS."""
 DEFAULT_MEMORY_ROWS = 10_000_000
 """Inputs of at most this many calls are rated in one in-memory pass (peak RSS 1.4-1.65 GB at the limit)."""
 MINUTE_MS = 60_000
-
-STATUS_NAMES = ("charged", "failed", "duplicate", "rejected_inactive", "rejected_no_plan", "rejected_credential")
-"""``status`` of calls.parquet, indexed by ``codes.Status``."""
-SOURCE_NAMES = ("free", "dedicated", "shared", "payg")
-"""``source`` of calls.parquet, indexed by ``codes.Source`` - 1 (null: nothing paid)."""
-
-
-def calls_schema(hidden: bool = False) -> Any:
-    """The Arrow schema of calls.parquet (``hidden`` adds the spill passes' ``_line``). Columns that always
-    hold a value are declared non-null: Parquet then writes no definition levels for them."""
-    import pyarrow as pa
-
-    text = pa.dictionary(pa.int32(), pa.string())
-    fields = [
-        pa.field("record_id", pa.string(), False), pa.field("account", text, False), pa.field("api", text, False),
-        pa.field("channel", text, False), pa.field("ts", pa.int64(), False), pa.field("period", text, False),
-        pa.field("source", text), pa.field("plan", text), pa.field("tier", pa.int16()),
-        pa.field("amount", pa.int64(), False), pa.field("status", text, False),
-    ]
-    return pa.schema(fields + ([pa.field("_line", pa.int64(), False)] if hidden else []))
-
 
 OUTPUT_FILES = ("bills.json", "bills.txt", "calls.parquet", "summary.json")
 
@@ -265,8 +250,6 @@ def rerate(
         _fast.tick("bills rendered")
         result = RerateResult(bills, {})
         if against is not None:
-            from ..bills.diff import diff_bills, load_bills
-
             result.diff = diff_bills(load_bills(against), result.bills, old_name=str(against), new_name="rerate")
         if run.writer_thread is not None:
             run.writer_thread.join()
@@ -301,7 +284,7 @@ def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
 
 
 def _fixed_texts_soon(catalog: Catalog, plans: PlanColumns) -> "Future[billfiles.FixedTexts]":
-    """``billfiles.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
+    """``bills.files.fixed_texts`` on a second thread: the rating steps that follow release the GIL."""
     return _soon("bill-texts", billfiles.fixed_texts, catalog, plans)
 
 
@@ -314,8 +297,6 @@ def _known_rows(inputs: list["_Input"]) -> int | None:
 def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[_Prepared]":
     """On a second thread, while the calls are read: load the accounts (given a path) and build the
     kernel tables of the parties they list (the calls' unknown parties are appended later)."""
-    from ..model.accounts import load_accounts
-
     def prepare() -> _Prepared:
         acc = accounts if isinstance(accounts, Accounts) else load_accounts(accounts, catalog)
         tables, plans = SetupTables(catalog, acc).tables(acc.parties())
@@ -328,7 +309,7 @@ def _prepare_soon(accounts: Accounts | str | Path, catalog: Catalog) -> "Future[
 class _Prepared:
     accounts: Accounts
     tables: KernelTables
-    """For the listed parties only (``tables.extend_tables`` adds the others)."""
+    """For the listed parties only (``engine.tables.extend_tables`` adds the others)."""
     plans: PlanColumns
     """Kernel index order."""
     addons: AddonIndex
@@ -489,85 +470,13 @@ def _csv(path: Path, chunk_rows: int) -> _Input:
 
 
 # ----------------------------------------------------------------------------------------------
-# held calls and spill buckets
+# spill buckets
 
 
 def _no_names() -> Any:
     import pyarrow as pa
 
     return pa.array([], pa.string())
-
-
-class Held:
-    """Kept calls as columns: record-id chunks (pyarrow strings) and the encoded pkey, api, ts, ok arrays.
-
-    The arrays are allocated once for the rows an input announces (Parquet metadata), so the
-    in-memory pass fills them in place instead of concatenating chunks; they grow by doubling
-    when the count is not known.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.rid: list[Any] = []
-        self.origin: list[tuple[str, int, np.ndarray | None, int]] = []
-        """Per added chunk: input name, row number of its first call, the rows kept (None: all), calls."""
-        self.pkey = np.empty(capacity, dtype=np.int32)
-        self.api = np.empty(capacity, dtype=np.int32)
-        self.ts = np.empty(capacity, dtype=np.int64)
-        self.ok = np.empty(capacity, dtype=np.int8)
-        self.n = 0
-
-    def extend(self, rid: Any, m: int, origin: tuple[str, int, np.ndarray | None] = ("", 0, None)
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Add ``m`` calls with these record ids (from ``origin``, see ``self.origin``); the (pkey, api, ts,
-        ok) slices to fill for them."""
-        if self.n + m > len(self.ts):
-            size = max(2 * len(self.ts), self.n + m)
-            for name in ("pkey", "api", "ts", "ok"):
-                old = getattr(self, name)
-                new = np.empty(size, dtype=old.dtype)
-                new[: self.n] = old[: self.n]
-                setattr(self, name, new)
-        a, self.n = self.n, self.n + m
-        self.rid.append(rid)
-        self.origin.append((*origin, m))
-        return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n]
-
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The filled (pkey, api, ts, ok)."""
-        return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n]
-
-    def batches(self) -> Iterator[Any]:
-        """The held calls as record batches (rid, pkey, api, ts, ok), one per added chunk. They share the
-        arrays, which ``clear`` lets the next chunks overwrite: spilled buckets copy (take) their rows, and
-        the single in-memory bucket is filled only once, after the last chunk."""
-        import pyarrow as pa
-
-        a = 0
-        for rid in self.rid:
-            b = a + len(rid)
-            cols = [rid, *(pa.array(col[a:b]) for col in self.columns())]
-            yield pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
-            a = b
-
-    def clear(self) -> None:
-        self.rid, self.origin, self.n = [], [], 0
-
-    def where(self, i: int) -> tuple[str, int]:
-        """(input name, row number) of held call ``i`` (for errors; still known after ``release``)."""
-        ends = np.cumsum([m for *_, m in self.origin])
-        k = int(np.searchsorted(ends, i, side="right"))
-        name, row0, rows, m = self.origin[k]
-        j = i - int(ends[k] - m)
-        return name, row0 + (j if rows is None else int(rows[j]))
-
-    def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
-        caller frees each as soon as it is done with it)."""
-        out = (self.rid, *self.columns())
-        origin = self.origin
-        Held.__init__(self, 0)
-        self.origin = origin
-        return out
 
 
 class _Buckets:
@@ -902,7 +811,7 @@ class _Run:
 
         assert self.by_time is not None
         tables = self.tables
-        self.usage = _UsageSum(tables, self.catalog)
+        self.usage = UsageCounts(tables)
         merged: QpsLines = {}
         self.status_counts = np.zeros(len(STATUS_NAMES), dtype=np.int64)
         self.source_counts = np.zeros(len(SOURCE_NAMES) + 1, dtype=np.int64)
@@ -955,9 +864,9 @@ class _Run:
             if writer is not None:
                 writer.close()
         if writer is not None and self.needs_reprice:
-            self.amount = writer.reprice(self._volume_prices(volume))
+            self.amount = writer.reprice(self.volume_prices(volume))
 
-    def _volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]:
+    def volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]:
         """(party, period, api) line key -> (tier, unit price) of volume-tier lines with PAYG calls."""
         prices = {}
         for (party, period, api), counts in self.usage.lines().items():
@@ -997,7 +906,7 @@ class _Run:
                             self.plans, self.qps, self.tables, self.wanted)
 
     def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
-        """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``_fastrerate``."""
+        """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``memory``."""
         _fast.rate_in_memory(self, held, calls_path)
 
     def summary(self, bills: BillFacts, elapsed: float) -> dict[str, Any]:
@@ -1050,7 +959,7 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
 
     Text columns are dictionary-encoded (if they are not already) and only their distinct
     values are looked at. Errors name ``name``, the row (``row_base`` is the first record's) and
-    the field, like ``records.read_calls``.
+    the field, like ``io.calls.read_calls``.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -1123,7 +1032,7 @@ def _plain_ends(arr: Any) -> bool:
     if not _fast.available() or arr.null_count:
         return False
     offsets, data = _fast.string_buffers(arr)
-    return bool(_fast._core.plain_ends(offsets, data))
+    return bool(_kernel.helpers().plain_ends(offsets, data))  # type: ignore[union-attr]  # available(): loaded
 
 
 def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
@@ -1215,78 +1124,6 @@ def _charge_order(table: Any) -> Any:
 
 def _take_out(out: Outcomes, idx: np.ndarray) -> Outcomes:
     return Outcomes(out.status[idx], out.source[idx], out.plan[idx], out.tier[idx], out.amount[idx])
-
-
-class _UsageSum:
-    """``usage.summarize`` summed over batches without per-call or per-key Python (sparse int64 keys)."""
-
-    def __init__(self, tables: Any, catalog: Catalog) -> None:
-        self.tables = tables
-        self.width = width_for(tables)
-        self.n_api = tables.n_api
-        self.line_keys = np.zeros(0, dtype=np.int64)
-        self.line_counts = np.zeros(0, dtype=np.int64)
-        self.plan_keys = np.zeros(0, dtype=np.int64)
-        self.plan_units = np.zeros(0, dtype=np.int64)
-        cat = np.full(128, -1, dtype=np.int64)
-        cat[Status.FAILED] = FAILED
-        cat[Status.DUPLICATE] = DUPLICATE
-        for s in (Status.REJECTED_INACTIVE, Status.REJECTED_NO_PLAN, Status.REJECTED_CREDENTIAL):
-            cat[s] = REJECTED
-        self.status_cat = cat
-        from ..engine.usage import DEDICATED, FREE
-
-        self.source_cat = np.array([-1, FREE, DEDICATED, SHARED, -1], dtype=np.int64)
-
-    def add(self, batch: Batch, out: Outcomes) -> None:
-        n = len(batch)
-        if n == 0:
-            return
-        status = out.status.astype(np.int64)
-        source = out.source.astype(np.int64)
-        category = self.status_cat[status]
-        charged = status == Status.CHARGED
-        category[charged] = np.where(
-            source[charged] == Source.PAYG, TIER0 + out.tier[charged].astype(np.int64), self.source_cat[source[charged]]
-        )
-        line = (batch.party.astype(np.int64) * N_PERIODS + batch.period) * self.n_api + batch.api
-        keys, counts = np.unique(line * self.width + category, return_counts=True)
-        self.line_keys, self.line_counts = _merge(self.line_keys, self.line_counts, keys, counts.astype(np.int64))
-        paid = out.plan >= 0
-        if paid.any():
-            points = np.where(source[paid] == Source.SHARED, self.tables.api_points[batch.api[paid]], 1)
-            key = out.plan[paid].astype(np.int64) * N_PERIODS + batch.period[paid]
-            self.plan_keys, self.plan_units = _merge(self.plan_keys, self.plan_units, key, points.astype(np.int64))
-
-    def line_arrays(self) -> LineArrays:
-        return LineArrays.from_keys(self.line_keys, self.line_counts, self.width, self.n_api, N_PERIODS)
-
-    def lines(self) -> dict[tuple[int, int, int], list[int]]:
-        return self.line_arrays().to_dict()
-
-    @property
-    def plan_used(self) -> dict[tuple[int, int], int]:
-        return {divmod(k, N_PERIODS): u for k, u in zip(self.plan_keys.tolist(), self.plan_units.tolist())}
-
-    def to_usage(self) -> Usage:
-        usage = Usage(self.width)
-        usage.lines = self.lines()
-        usage.plan_used = self.plan_used
-        return usage
-
-
-def _merge(keys: np.ndarray, values: np.ndarray, new_keys: np.ndarray, new_values: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse sum: (keys, values) plus (new_keys, new_values), as sorted unique keys and their sums."""
-    all_keys = np.concatenate([keys, new_keys])
-    all_values = np.concatenate([values, new_values])
-    order = np.argsort(all_keys, kind="stable")
-    sorted_keys = all_keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(sorted_keys) else \
-        np.zeros(0, dtype=np.int64)
-    if not len(starts):
-        return sorted_keys, all_values[order]
-    return sorted_keys[starts], np.add.reduceat(all_values[order], starts)
 
 
 class _CallsWriter:

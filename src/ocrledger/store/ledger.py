@@ -20,7 +20,7 @@ from ..engine.qps import qps_lines, second_counts
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
 from ..engine.usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
 from ..errors import MoneyError, OcrledgerError, StateError
-from ..io.calls import _instants, read_columns, validate_columns
+from ..io.calls import parse_instants, read_columns, validate_columns
 from ..kernel import select as _kernel
 from ..kernel.contract import KernelState, KernelTables, Outcomes
 from ..model.accounts import OFFICIAL, Accounts, parse_accounts
@@ -314,7 +314,7 @@ class Ledger:
 
             if "ts" not in columns:
                 raise OcrledgerError("missing column 'ts'", file=name)
-            columns, bad_key = resolve(columns, _instants(columns["ts"], clock, fail), acc)
+            columns, bad_key = resolve(columns, parse_instants(columns["ts"], clock, fail), acc)
         table = validate_columns(columns, cat, name, base)
         parties = party_list(self._parties(), table)
         warm = self._warm
