@@ -18,7 +18,7 @@ from ocrledger.engine.encode import encode, party_list
 from ocrledger.engine.qps import QpsArrays, addon_index, qps_lines, second_counts
 from ocrledger.engine.rate import price_volume
 from ocrledger.engine.tables import kernel_tables
-from ocrledger.engine.usage import summarize
+from ocrledger.engine.usage import UsageCounts, summarize
 from ocrledger.errors import MoneyError
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel import select as _kernel
@@ -37,7 +37,9 @@ def rated(cat, acc, cols):  # type: ignore[no-untyped-def]
     state = KernelState.fresh(tables, plans.quantity)
     enc = encode(table, parties, cat.clock)
     out = _kernel.run(_kernel.get("cython"), tables, state, enc.batch)
-    price_volume(cat, tables, enc, out)
+    counted = UsageCounts(tables)
+    counted.add(enc.batch, out)
+    price_volume(cat, counted, enc.batch, out)
     qps = qps_lines(cat, addon_index(cat, acc), parties, *second_counts(enc.batch, out, tables.n_api))
     return summarize(tables, enc.batch, out), parties, plans, qps, tables  # qps: the mapping make_bills takes
 

@@ -13,7 +13,7 @@ from ocrledger.engine.encode import encode, party_list
 from ocrledger.engine.qps import addon_index, qps_lines, second_counts
 from ocrledger.engine.rate import outcome_columns, price_volume
 from ocrledger.engine.tables import SetupTables
-from ocrledger.engine.usage import summarize
+from ocrledger.engine.usage import UsageCounts, summarize
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel import select as _kernel
 from ocrledger.kernel.contract import KernelState
@@ -28,7 +28,9 @@ def whole_setup_rate(cat, acc, cols, kernel):  # type: ignore[no-untyped-def]
     plans = plan_cols.objects()
     enc = encode(table, parties, cat.clock)
     out = _kernel.run(_kernel.get(kernel), tables, KernelState.fresh(tables, plan_cols.quantity), enc.batch)
-    price_volume(cat, tables, enc, out)
+    counted = UsageCounts(tables)
+    counted.add(enc.batch, out)
+    price_volume(cat, counted, enc.batch, out)
     qps = qps_lines(cat, addon_index(cat, acc), parties, *second_counts(enc.batch, out, tables.n_api))
     bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
     return bills, outcome_columns(cat, table.record_id, enc, out, plan_cols.ids_of(out.plan))

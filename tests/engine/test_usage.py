@@ -10,7 +10,16 @@ from strategies import kernel_inputs, scenarios
 
 from ocrledger.codes import Source, Status
 from ocrledger.engine import usage as usage_module
-from ocrledger.engine.usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, UsageCounts
+from ocrledger.engine.usage import (
+    DEDICATED,
+    DUPLICATE,
+    FAILED,
+    FREE,
+    REJECTED,
+    SHARED,
+    TIER0,
+    UsageCounts,
+)
 from ocrledger.kernel import select as _kernel
 from ocrledger.kernel.contract import KernelState
 

@@ -11,15 +11,8 @@ from ..model.bills import Adjustment, Bill, BillLine, PlanBalance, TierCharge
 from ..model.catalog import VOLUME, Api, Catalog
 from ..model.clock import period_label
 from ..model.money import check_int64, round_line, to_cents_decimal, to_decimal
+from .pricing import volume_tier
 from .usage import DEDICATED, DUPLICATE, FAILED, FREE, REJECTED, SHARED, TIER0, Usage
-
-
-def volume_tier(api: Api, total: int) -> int:
-    """The tier that a month total of ``total`` PAYG calls reaches (volume pricing)."""
-    for t, tier in enumerate(api.tiers):
-        if tier.upto is None or total <= tier.upto:
-            return t
-    raise AssertionError("tier tables end with an open tier")
 
 
 def tier_calls(api: Api, counts: Sequence[int]) -> list[tuple[int, int]]:

@@ -18,11 +18,12 @@ from ..model.accounts import Accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
-from .billing import make_bills, volume_tier
+from .billing import make_bills
 from .encode import Encoded, encode
+from .pricing import VolumePrices
 from .qps import addon_index, qps_lines, second_counts
 from .tables import PlanSlice, SetupTables
-from .usage import summarize
+from .usage import UsageCounts
 
 
 class RatingResult:
@@ -103,8 +104,10 @@ class Engine:
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
             raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
-        price_volume(cat, tables, enc, out)
-        return RatingResult(lambda: self.bills(enc.parties, tables, plans, enc.batch, out, wanted),
+        usage = UsageCounts(tables)
+        usage.add(enc.batch, out)
+        price_volume(cat, usage, enc.batch, out)
+        return RatingResult(lambda: self.bills(enc.parties, tables, plans, enc.batch, out, wanted, usage),
                             outcome_columns(cat, table.record_id, enc, out, plans.ids_of(out.plan)),
                             impl.IMPLEMENTATION)
 
@@ -119,10 +122,13 @@ class Engine:
         return tables, plans, out
 
     def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
-              out: Outcomes, wanted: int | None = None) -> list[Bill]:
+              out: Outcomes, wanted: int | None = None, usage: UsageCounts | None = None) -> list[Bill]:
         """The bills of a rated batch (every party and month in it, or only month ``wanted``)."""
         qps = qps_lines(self.catalog, self.addons, parties, *second_counts(batch, out, tables.n_api))
-        made = make_bills(summarize(tables, batch, out), self.catalog, parties, plans.objects(), qps)
+        if usage is None:
+            usage = UsageCounts(tables)
+            usage.add(batch, out)
+        made = make_bills(usage.to_usage(), self.catalog, parties, plans.objects(), qps)
         return made if wanted is None else [b for b in made if b.period == period_label(wanted)]
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -145,29 +151,12 @@ def rate(
     return Engine(catalog, accounts, kernel=kernel).rate(calls, month=month)
 
 
-def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outcomes) -> None:
-    """Reprice PAYG calls of volume-tier APIs at the tier their month total reaches.
-
-    The kernel prices every PAYG call by its position; for volume tiers the month total decides,
-    which is known only once the month is rated. Graduated APIs are left untouched.
-    """
-    volume = np.array([a.tier_mode == VOLUME for a in catalog.apis], dtype=bool)
-    if not volume.any():
+def price_volume(catalog: Catalog, usage: UsageCounts, batch: Batch, out: Outcomes) -> None:
+    """Reprice the PAYG calls of volume-tier APIs at the tier their month total reaches (``VolumePrices``)."""
+    if not any(a.tier_mode == VOLUME for a in catalog.apis):
         return
-    batch = enc.batch
-    mask = (out.source == Source.PAYG) & volume[batch.api]
-    if not mask.any():
-        return
-    key = (batch.party[mask].astype(np.int64) * N_PERIODS + batch.period[mask]) * tables.n_api + batch.api[mask]
-    uniques, inverse, totals = np.unique(key, return_inverse=True, return_counts=True)
-    tier = np.empty(len(uniques), dtype=np.int16)
-    price = np.empty(len(uniques), dtype=np.int64)
-    for k, (line, total) in enumerate(zip(uniques.tolist(), totals.tolist())):
-        api = catalog.apis[line % tables.n_api]
-        tier[k] = volume_tier(api, total)
-        price[k] = api.tiers[tier[k]].price
-    out.tier[mask] = tier[inverse.reshape(-1)]
-    out.amount[mask] = price[inverse.reshape(-1)]
+    prices = VolumePrices.of_lines(catalog, usage.line_arrays())
+    prices.apply(prices.line_keys(batch.party, batch.period, batch.api), out.source == Source.PAYG, out.tier, out.amount)
 
 
 @lru_cache(maxsize=1)

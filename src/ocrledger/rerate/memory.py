@@ -36,6 +36,7 @@ import numpy as np
 
 from ..bills.render import render, render_text
 from ..codes import Source, Status
+from ..engine.pricing import VolumePrices
 from ..engine.qps import AddonIndex, QpsArrays, qps_arrays
 from ..engine.usage import UsageCounts
 from ..errors import MoneyError, StateError
@@ -45,7 +46,7 @@ from ..model.account_columns import PlanColumns
 from ..model.accounts import CHANNELS, Accounts
 from ..model.bills import Bill, bills_to_json
 from ..model.catalog import VOLUME, Catalog
-from ..model.clock import N_PERIODS, BillingClock, period_label
+from ..model.clock import BillingClock, period_label
 from .held import Held
 from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
@@ -83,7 +84,7 @@ class Run(Protocol):
     @property
     def addons(self) -> AddonIndex: ...
 
-    def volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]: ...
+    def volume_prices(self) -> VolumePrices: ...
 
 
 def _helpers() -> Any:
@@ -604,7 +605,7 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     run.qps = qps(run, batch, out)
     tick("qps")
     if run.needs_reprice and b > a:
-        _reprice(run, volume, shown, shown_out)
+        _reprice(run, shown, shown_out)
     for column, total in ((shown_out.status, run.status_counts), (shown_out.source, run.source_counts)):
         counts = np.zeros(256, dtype=np.int64)
         _core.byte_counts(column.view(np.uint8), counts)
@@ -616,19 +617,10 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     tick("counts")
 
 
-def _reprice(run: Run, volume: np.ndarray, batch: Batch, out: Outcomes) -> None:
+def _reprice(run: Run, batch: Batch, out: Outcomes) -> None:
     """Volume-tier PAYG calls: the tier and unit price of their line's month total (in place)."""
-    prices = run.volume_prices(volume)
-    if not prices:
-        return
-    keys = np.array(sorted(prices), dtype=np.int64)
-    tiers = np.array([prices[k][0] for k in keys.tolist()], dtype=np.int16)
-    unit = np.array([prices[k][1] for k in keys.tolist()], dtype=np.int64)
-    line = (batch.party.astype(np.int64) * N_PERIODS + batch.period) * run.tables.n_api + batch.api
-    pos = np.minimum(np.searchsorted(keys, line), len(keys) - 1)
-    hit = (keys[pos] == line) & (out.source == Source.PAYG)
-    out.amount[hit] = unit[pos[hit]]
-    out.tier[hit] = tiers[pos[hit]]
+    prices = run.volume_prices()
+    prices.apply(prices.line_keys(batch.party, batch.period, batch.api), out.source == Source.PAYG, out.tier, out.amount)
 
 
 def _empty_batch() -> Batch:

@@ -53,7 +53,8 @@ import numpy as np
 from ..bills import files as billfiles
 from ..bills.diff import diff_bills, load_bills
 from ..engine.bill_columns import BillColumns, bill_columns, period_labels
-from ..engine.billing import make_bills, volume_tier
+from ..engine.billing import make_bills
+from ..engine.pricing import VolumePrices
 from ..engine.qps import (
     AddonIndex,
     QpsArrays,
@@ -64,7 +65,6 @@ from ..engine.qps import (
 )
 from ..engine.tables import SetupTables, extend_tables
 from ..engine.usage import (
-    TIER0,
     UsageCounts,
 )
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
@@ -864,19 +864,11 @@ class _Run:
             if writer is not None:
                 writer.close()
         if writer is not None and self.needs_reprice:
-            self.amount = writer.reprice(self.volume_prices(volume))
+            self.amount = writer.reprice(self.volume_prices())
 
-    def volume_prices(self, volume: np.ndarray) -> dict[int, tuple[int, int]]:
-        """(party, period, api) line key -> (tier, unit price) of volume-tier lines with PAYG calls."""
-        prices = {}
-        for (party, period, api), counts in self.usage.lines().items():
-            if volume[api]:
-                payg = sum(counts[TIER0:])
-                if payg:
-                    a = self.catalog.apis[api]
-                    t = volume_tier(a, payg)
-                    prices[(party * N_PERIODS + period) * self.tables.n_api + api] = (t, a.tiers[t].price)
-        return prices
+    def volume_prices(self) -> VolumePrices:
+        """The tier and unit price of every volume-tier line with PAYG calls (once every call is counted)."""
+        return VolumePrices.of_lines(self.catalog, self.usage.line_arrays())
 
     # -- results --------------------------------------------------------------------------------
     def bill_maker(self) -> Callable[[], list[Bill]]:
@@ -1184,16 +1176,13 @@ class _CallsWriter:
             self.writer.close()
             self.writer = None
 
-    def reprice(self, prices: dict[int, tuple[int, int]]) -> int:
+    def reprice(self, prices: VolumePrices) -> int:
         """Rewrite tier and amount of volume-tier PAYG calls (known once their month is complete)."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         tmp = self.path.with_name("calls.reprice.parquet")
-        keys = np.array(sorted(prices), dtype=np.int64)
-        tiers = np.array([prices[k][0] for k in keys.tolist()], dtype=np.int16)
-        unit = np.array([prices[k][1] for k in keys.tolist()], dtype=np.int64)
         schema = self.schema.remove(self.schema.get_field_index("_line"))
         total = 0
         with pq.ParquetWriter(str(tmp), schema) as w:
@@ -1201,15 +1190,11 @@ class _CallsWriter:
                 line = batch.column("_line").to_numpy()
                 amount = batch.column("amount").to_numpy().copy()
                 tier = batch.column("tier")
-                if len(keys):
-                    pos = np.minimum(np.searchsorted(keys, line), len(keys) - 1)
+                if len(prices):
                     payg = pc.fill_null(pc.equal(batch.column("source").cast(pa.string()), "payg"), False)
-                    hit = (keys[pos] == line) & payg.to_numpy(zero_copy_only=False)
-                    if hit.any():
-                        amount[hit] = unit[pos[hit]]
-                        t = tier.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
-                        t[hit] = tiers[pos[hit]]
-                        tier = pa.array(t, mask=t < 0)
+                    t = tier.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
+                    prices.apply(line, payg.to_numpy(zero_copy_only=False), t, amount)
+                    tier = pa.array(t, mask=t < 0)
                 total += int(amount.sum())
                 cols = [batch.column(name) for name in schema.names]
                 cols[schema.get_field_index("amount")] = pa.array(amount)
