@@ -114,6 +114,12 @@ def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outc
     out.amount[mask] = price[inverse.reshape(-1)]
 
 
+def _objects(values: list[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 @lru_cache(maxsize=1)
 def _period_labels() -> np.ndarray:
     """``"YYYY-MM"`` of every period index, built once."""
@@ -123,12 +129,15 @@ def _period_labels() -> np.ndarray:
 def outcome_columns(
     catalog: Catalog, record_id: np.ndarray, enc: Encoded, out: Outcomes, plans: list[Plan]
 ) -> dict[str, np.ndarray]:
-    """Per-call outcome columns in charge order, with names instead of indices."""
+    """Per-call outcome columns in charge order, with names instead of indices.
+
+    Ids (record_id, account, channel, plan) are object arrays of the exact strings: a fixed-width
+    copy would drop trailing NULs and give every cell the longest id's width."""
     batch = enc.batch
-    party_account = np.array([a for a, _ in enc.parties] or [""], dtype=str)
-    party_channel = np.array([c for _, c in enc.parties] or [""], dtype=str)
+    party_account = _objects([a for a, _ in enc.parties] or [""])
+    party_channel = _objects([c for _, c in enc.parties] or [""])
     codes = np.array([a.code for a in catalog.apis], dtype=str)
-    plan_ids = np.array([p.id for p in plans] + [""], dtype=str)  # index -1 -> ""
+    plan_ids = _objects([p.id for p in plans] + [""])  # index -1 -> ""
     labels = _period_labels()
     return {
         "record_id": record_id[enc.order],

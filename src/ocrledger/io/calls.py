@@ -19,15 +19,22 @@ LINE = "__line__"
 OPTIONAL = ("channel",)
 _TRUE = {"1", "true", "True", "TRUE"}
 _FALSE = {"0", "false", "False", "FALSE"}
+_FIELD_LIMIT = (1 << 31) - 1
+"""Longest CSV field read (the csv module's limit is global; its default is 128 KiB)."""
 
 
 @dataclass
 class CallTable:
-    """Validated call records in input order (strings kept as numpy unicode arrays)."""
+    """Validated call records in input order.
 
-    record_id: np.ndarray
-    account: np.ndarray
-    channel: np.ndarray
+    Text columns are numpy object arrays of Python ``str``, exactly as read: never fixed-width
+    (one long id would widen every cell), never stripped, a trailing NUL kept (see
+    docs/decisions.md, "Ids are exact strings").
+    """
+
+    record_id: np.ndarray  # object (str)
+    account: np.ndarray  # object (str)
+    channel: np.ndarray  # object (str): "official" or "marketplace"
     api: np.ndarray  # int32 catalog index
     ts: np.ndarray  # int64 epoch ms
     success: np.ndarray  # int8
@@ -59,9 +66,8 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
         if path.suffix.lower() == ".parquet" or path.is_dir():
             return _read_parquet(path), str(path), 1
         return _read_csv(path), str(path), 2
-    if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table
-        columns = {c: calls.column(c).to_numpy(zero_copy_only=False) for c in calls.column_names}
-        return columns, source or "<arrow table>", 1
+    if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table: kept as Arrow, as rerate
+        return {c: calls.column(c) for c in calls.column_names}, source or "<arrow table>", 1
     if hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
         return {str(c): calls[c].to_numpy() for c in calls.columns}, source or "<dataframe>", 1
     if isinstance(calls, Mapping):
@@ -69,12 +75,30 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
     raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
 
 
+def text_file(path: Path) -> Any:
+    """A CSV file opened as text for ``csv.reader``: gzip-compressed when its name ends in ``.gz``; a BOM
+    (spreadsheet exports) is not part of the header."""
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def header_names(path: Path) -> list[str]:
+    """The header's column names, stripped (names are not ids: " ts" is the ts column); [] if none."""
+    with text_file(path) as fh:
+        return [h.strip() for h in next(csv.reader(fh), [])]
+
+
 def _read_csv(path: Path) -> dict[str, Any]:
     name = str(path)
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")  # a BOM (spreadsheet exports) is not part of the header
+        fh = text_file(path)
     except OSError as exc:
         raise CallsError(f"cannot read: {exc.strerror}", file=name) from None
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)  # the default 131,072 would refuse an id that rerate reads
     with fh:
         reader = csv.reader(fh)
         try:
@@ -101,11 +125,13 @@ def _read_csv(path: Path) -> dict[str, Any]:
                     col.append(value)
         except UnicodeDecodeError as exc:
             raise CallsError(f"is not UTF-8 text ({exc.reason})", file=name) from None
+        except (OSError, EOFError) as exc:  # a broken .gz file
+            raise CallsError(f"cannot read: {exc}", file=name) from None
         except csv.Error as exc:
             raise CallsError(f"CSV error: {exc}", file=name, row=reader.line_num) from None
     if len(set(header)) != width:
         raise CallsError("the header names a column twice", file=name, row=1)
-    out: dict[str, Any] = {h: np.array(col, dtype=str) for h, col in zip(header, columns)}
+    out: dict[str, Any] = {h: _texts(col) for h, col in zip(header, columns)}
     out[LINE] = np.array(lines, dtype=np.int64)
     return out
 
@@ -119,7 +145,7 @@ def _read_parquet(path: Path) -> dict[str, Any]:
         table = pq.read_table(path)
     except (OSError, ValueError) as exc:
         raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
-    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+    return {c: table.column(c) for c in table.column_names}
 
 
 def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
@@ -128,27 +154,29 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     for col in REQUIRED:
         if col not in columns:
             raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
-    columns = {c: _column(columns[c], c, name) for c in (*REQUIRED, *OPTIONAL) if c in columns}
-    n = len(columns["record_id"])
-    for col, values in columns.items():
-        if len(values) != n:
-            raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
 
     def fail(message: str, index: int, field: str) -> CallsError:
         row = int(lines[int(index)]) if lines is not None else base + int(index)
         return CallsError(message, file=name, row=row, field=field)
+
+    columns = {c: _arrow_column(columns[c], c, fail, catalog.clock) if _is_arrow(columns[c])
+               else _column(columns[c], c, name) for c in (*REQUIRED, *OPTIONAL) if c in columns}
+    n = len(columns["record_id"])
+    for col, values in columns.items():
+        if len(values) != n:
+            raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
 
     record_id = _strings(columns["record_id"], "record_id", fail)
     account = _strings(columns["account"], "account", fail)
     channel = (
         _strings(columns["channel"], "channel", fail, default=OFFICIAL)
         if "channel" in columns
-        else np.full(n, OFFICIAL, dtype="<U8")
+        else np.full(n, OFFICIAL, dtype=object)
     )
-    bad = ~np.isin(channel, CHANNELS)
+    bad = (channel != CHANNELS[0]) & (channel != CHANNELS[1])  # exact (np.isin would make a fixed-width copy)
     if bad.any():
         i = int(np.argmax(bad))
-        raise fail(f"channel must be 'official' or 'marketplace', not {_show(channel[i])}", i, "channel")
+        raise fail(channel_message(channel[i]), i, "channel")
     api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
     ts = _instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
@@ -160,8 +188,64 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+def _spaced(text: str, known: Any) -> str:
+    """" (it has leading or trailing spaces)" when ``text`` stripped would be one of ``known``, else ""."""
+    return " (it has leading or trailing spaces)" if text.strip() != text and text.strip() in known else ""
+
+
+def channel_message(word: Any) -> str:
+    """The error for a channel cell that is neither 'official' nor 'marketplace' (rate and rerate alike)."""
+    hint = _spaced(word, CHANNELS) if isinstance(word, str) else ""
+    return f"channel must be 'official' or 'marketplace', not {_show(word)}{hint}"
+
+
+def api_message(code: Any, catalog: Catalog) -> str:
+    """The error for an API code that is not in the catalog (rate and rerate alike)."""
+    hint = _spaced(code, catalog.index) if isinstance(code, str) else ""
+    return f"API {_show(code)} is not in the catalog{hint}"
+
+
+def _is_arrow(values: Any) -> bool:
+    return hasattr(values, "type") and hasattr(values, "null_count") and hasattr(values, "to_numpy")
+
+
+def _arrow_column(values: Any, field: str, fail_at: Any, clock: BillingClock) -> Any:
+    """An Arrow column checked and converted with the rerater's rules (``arrow_columns``): a null cell
+    is empty (channel: official); instants and flags are converted in bulk, so a Parquet file gives
+    the same errors through ``rate``, ``ingest`` and ``rerate``. Text comes back as an object array."""
+    import pyarrow as pa
+
+    from . import arrow_columns as ac
+
+    def fail(message: str, i: int) -> OcrledgerError:
+        return fail_at(message, i, field)
+
+    arr = values.combine_chunks() if hasattr(values, "combine_chunks") else values
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if field == "ts" or field == "success":
+        if arr.null_count:
+            raise fail("is empty", int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False))))
+        return ac.instants(arr, clock, fail, naive_ok=False, what="ts") if field == "ts" else ac.flags(arr, fail)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_null(arr.type)):
+        raise fail(f"must be text, not a column of type {arr.type}", 0)
+    return arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def _texts(cells: Any) -> np.ndarray:
+    """An object array of the cells as given (numpy's fixed-width ``U`` copy would drop trailing NULs
+    and take the longest cell's width for every cell)."""
+    out = np.empty(len(cells), dtype=object)
+    out[:] = cells
+    return out
+
+
 def _column(values: Any, field: str, name: str) -> np.ndarray:
-    """A one-dimensional array of the column's cells (object dtype when the cells are mixed)."""
+    """A one-dimensional array of the column's cells (object dtype when the cells are mixed or text)."""
+    if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
+        return _texts(values)
+    if hasattr(values, "to_numpy") and hasattr(values, "type") and hasattr(values, "null_count"):  # pyarrow
+        return values.to_numpy(zero_copy_only=False)
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError):
@@ -177,32 +261,46 @@ def _column(values: Any, field: str, name: str) -> np.ndarray:
 
 
 def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> np.ndarray:
+    """The cells as an object array of exact ``str`` (nothing stripped); a null or empty cell is an
+    error ("is empty") or, given a ``default``, that value."""
     arr = np.asarray(values)
-    if arr.dtype.kind != "U":
-        if any(v is not None and not isinstance(v, str) for v in arr):
-            i = next(i for i, v in enumerate(arr) if v is not None and not isinstance(v, str))
-            raise fail(f"must be text, not {_show(arr[i])}", i, field)
-        arr = np.array(["" if v is None else v for v in arr], dtype=str)
-    arr = np.char.strip(arr) if len(arr) else arr.astype(str)
+    if arr.dtype.kind == "U":  # a caller's fixed-width array: its cells are what numpy kept
+        arr = arr.astype(object)
+    elif arr.dtype != object or not set(map(type, arr.tolist())) <= {str}:
+        cells = arr.tolist()
+        bad = next((i for i, v in enumerate(cells) if v is not None and not isinstance(v, str)), None)
+        if bad is not None:
+            raise fail(f"must be text, not {_show(arr[bad])}", bad, field)
+        arr = _texts(["" if v is None else str(v) for v in cells])
     empty = arr == ""
-    if empty.any():
+    if len(arr) and empty.any():
         if default is None:
             raise fail("is empty", int(np.argmax(empty)), field)
-        arr = np.where(empty, default, arr)
+        arr = arr.copy()
+        arr[empty] = default
     return arr
 
 
 def _codes(api: np.ndarray, catalog: Catalog, fail: Any) -> np.ndarray:
-    uniques, inverse = np.unique(api, return_inverse=True)
-    mapping = np.empty(len(uniques), dtype=np.int32)
-    for k, code in enumerate(uniques):
+    """Catalog index of each code (exact strings); the first unknown code in row order is the error."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(api):
+        return np.empty(0, dtype=np.int32)
+    enc = pc.dictionary_encode(pa.array(api, type=pa.string()))  # distinct codes in order of first appearance
+    inverse = enc.indices.to_numpy(zero_copy_only=False)
+    mapping = np.empty(len(enc.dictionary), dtype=np.int32)
+    for k, code in enumerate(enc.dictionary.to_pylist()):
         if code not in catalog.index:
-            raise fail(f"API {_show(code)} is not in the catalog", int(np.argmax(inverse == k)), "api")
+            raise fail(api_message(code, catalog), int(np.argmax(inverse == k)), "api")
         mapping[k] = catalog.index[code]
-    return mapping[inverse.reshape(-1)] if len(api) else np.empty(0, dtype=np.int32)
+    return mapping[inverse]
 
 
 def _instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
+    if _is_arrow(values):
+        return _arrow_column(values, "ts", fail, clock)
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         ts = arr.astype(np.int64)
@@ -211,6 +309,8 @@ def _instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
     else:
         ts = np.empty(len(arr), dtype=np.int64)
         for i, v in enumerate(arr):
+            if v is None or isinstance(v, str) and not v.strip():
+                raise fail("is empty", i, "ts")
             if isinstance(v, float) or isinstance(v, np.floating):
                 raise fail(f"{_show(v)} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
             try:

@@ -29,6 +29,7 @@ thread while the bills are made. The results are the same, byte for byte.
 """
 from __future__ import annotations
 
+import csv
 import gc
 import json
 import math
@@ -59,7 +60,7 @@ from ..engine.tables import extend_tables, kernel_tables
 from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import arrow_columns as ac
-from ..io.calls import REQUIRED
+from ..io.calls import REQUIRED, api_message, channel_message, header_names
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -461,9 +462,16 @@ def _csv(path: Path, chunk_rows: int) -> _Input:
 
     def batches() -> Iterator[Any]:
         try:
+            names = header_names(path)  # stripped, as rate() reads them
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+            raise CallsError(f"cannot read: {exc}", file=str(path)) from None
+        if not names:
+            raise CallsError("the file is empty (no header row)", file=str(path))
+        try:
             reader = pacsv.open_csv(
                 path,
-                read_options=pacsv.ReadOptions(block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64)),
+                read_options=pacsv.ReadOptions(block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64),
+                                               column_names=names, skip_rows=1),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in (*REQUIRED, "channel")}, strings_can_be_null=False
                 ),
@@ -1015,11 +1023,11 @@ class Chunk:
     """One validated chunk of calls (input order)."""
 
     rid: Any
-    """pyarrow StringArray, stripped, never empty."""
+    """pyarrow StringArray, exact (nothing stripped), never null or empty."""
     account: np.ndarray
     """Integer index into ``accounts``."""
     accounts: Any
-    """pyarrow StringArray of account ids, stripped (a name may repeat; none is blank)."""
+    """pyarrow StringArray of account ids, exact (a name may repeat; none is null or empty)."""
     channel: np.ndarray
     """int8: 0 official, 1 marketplace."""
     api: np.ndarray
@@ -1040,7 +1048,6 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
     the field, like ``records.read_calls``.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     names = list(raw.schema.names)
     for col in REQUIRED:
@@ -1064,9 +1071,8 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         raise fail_at("record_id")(f"must be text, not a column of type {rid.type}", 0)
     if pa.types.is_null(rid.type):
         rid = rid.cast(pa.string())
-    if not _plain_ends(rid):
-        rid = pc.utf8_trim_whitespace(rid)
-        blank = ac.is_blank(rid)
+    if not _plain_ends(rid):  # some id may be null or empty (ids are exact: nothing is trimmed)
+        blank = ac.is_empty(rid)
         if blank.any():
             raise fail_at("record_id")("is empty", int(np.argmax(blank)))
     if pa.types.is_large_string(rid.type):
@@ -1079,10 +1085,10 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         ch_idx, ch_vals, ch_blank = _dict_column(column("channel"), fail_at("channel"))
         words = ch_vals.to_pylist() + [None]
         ch_code = np.array([0 if blank or w == OFFICIAL else 1 if w == MARKETPLACE else -1
-                            for w, blank in zip(words, ch_blank.tolist())], dtype=np.int8)  # blank -> official
+                            for w, blank in zip(words, ch_blank.tolist())], dtype=np.int8)  # empty -> official
         i = _first_row(ch_idx, ch_code < 0)
         if i is not None:
-            raise fail_at("channel")(f"channel must be 'official' or 'marketplace', not {words[ch_idx[i]]!r}", i)
+            raise fail_at("channel")(channel_message(words[ch_idx[i]]), i)
         channel = ch_code[ch_idx]
     else:
         channel = np.zeros(n, dtype=np.int8)
@@ -1093,11 +1099,11 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
     i = _first_row(api_idx, api_code < 0)
     if i is not None:
         k = api_idx[i]
-        raise fail_at("api")("is empty" if api_blank[k] else f"API {words[k]!r} is not in the catalog", i)
+        raise fail_at("api")("is empty" if api_blank[k] else api_message(words[k], catalog), i)
     ts_col = column("ts")
     if ts_col.null_count:
         raise fail_at("ts")("is empty", int(np.argmax(ts_col.is_null().to_numpy(zero_copy_only=False))))
-    ts = ac.instants(ts_col, catalog.clock, fail_at("ts"), naive_ok=False)
+    ts = ac.instants(ts_col, catalog.clock, fail_at("ts"), naive_ok=False, what="ts")
     ok_col = column("success")
     if ok_col.null_count:
         raise fail_at("success")("is empty", int(np.argmax(ok_col.is_null().to_numpy(zero_copy_only=False))))
@@ -1114,8 +1120,9 @@ def _plain_ends(arr: Any) -> bool:
 
 
 def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
-    """(index per row, stripped dictionary values as an Arrow string array, blank flag per value) of a text
-    column. Null rows get the index ``len(values)``, whose flag (the last) is set when there are any."""
+    """(index per row, dictionary values as an Arrow string array, empty flag per value) of a text column,
+    values exact (nothing trimmed). Null rows get the index ``len(values)``, whose flag (the last) is set
+    when there are any."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -1128,9 +1135,8 @@ def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[
         raise fail(f"must be text, not a column of type {vt}", 0)
     values = col.dictionary if pa.types.is_string(vt) else col.dictionary.cast(pa.string())
     blank = np.zeros(len(values) + 1, dtype=bool)
-    if not _plain_ends(values):  # some value may be null, blank or need trimming
-        values = pc.utf8_trim_whitespace(values)
-        blank[:-1] = ac.is_blank(values)
+    if not _plain_ends(values):  # some value may be null or empty
+        blank[:-1] = ac.is_empty(values)
     blank[-1] = col.indices.null_count > 0  # null rows only; no row has that index otherwise
     idx = col.indices.fill_null(len(values)) if col.indices.null_count else col.indices
     return idx.to_numpy(zero_copy_only=False), values, blank
