@@ -102,6 +102,11 @@ def _cell(v: Any) -> str:
     return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') or text != text.strip() else text
 
 
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def write_parquet(path: Path, cols: dict[str, Any]) -> Path:
     pq.write_table(pa.table(cols), path)
     return path
@@ -239,7 +244,27 @@ def _odd_ids(path: Path) -> Path:
     return write_parquet(path, cols) if path.suffix == ".parquet" else write_csv(path, cols)
 
 
+def _lines_file(path: Path, last: str) -> Path:
+    """Header (line 1), r1 (2), a blank line (3), r2 with a quoted line break (4-5), then ``last`` (6)."""
+    ts = T0 + 5000
+    path.write_text(f"record_id,account,api,ts,success\nr1,u,RecognizeIdcard,{ts},1\n\n"
+                    f'"r2\nx",u,RecognizeIdcard,{ts},1\n{last}\n', encoding="utf-8")
+    return path
+
+
 QUIRKS = [
+    Quirk("blank line and quoted line break, then an unknown API",
+          lambda d: _lines_file(d / "c.csv", f"r3,u,Nope,{T0},1"), "row 6: field api: API 'Nope' is not in the catalog"),
+    Quirk("blank line and quoted line break, then a missing field",
+          lambda d: _lines_file(d / "c.csv", f"r3,u,RecognizeIdcard,{T0}"),
+          "row 6: has 4 fields, the header has 5 (missing column 'success')"),
+    Quirk("blank line and quoted line break, fine", lambda d: _lines_file(d / "c.csv", f"r3,u,RecognizeIdcard,{T0},1"),
+          "ok"),
+    Quirk("empty file", lambda d: _write(d / "c.csv", b""), "the file is empty (no header row)"),
+    Quirk("header names a column twice", lambda d: _write(d / "c.csv", b"record_id,account,api,ts,ts,success\n"),
+          "row 1: the header names a column twice"),
+    Quirk("not UTF-8", lambda d: _write(d / "c.csv", b"record_id,account,api,ts,success\nr\xff,u,A,1,1\n"),
+          "is not UTF-8 text (invalid start byte)"),
     Quirk("plain csv", lambda d: write_csv(d / "c.csv", plain()), "plain"),
     Quirk("header with spaces", lambda d: write_csv(d / "c.csv", plain(), header="record_id, account ,api,ts ,success"),
           "plain"),

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..codes import Source
 from ..errors import MoneyError, StateError
-from ..io.calls import read_calls
+from ..io.calls import read_calls, texts
 from ..kernel import select as _kernel
 from ..kernel.contract import KernelState, KernelTables, Outcomes
 from ..model.accounts import Accounts, Plan, load_accounts
@@ -114,12 +114,6 @@ def price_volume(catalog: Catalog, tables: KernelTables, enc: Encoded, out: Outc
     out.amount[mask] = price[inverse.reshape(-1)]
 
 
-def _objects(values: list[str]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
 @lru_cache(maxsize=1)
 def _period_labels() -> np.ndarray:
     """``"YYYY-MM"`` of every period index, built once."""
@@ -134,10 +128,10 @@ def outcome_columns(
     Ids (record_id, account, channel, plan) are object arrays of the exact strings: a fixed-width
     copy would drop trailing NULs and give every cell the longest id's width."""
     batch = enc.batch
-    party_account = _objects([a for a, _ in enc.parties] or [""])
-    party_channel = _objects([c for _, c in enc.parties] or [""])
+    party_account = texts([a for a, _ in enc.parties] or [""])
+    party_channel = texts([c for _, c in enc.parties] or [""])
     codes = np.array([a.code for a in catalog.apis], dtype=str)
-    plan_ids = _objects([p.id for p in plans] + [""])  # index -1 -> ""
+    plan_ids = texts([p.id for p in plans] + [""])  # index -1 -> ""
     labels = _period_labels()
     return {
         "record_id": record_id[enc.order],

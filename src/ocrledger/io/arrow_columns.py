@@ -72,6 +72,11 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool, what:
     bad = (ts < clock.min_ms) | (ts >= clock.max_ms)
     if bad.any():
         i = int(np.argmax(bad))
+        if pa_.types.is_string(t) or pa_.types.is_large_string(t):  # the per-row message, which quotes the text
+            try:
+                clock.instant(arr[i].as_py().strip(), what=what, naive_ok=naive_ok)
+            except OcrledgerError as exc:
+                raise fail(exc.message, i) from None
         raise fail(f"{int(ts[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i)
     return ts.astype(np.int64, copy=False)
 
@@ -87,8 +92,11 @@ def _text_instants(arr: Any, clock: BillingClock, fail: Fail, naive_ok: bool, wh
     todo = np.ones(n, dtype=bool)
     digits = pc_.match_substring_regex(text, _DIGITS).to_numpy(zero_copy_only=False)
     if digits.any():
-        ts[digits] = pc_.cast(pc_.filter(text, pa_.array(digits)), pa_.int64()).to_numpy(zero_copy_only=False)
-        todo &= ~digits
+        try:
+            ts[digits] = pc_.cast(pc_.filter(text, pa_.array(digits)), pa_.int64()).to_numpy(zero_copy_only=False)
+            todo &= ~digits
+        except pa_.ArrowInvalid:  # past int64: per-row below, for the exact message
+            pass
     offset = pc_.match_substring_regex(text, _OFFSET).to_numpy(zero_copy_only=False) & todo
     if offset.any():
         try:

@@ -1,7 +1,6 @@
 """Call records: reading CSV, Parquet, DataFrames, Arrow tables or dicts into validated columns."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,15 +11,12 @@ from ..errors import CallsError, OcrledgerError
 from ..model.accounts import CHANNELS, OFFICIAL
 from ..model.catalog import Catalog
 from ..model.clock import BillingClock
+from .csv_files import LINE, read_csv, texts
 
 REQUIRED = ("record_id", "account", "api", "ts", "success")
-LINE = "__line__"
-"""Key of the per-record line numbers a CSV reader adds to the columns (for messages)."""
 OPTIONAL = ("channel",)
 _TRUE = {"1", "true", "True", "TRUE"}
 _FALSE = {"0", "false", "False", "FALSE"}
-_FIELD_LIMIT = (1 << 31) - 1
-"""Longest CSV field read (the csv module's limit is global; its default is 128 KiB)."""
 
 
 @dataclass
@@ -41,9 +37,9 @@ class CallTable:
     source: str
     row_base: int
     """Row number of the first record in error messages (2 for a CSV file with a header)."""
-    lines: np.ndarray | None = None
-    """The line each record starts on, when read from a CSV file (blank lines and quoted line
-    breaks make it differ from ``row_base + index``)."""
+    lines: Any = None
+    """The line each record starts on (indexable), when read from a CSV file (blank lines and quoted
+    line breaks make it differ from ``row_base + index``)."""
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -65,7 +61,7 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
         path = Path(calls)
         if path.suffix.lower() == ".parquet" or path.is_dir():
             return _read_parquet(path), str(path), 1
-        return _read_csv(path), str(path), 2
+        return read_csv(path), str(path), 2
     if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table: kept as Arrow, as rerate
         return {c: calls.column(c) for c in calls.column_names}, source or "<arrow table>", 1
     if hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
@@ -73,67 +69,6 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
     if isinstance(calls, Mapping):
         return dict(calls), source or "<columns>", 1
     raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
-
-
-def text_file(path: Path) -> Any:
-    """A CSV file opened as text for ``csv.reader``: gzip-compressed when its name ends in ``.gz``; a BOM
-    (spreadsheet exports) is not part of the header."""
-    if path.suffix.lower() == ".gz":
-        import gzip
-
-        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
-    return open(path, newline="", encoding="utf-8-sig")
-
-
-def header_names(path: Path) -> list[str]:
-    """The header's column names, stripped (names are not ids: " ts" is the ts column); [] if none."""
-    with text_file(path) as fh:
-        return [h.strip() for h in next(csv.reader(fh), [])]
-
-
-def _read_csv(path: Path) -> dict[str, Any]:
-    name = str(path)
-    try:
-        fh = text_file(path)
-    except OSError as exc:
-        raise CallsError(f"cannot read: {exc.strerror}", file=name) from None
-    if csv.field_size_limit() < _FIELD_LIMIT:
-        csv.field_size_limit(_FIELD_LIMIT)  # the default 131,072 would refuse an id that rerate reads
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise CallsError("the file is empty (no header row)", file=name)
-            header = [h.strip() for h in header]
-            width = len(header)
-            columns: list[list[str]] = [[] for _ in header]
-            lines: list[int] = []
-            start = reader.line_num + 1  # the line a record starts on (quoted fields may span lines)
-            for row in reader:
-                line, start = start, reader.line_num + 1
-                if len(row) != width:
-                    if not row:
-                        continue  # blank line
-                    missing = header[len(row)] if len(row) < width else None
-                    detail = f"missing column {missing!r}" if missing else "more fields than the header"
-                    raise CallsError(
-                        f"has {len(row)} fields, the header has {width} ({detail})", file=name, row=line
-                    )
-                lines.append(line)
-                for col, value in zip(columns, row):
-                    col.append(value)
-        except UnicodeDecodeError as exc:
-            raise CallsError(f"is not UTF-8 text ({exc.reason})", file=name) from None
-        except (OSError, EOFError) as exc:  # a broken .gz file
-            raise CallsError(f"cannot read: {exc}", file=name) from None
-        except csv.Error as exc:
-            raise CallsError(f"CSV error: {exc}", file=name, row=reader.line_num) from None
-    if len(set(header)) != width:
-        raise CallsError("the header names a column twice", file=name, row=1)
-    out: dict[str, Any] = {h: _texts(col) for h, col in zip(header, columns)}
-    out[LINE] = np.array(lines, dtype=np.int64)
-    return out
 
 
 def _read_parquet(path: Path) -> dict[str, Any]:
@@ -232,18 +167,10 @@ def _arrow_column(values: Any, field: str, fail_at: Any, clock: BillingClock) ->
     return arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
 
 
-def _texts(cells: Any) -> np.ndarray:
-    """An object array of the cells as given (numpy's fixed-width ``U`` copy would drop trailing NULs
-    and take the longest cell's width for every cell)."""
-    out = np.empty(len(cells), dtype=object)
-    out[:] = cells
-    return out
-
-
 def _column(values: Any, field: str, name: str) -> np.ndarray:
     """A one-dimensional array of the column's cells (object dtype when the cells are mixed or text)."""
     if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
-        return _texts(values)
+        return texts(values)
     if hasattr(values, "to_numpy") and hasattr(values, "type") and hasattr(values, "null_count"):  # pyarrow
         return values.to_numpy(zero_copy_only=False)
     try:
@@ -271,7 +198,7 @@ def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> 
         bad = next((i for i, v in enumerate(cells) if v is not None and not isinstance(v, str)), None)
         if bad is not None:
             raise fail(f"must be text, not {_show(arr[bad])}", bad, field)
-        arr = _texts(["" if v is None else str(v) for v in cells])
+        arr = texts(["" if v is None else str(v) for v in cells])
     empty = arr == ""
     if len(arr) and empty.any():
         if default is None:

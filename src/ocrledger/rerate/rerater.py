@@ -29,7 +29,6 @@ thread while the bills are made. The results are the same, byte for byte.
 """
 from __future__ import annotations
 
-import csv
 import gc
 import json
 import math
@@ -60,7 +59,8 @@ from ..engine.tables import extend_tables, kernel_tables
 from ..engine.usage import DUPLICATE, FAILED, REJECTED, SHARED, TIER0, Usage, width_for
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import arrow_columns as ac
-from ..io.calls import REQUIRED, api_message, channel_message, header_names
+from ..io import csv_files
+from ..io.calls import REQUIRED, api_message, channel_message
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -401,6 +401,8 @@ class _Input:
     """Row number of the first record (2 for CSV with a header)."""
     rows: int | None
     batches: Callable[[], Iterator[Any]]
+    lines: Any = None
+    """A CSV file's ``CsvLines``: errors give the line a record starts on, as ``rate`` does."""
 
 
 def _inputs(calls: Any, chunk_rows: int) -> list[_Input]:
@@ -461,30 +463,17 @@ def _csv(path: Path, chunk_rows: int) -> _Input:
     import pyarrow.csv as pacsv
 
     def batches() -> Iterator[Any]:
+        names = csv_files.csv_header(path)  # stripped, as rate() reads them
         try:
-            names = header_names(path)  # stripped, as rate() reads them
-        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-            raise CallsError(f"cannot read: {exc}", file=str(path)) from None
-        if not names:
-            raise CallsError("the file is empty (no header row)", file=str(path))
-        try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64),
-                                               column_names=names, skip_rows=1),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in (*REQUIRED, "channel")}, strings_can_be_null=False
-                ),
-            )
+            reader = pacsv.open_csv(path, **csv_files.arrow_options(
+                names, block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64)))
             for batch in reader:
                 for start in range(0, batch.num_rows, chunk_rows):
                     yield batch.slice(start, chunk_rows)
-        except pa.ArrowInvalid as exc:
-            raise CallsError(f"CSV error: {exc}", file=str(path)) from None
-        except OSError as exc:
-            raise CallsError(f"cannot read: {exc}", file=str(path)) from None
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            raise csv_files.refused(path, exc) from None
 
-    return _Input(str(path), 2, None, batches)
+    return _Input(str(path), 2, None, batches, csv_files.CsvLines(path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -748,19 +737,25 @@ class _Run:
         The first bad record in input order is still the one reported."""
         catalog = self.catalog
 
-        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
-            out, row = [], 0
+        def each(inp: _Input) -> Iterator[tuple[int, Chunk]]:
+            row = 0
             for raw in inp.batches():
-                out.append((raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)))
+                try:
+                    chunk = validate_chunk(raw, catalog, inp.name, inp.base + row)
+                except CallsError as exc:
+                    if inp.lines is not None and exc.row is not None and exc.row >= inp.base:
+                        exc = CallsError(exc.message, file=exc.file, row=inp.lines[exc.row - inp.base],
+                                         field=exc.field)  # the line, as rate() gives it
+                    raise exc from None
+                yield raw.num_rows, chunk
                 row += raw.num_rows
-            return out
+
+        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
+            return list(each(inp))
 
         if not parallel or len(inputs) < 2:
             for inp in inputs:
-                row = 0
-                for raw in inp.batches():
-                    yield raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)
-                    row += raw.num_rows
+                yield from each(inp)
             return
         from concurrent.futures import ThreadPoolExecutor
 
