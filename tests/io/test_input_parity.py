@@ -23,8 +23,10 @@ import pytest
 from helpers import CATALOG, OCT, accounts, ms, official
 
 from ocrledger.codes import Status
+from ocrledger.engine.order import dictionary_encode, repeats
 from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError
+from ocrledger.io.csv_files import texts
 from ocrledger.model.bills import bills_to_json
 from ocrledger.rerate.rerater import rerate
 from ocrledger.store.ledger import Ledger
@@ -164,6 +166,25 @@ def test_charge_order_among_equal_instants_is_utf8_byte_order() -> None:
     assert got == sorted(ids, key=lambda s: s.encode("utf-8")) == sorted(ids)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_compiled_duplicate_hash_agrees_with_numpy_on_exact_ids(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    words = ["a", "a\x00", " a", "a ", "\ta", "", "\u00e9", "a\x00\x00", "b" * 300]
+    ids = texts([words[k] for k in rng.integers(0, len(words), 400)])
+    tag = rng.integers(0, 2, 400).astype(np.int8)
+    order = rng.permutation(400).astype(np.int64)
+    compiled = repeats(ids, tag, order, compiled=True)
+    assert np.array_equal(compiled, repeats(ids, tag, order, compiled=False))
+    seen: set[tuple[str, int]] = set()
+    want = []
+    for i in order.tolist():
+        want.append(int((ids[i], int(tag[i])) in seen))
+        seen.add((ids[i], int(tag[i])))
+    assert compiled.tolist() == want
+    codes, uniques = dictionary_encode(ids, compiled=True)
+    assert uniques[codes].tolist() == ids.tolist()
+
+
 # ----------------------------------------------------------------------------------------------
 # (b) memory grows with the bytes of the input
 
@@ -260,6 +281,12 @@ QUIRKS = [
           "row 6: has 4 fields, the header has 5 (missing column 'success')"),
     Quirk("blank line and quoted line break, fine", lambda d: _lines_file(d / "c.csv", f"r3,u,RecognizeIdcard,{T0},1"),
           "ok"),
+    Quirk("integer record ids (parquet)",
+          lambda d: write_parquet(d / "c.parquet", {**plain(), "record_id": list(range(N))}),
+          "row 1: field record_id: must be text, not a column of type int64"),
+    Quirk("float ts (parquet)",
+          lambda d: write_parquet(d / "c.parquet", {**plain(), "ts": [float(t) for t in plain()["ts"]]}),
+          "row 1: field ts: is a float; give epoch milliseconds as an integer or ISO 8601"),
     Quirk("empty file", lambda d: _write(d / "c.csv", b""), "the file is empty (no header row)"),
     Quirk("header names a column twice", lambda d: _write(d / "c.csv", b"record_id,account,api,ts,ts,success\n"),
           "row 1: the header names a column twice"),
