@@ -339,3 +339,36 @@ def test_quirky_input_gets_one_verdict(quirk: Quirk, tmp_path: Path, plain_bills
         assert kind == "ok" and dups == 0, text
     else:
         assert kind == "error" and text == f"{path}: {quirk.expect}"
+
+
+ACCOUNTS_TOML = """\
+[[account]]
+id = "u"
+channel = "official"
+activated = { RecognizeIdcard = 2026-01-01T00:00:00+08:00, RecognizeGeneral = 2026-01-01T00:00:00+08:00 }
+"""
+CLI_QUIRKS = [q for q in QUIRKS if q.id in (
+    "null ts at row 1000 (parquet)", "API with spaces", "blank line and quoted line break, then a missing field",
+    "naive parquet timestamps")]
+
+
+@pytest.mark.parametrize("quirk", CLI_QUIRKS, ids=[q.id for q in CLI_QUIRKS])
+def test_command_line_gives_one_line_everywhere(quirk: Quirk, tmp_path: Path) -> None:
+    path = quirk.make(tmp_path)
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(ACCOUNTS_TOML)
+    commands = {
+        "rate": ["rate", "--accounts", str(accounts_file), "--calls", str(path)],
+        "ingest": ["ingest", "--db", str(tmp_path / "l.sqlite"), "--accounts", str(accounts_file), "--calls",
+                   str(path)],
+        "rerate": ["rerate", "--accounts", str(accounts_file), "--calls", str(path), "--out", str(tmp_path / "out"),
+                   "--no-progress"],
+    }
+    lines = {}
+    for name, args in commands.items():
+        proc = subprocess.run([sys.executable, "-m", "ocrledger", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert proc.stdout == "" and proc.stderr.count("\n") == 1, (name, proc.stderr)
+        lines[name] = proc.stderr
+    assert lines["rate"] == f"ocrledger: error: {path}: {quirk.expect}\n"
+    assert lines["ingest"] == lines["rate"] == lines["rerate"]
