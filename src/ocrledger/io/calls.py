@@ -89,6 +89,8 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     for col in REQUIRED:
         if col not in columns:
             raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
+    if all(_is_arrow(columns[c]) for c in (*REQUIRED, *OPTIONAL) if c in columns):
+        return _arrow_table(columns, catalog, name, base, lines)
 
     def fail(message: str, index: int, field: str) -> CallsError:
         row = int(lines[int(index)]) if lines is not None else base + int(index)
@@ -116,6 +118,35 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     ts = _instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
     return CallTable(record_id, account, channel, api, ts, success, name, base, lines)
+
+
+def _arrow_table(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int, lines: Any) -> CallTable:
+    """Arrow columns (a CSV or Parquet file, an Arrow table) checked by the rerater's validator
+    (``arrow_calls.validate_chunk``): the same errors as ``rerate`` and Dask, by construction."""
+    import pyarrow as pa
+
+    from .arrow_calls import validate_chunk
+    from .csv_files import at_line
+
+    names = [c for c in (*REQUIRED, *OPTIONAL) if c in columns]
+    n = len(columns["record_id"])
+    for col in names:
+        if len(columns[col]) != n:
+            raise CallsError(f"column {col!r} has {len(columns[col])} values, record_id has {n}", file=name)
+    try:
+        chunk = validate_chunk(pa.table({c: columns[c] for c in names}), catalog, name, base)
+    except CallsError as exc:
+        raise at_line(exc, lines, base) from None
+    accounts = texts(chunk.accounts.to_pylist())
+    return CallTable(
+        record_id=chunk.rid.to_numpy(zero_copy_only=False).astype(object, copy=False),
+        account=accounts[chunk.account] if len(accounts) else texts([]),
+        channel=texts(list(CHANNELS))[chunk.channel],
+        api=chunk.api.astype(np.int32),
+        ts=np.asarray(chunk.ts, dtype=np.int64),
+        success=np.asarray(chunk.ok, dtype=np.int8),
+        source=name, row_base=base, lines=lines,
+    )
 
 
 def _show(value: Any) -> str:

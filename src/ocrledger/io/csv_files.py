@@ -107,6 +107,13 @@ class CsvLines:
         return int(self._lines[index])
 
 
+def at_line(exc: CallsError, lines: Any, base: int) -> CallsError:
+    """``exc`` with its row (``base`` + record index) replaced by the line the record starts on."""
+    if lines is None or exc.row is None or exc.row < base:
+        return exc
+    return CallsError(exc.message, file=exc.file, row=lines[exc.row - base], field=exc.field)
+
+
 def arrow_options(names: list[str], block_size: int | None = None) -> dict[str, Any]:
     """Keyword arguments of ``pyarrow.csv.read_csv``/``open_csv`` for a calls file whose (stripped) header
     is ``names``: every column exact text, empty fields "" (not null), quoted line breaks allowed."""
