@@ -287,6 +287,8 @@ QUIRKS = [
     Quirk("float ts (parquet)",
           lambda d: write_parquet(d / "c.parquet", {**plain(), "ts": [float(t) for t in plain()["ts"]]}),
           "row 1: field ts: is a float; give epoch milliseconds as an integer or ISO 8601"),
+    Quirk("no such parquet file", lambda d: d / "missing.parquet", "cannot read: No such file or directory"),
+    Quirk("no such csv file", lambda d: d / "missing.csv", "cannot read: No such file or directory"),
     Quirk("empty file", lambda d: _write(d / "c.csv", b""), "the file is empty (no header row)"),
     Quirk("header names a column twice", lambda d: _write(d / "c.csv", b"record_id,account,api,ts,ts,success\n"),
           "row 1: the header names a column twice"),

@@ -76,8 +76,10 @@ def _read_parquet(path: Path) -> dict[str, Any]:
         import pyarrow.parquet as pq
     except ImportError:
         raise CallsError("reading Parquet needs pyarrow: pip install 'ocrledger[parquet]'", file=str(path)) from None
+    if not path.exists():
+        raise CallsError("cannot read: No such file or directory", file=str(path))  # as the CSV reader and rerate
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path) if path.is_dir() else pq.ParquetFile(path).read()  # no dataset layer for a file
     except (OSError, ValueError) as exc:
         raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
     return {c: table.column(c) for c in table.column_names}
@@ -202,8 +204,6 @@ def _column(values: Any, field: str, name: str) -> np.ndarray:
     """A one-dimensional array of the column's cells (object dtype when the cells are mixed or text)."""
     if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
         return texts(values)
-    if hasattr(values, "to_numpy") and hasattr(values, "type") and hasattr(values, "null_count"):  # pyarrow
-        return values.to_numpy(zero_copy_only=False)
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError):
