@@ -150,7 +150,12 @@ def test_hundred_thousand_plans_load_quickly(tmp_path: Path) -> None:
         ("u,official,RecognizeIdcard,2026-01-01\nm,official,RecognizeIdcard,2026-01-01\n",
          "row 3: field account: account 'm' is not listed on the official channel"),
         ("u,shop,RecognizeIdcard,2026-01-01\n", "row 2: field channel: must be 'official' or 'marketplace', not 'shop'"),
-        ("  ,official,RecognizeIdcard,2026-01-01\n", "row 2: field account: is required"),
+        (",official,RecognizeIdcard,2026-01-01\n", "row 2: field account: is required"),
+        # ids are exact: a whitespace-only account is an id (not listed), " u" is not "u"
+        ("  ,official,RecognizeIdcard,2026-01-01\n",
+         "row 2: field account: account '  ' is not listed on the official channel"),
+        (" u,official,RecognizeIdcard,2026-01-01\n",
+         "row 2: field account: account ' u' is not listed on the official channel"),
         # a bad account anywhere is reported before a repeated pair earlier in the file
         ("u,official,RecognizeIdcard,2026-01-01\nu,official,RecognizeIdcard,2026-01-01\nx,official,RecognizeIdcard,1\n",
          "row 4: field account: account 'x' is not listed on the official channel"),

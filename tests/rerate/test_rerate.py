@@ -171,7 +171,7 @@ def test_csv_input_and_text_timestamps(tmp_path: Path) -> None:
                                                                ("record_id", "account", "api", "ts", "success",
                                                                 "channel")))):
             stamp = clock.label(int(ts)) if i % 2 else str(int(ts))
-            fh.write(f"{rid}, {a} ,{code},{stamp},{'true' if ok else 'false'},{ch if i % 3 or ch != 'official' else ''}\n")
+            fh.write(f"{rid},{a},{code},{stamp},{'true' if ok else 'false'},{ch if i % 3 or ch != 'official' else ''}\n")
     result = rerate(path, CATALOG, acc, chunk_rows=100, bucket_rows=500)
     assert bills_to_json(result.bills) == bills_to_json(rate(cols, CATALOG, acc).bills)
 
@@ -280,18 +280,21 @@ def test_bad_accounts_file_is_reported_before_bad_calls(tmp_path: Path) -> None:
         rerate(table(calls(repeat(3, "u", "RecognizeIdcard", OCT))), CATALOG, path)
 
 
-def test_account_text_is_trimmed_and_blank_refused_in_dictionary_columns(tmp_path: Path) -> None:
-    # Parquet keeps text columns dictionary-encoded; values that need trimming take the slow check
+def test_account_text_is_exact_and_empty_refused_in_dictionary_columns(tmp_path: Path) -> None:
+    # Parquet keeps text columns dictionary-encoded; values with spaces at their ends take the slow check,
+    # and stay as they are: " u\t" is another account than "u" (docs/decisions.md, ids are exact)
     acc, cols = mixed_setup()
     t = table(cols)
     plain = rerate(t, CATALOG, acc)
     where = t.schema.get_field_index("account")
     padded = [f" {a}\t" if k % 3 == 0 else a for k, a in enumerate(t.column("account").to_pylist())]
+    expected = bills_to_json(rate(t.set_column(where, "account", pa.array(padded)), CATALOG, acc).bills)
+    assert expected != bills_to_json(plain.bills)
     for column in (pa.array(padded), pa.array(padded).dictionary_encode()):
         got = rerate(t.set_column(where, "account", column), CATALOG, acc)
-        assert bills_to_json(got.bills) == bills_to_json(plain.bills)
+        assert bills_to_json(got.bills) == expected
     blank = t.column("account").to_pylist()
-    blank[7] = "  "
+    blank[7] = ""
     with pytest.raises(CallsError, match="row 8: field account: is empty"):
         rerate(t.set_column(where, "account", pa.array(blank).dictionary_encode()), CATALOG, acc)
     assert bills_to_json(rerate(t.set_column(where, "account", t.column("account").dictionary_encode()), CATALOG,

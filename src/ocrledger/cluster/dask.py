@@ -23,13 +23,13 @@ import numpy as np
 
 from ..engine.encode import batch_parties
 from ..engine.rate import Engine
+from ..io.arrow_calls import validate_chunk
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch
 from ..model.accounts import CHANNELS, Accounts
 from ..model.bills import Bill
 from ..model.catalog import Catalog
 from ..model.clock import parse_period
-from ..rerate.rerater import validate_chunk
 
 _COLUMNS = ("rid", "account", "channel", "api", "ts", "ok")
 

@@ -7,6 +7,7 @@ identical results (``tests/engine/test_order.py``).
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -60,16 +61,53 @@ def _as_rows(values: np.ndarray) -> np.ndarray:
     return arr.view(np.uint8).reshape(len(arr), width)
 
 
+def _arrow_strings(values: np.ndarray) -> Any:
+    """An Arrow string array of an object array of ``str`` (None if pyarrow is missing or a cell is not text)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return None
+    try:
+        arr = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return None if arr.null_count else arr
+
+
 def repeats(record_id: np.ndarray, tag: np.ndarray, order: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
     """int8 per position of ``order``: 1 if (record_id, tag) was already seen earlier in that order.
 
-    ``record_id`` is a numpy ``U``/``S`` array in input order, ``tag`` an int8 array that is part
-    of the key (the channel), ``order`` the visiting order. Numpy equivalent: ``np.unique`` of
-    the keys in order with ``return_index``; the compiled version hashes the fixed-width bytes.
+    ``record_id`` is an object array of ``str`` (or a numpy ``U``/``S`` array) in input order,
+    ``tag`` an int8 array that is part of the key (the channel), ``order`` the visiting order.
+    Numpy equivalent: ``np.unique`` of the keys in order with ``return_index``; the compiled
+    version hashes the strings' UTF-8 bytes in an Arrow buffer (``string_repeats``, the rerater's
+    duplicate hash) or a fixed-width array's bytes.
     """
     n = len(order)
     core = _core_or(compiled)
     duplicate = np.zeros(n, dtype=np.int8)
+    if core is not None and 1 < n <= _MAX_HASHED and record_id.dtype == object and hasattr(core, "string_repeats"):
+        arr = _arrow_strings(record_id)
+        if arr is not None:
+            from ..io.arrow_columns import string_buffers
+
+            offsets, data = string_buffers(arr)
+            later = np.empty(n, dtype=np.int32)  # only the first m entries are written
+            first_of = np.empty(n, dtype=np.int32)
+            _, m = core.string_repeats(offsets, data, np.ascontiguousarray(tag, dtype=np.int8), later, first_of)
+            if m == 0:
+                return duplicate
+            position = np.empty(n, dtype=np.int64)  # charge position of each input row
+            position[order] = np.arange(n, dtype=np.int64)
+            firsts = np.unique(first_of[:m])
+            rows = np.concatenate([firsts, later[:m]])  # every row of a repeated key ...
+            key = np.concatenate([firsts, first_of[:m]])  # ... and its key (its first row)
+            at = position[rows]
+            by_key = np.lexsort((at, key))
+            sorted_key = key[by_key]
+            again = np.r_[False, sorted_key[1:] == sorted_key[:-1]]  # not the first of its key in charge order
+            duplicate[at[by_key[again]]] = 1
+            return duplicate
     if core is not None and 0 < n <= _MAX_HASHED and record_id.dtype.kind in "US":
         # Hash in input order (keys read sequentially); only keys seen more than once, which
         # are few, need their charge positions.
@@ -105,6 +143,14 @@ def dictionary_encode(values: np.ndarray, *, compiled: bool | None = None) -> tu
     """
     n = len(values)
     core = _core_or(compiled)
+    if core is not None and 0 < n <= _MAX_HASHED and values.dtype == object:
+        arr = _arrow_strings(values)
+        if arr is not None:
+            import pyarrow.compute as pc
+
+            enc = pc.dictionary_encode(arr)
+            code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+            return code, enc.dictionary.to_numpy(zero_copy_only=False).astype(object, copy=False)
     if core is not None and 0 < n <= _MAX_HASHED and values.dtype.kind in "US":
         code = np.empty(n, dtype=np.int32)
         first = np.empty(n, dtype=np.int64)

@@ -11,7 +11,7 @@ import numpy as np
 from ..codes import Source
 from ..errors import MoneyError, StateError
 from ..io.account_tables import load_accounts
-from ..io.calls import read_calls
+from ..io.calls import read_calls, texts
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.accounts import Accounts
@@ -170,12 +170,13 @@ def outcome_columns(
 ) -> dict[str, np.ndarray]:
     """Per-call outcome columns in charge order, with names instead of indices.
 
-    ``plan`` holds the plan id of each call ("" for none). Accounts, channels and plan ids come
-    out as object arrays of the exact strings.
+    ``plan`` holds the plan id of each call ("" for none). Ids (record_id, account, channel, plan) are
+    object arrays of the exact strings: a fixed-width copy would drop trailing NULs and give every
+    cell the longest id's width.
     """
     batch = enc.batch
-    party_account = np.array([a for a, _ in enc.parties] or [""], dtype=object)
-    party_channel = np.array([c for _, c in enc.parties] or [""], dtype=object)
+    party_account = texts([a for a, _ in enc.parties] or [""])
+    party_channel = texts([c for _, c in enc.parties] or [""])
     codes = np.array([a.code for a in catalog.apis], dtype=str)
     labels = _period_labels()
     return {

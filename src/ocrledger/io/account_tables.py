@@ -57,6 +57,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "credentials": ("key", "account"),
 }
 _MAX_COUNT = 1 << 62
+_IDS = ("id", "account", "key")
+"""Columns that hold ids: exact strings, as in the calls and the accounts TOML (nothing trimmed; only a
+null or empty cell is blank). The other text columns (channel, API codes, kinds, numbers) are trimmed."""
 
 
 def load_accounts(path: str | Path | None, catalog: Catalog) -> Accounts:
@@ -329,11 +332,21 @@ class _Table:
         """Null or whitespace-only cells of ``col`` (computed once per column)."""
         mask = self._blank.get(col)
         if mask is None:
-            mask = self._blank[col] = ac.is_blank(self.column(col))
+            arr = self.column(col)
+            exact = col in _IDS and self._is_text(arr)
+            mask = self._blank[col] = ac.is_empty(arr) if exact else ac.is_blank(arr)
         return mask
 
+    @staticmethod
+    def _is_text(arr: Any) -> bool:
+        import pyarrow as pa
+
+        t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+        return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
     def text_array(self, col: str, *, optional: bool = False) -> tuple[Any, np.ndarray]:
-        """(stripped strings as an Arrow array, blank mask); a blank cell is an error unless ``optional``."""
+        """(strings as an Arrow array, stripped unless an id, blank mask); a blank cell is an error unless
+        ``optional``."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -348,7 +361,7 @@ class _Table:
         blank = self.blank(col)
         if blank.any() and not optional:
             raise self.fail("is empty", int(np.argmax(blank)), col)
-        return pc.utf8_trim_whitespace(arr), blank
+        return (arr if col in _IDS else pc.utf8_trim_whitespace(arr)), blank
 
     def text(self, col: str, *, optional: bool = False) -> list[Any]:
         """Stripped strings; blank cells are None when ``optional`` (else an error)."""

@@ -36,12 +36,13 @@ def pc() -> Any:
     return pyarrow.compute
 
 
-def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool) -> np.ndarray:
+def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool, what: str = "instant") -> np.ndarray:
     """Epoch ms (int64) of an Arrow array of instants; nulls must have been rejected before.
 
     Accepts integers (epoch ms), timestamps (any unit; without a zone read in the billing zone
     when ``naive_ok``), dates (local midnight, ``naive_ok`` only) and text: epoch ms, ISO 8601 with
-    an offset, or (``naive_ok``) ISO 8601 without one, read in the billing zone.
+    an offset, or (``naive_ok``) ISO 8601 without one, read in the billing zone. Empty text "is empty";
+    ``what`` names the value in the other messages (as ``BillingClock.instant``).
     """
     pa_ = pa()
     t = arr.type
@@ -63,7 +64,7 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool) -> np
         days = arr.cast(pa_.date32()).cast(pa_.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
         ts = localize(days * DAY_MS, clock)
     elif pa_.types.is_string(t) or pa_.types.is_large_string(t):
-        ts = _text_instants(arr, clock, fail, naive_ok)
+        ts = _text_instants(arr, clock, fail, naive_ok, what)
     elif pa_.types.is_floating(t):
         raise fail("is a float; give epoch milliseconds as an integer or ISO 8601", 0)
     else:
@@ -71,20 +72,31 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool) -> np
     bad = (ts < clock.min_ms) | (ts >= clock.max_ms)
     if bad.any():
         i = int(np.argmax(bad))
+        if pa_.types.is_string(t) or pa_.types.is_large_string(t):  # the per-row message, which quotes the text
+            try:
+                clock.instant(arr[i].as_py().strip(), what=what, naive_ok=naive_ok)
+            except OcrledgerError as exc:
+                raise fail(exc.message, i) from None
         raise fail(f"{int(ts[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i)
     return ts.astype(np.int64, copy=False)
 
 
-def _text_instants(arr: Any, clock: BillingClock, fail: Fail, naive_ok: bool) -> np.ndarray:
+def _text_instants(arr: Any, clock: BillingClock, fail: Fail, naive_ok: bool, what: str) -> np.ndarray:
     pa_, pc_ = pa(), pc()
     text = pc_.utf8_trim_whitespace(arr)
     n = len(text)
+    empty = is_empty(text)
+    if empty.any():
+        raise fail("is empty", int(np.argmax(empty)))
     ts = np.zeros(n, dtype=np.int64)
     todo = np.ones(n, dtype=bool)
     digits = pc_.match_substring_regex(text, _DIGITS).to_numpy(zero_copy_only=False)
     if digits.any():
-        ts[digits] = pc_.cast(pc_.filter(text, pa_.array(digits)), pa_.int64()).to_numpy(zero_copy_only=False)
-        todo &= ~digits
+        try:
+            ts[digits] = pc_.cast(pc_.filter(text, pa_.array(digits)), pa_.int64()).to_numpy(zero_copy_only=False)
+            todo &= ~digits
+        except pa_.ArrowInvalid:  # past int64: per-row below, for the exact message
+            pass
     offset = pc_.match_substring_regex(text, _OFFSET).to_numpy(zero_copy_only=False) & todo
     if offset.any():
         try:
@@ -105,7 +117,7 @@ def _text_instants(arr: Any, clock: BillingClock, fail: Fail, naive_ok: bool) ->
         values = text.to_pylist()
         for i in np.flatnonzero(todo).tolist():
             try:
-                ts[i] = clock.instant(values[i], what="instant", naive_ok=naive_ok)
+                ts[i] = clock.instant(values[i], what=what, naive_ok=naive_ok)
             except OcrledgerError as exc:
                 raise fail(exc.message, i) from None
     return ts
@@ -220,6 +232,12 @@ def flags(arr: Any, fail: Fail) -> np.ndarray:
     raise fail(f"must be 1/0 or true/false, not a column of type {t}", 0)
 
 
+def is_empty(arr: Any) -> np.ndarray:
+    """bool mask of null or empty strings: an id's emptiness (a whitespace-only id is an id like any other)."""
+    pc_ = pc()
+    return pc_.fill_null(pc_.equal(pc_.binary_length(arr), 0), True).to_numpy(zero_copy_only=False)
+
+
 def is_blank(arr: Any) -> np.ndarray:
     """bool mask of null or whitespace-only cells."""
     pa_, pc_ = pa(), pc()
@@ -231,3 +249,14 @@ def is_blank(arr: Any) -> np.ndarray:
         return null | empty
     return null
 
+
+def string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, uint8 data) of an Arrow string or large_string array, without copying either: int32
+    offsets for string, int64 for large_string (the compiled string functions take both)."""
+    pa_ = pa()
+    off_type = np.int64 if pa_.types.is_large_string(arr.type) else np.int32
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset: arr.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data

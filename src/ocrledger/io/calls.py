@@ -1,7 +1,6 @@
 """Call records: reading CSV, Parquet, DataFrames, Arrow tables or dicts into validated columns."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,31 +11,35 @@ from ..errors import CallsError, OcrledgerError
 from ..model.accounts import CHANNELS, OFFICIAL
 from ..model.catalog import Catalog
 from ..model.clock import BillingClock
+from .arrow_calls import validate_chunk
+from .csv_files import LINE, at_line, read_csv, texts
+from .messages import OPTIONAL, REQUIRED, api_message, channel_message, show
 
-REQUIRED = ("record_id", "account", "api", "ts", "success")
-LINE = "__line__"
-"""Key of the per-record line numbers a CSV reader adds to the columns (for messages)."""
-OPTIONAL = ("channel",)
 _TRUE = {"1", "true", "True", "TRUE"}
 _FALSE = {"0", "false", "False", "FALSE"}
 
 
 @dataclass
 class CallTable:
-    """Validated call records in input order (strings kept as numpy unicode arrays)."""
+    """Validated call records in input order.
 
-    record_id: np.ndarray
-    account: np.ndarray
-    channel: np.ndarray
+    Text columns are numpy object arrays of Python ``str``, exactly as read: never fixed-width
+    (one long id would widen every cell), never stripped, a trailing NUL kept (see
+    docs/decisions.md, "Ids are exact strings").
+    """
+
+    record_id: np.ndarray  # object (str)
+    account: np.ndarray  # object (str)
+    channel: np.ndarray  # object (str): "official" or "marketplace"
     api: np.ndarray  # int32 catalog index
     ts: np.ndarray  # int64 epoch ms
     success: np.ndarray  # int8
     source: str
     row_base: int
     """Row number of the first record in error messages (2 for a CSV file with a header)."""
-    lines: np.ndarray | None = None
-    """The line each record starts on, when read from a CSV file (blank lines and quoted line
-    breaks make it differ from ``row_base + index``)."""
+    lines: Any = None
+    """The line each record starts on (indexable), when read from a CSV file (blank lines and quoted
+    line breaks make it differ from ``row_base + index``)."""
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -58,10 +61,9 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
         path = Path(calls)
         if path.suffix.lower() == ".parquet" or path.is_dir():
             return _read_parquet(path), str(path), 1
-        return _read_csv(path), str(path), 2
-    if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table
-        columns = {c: calls.column(c).to_numpy(zero_copy_only=False) for c in calls.column_names}
-        return columns, source or "<arrow table>", 1
+        return read_csv(path), str(path), 2
+    if hasattr(calls, "schema") and hasattr(calls, "column_names"):  # pyarrow.Table: kept as Arrow, as rerate
+        return {c: calls.column(c) for c in calls.column_names}, source or "<arrow table>", 1
     if hasattr(calls, "columns") and hasattr(calls, "to_numpy"):  # pandas.DataFrame
         return {str(c): calls[c].to_numpy() for c in calls.columns}, source or "<dataframe>", 1
     if isinstance(calls, Mapping):
@@ -69,57 +71,18 @@ def read_columns(calls: Any, *, source: str | None = None) -> tuple[dict[str, An
     raise TypeError(f"calls must be a path, DataFrame, pyarrow Table or dict of arrays, not {type(calls).__name__}")
 
 
-def _read_csv(path: Path) -> dict[str, Any]:
-    name = str(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8-sig")  # a BOM (spreadsheet exports) is not part of the header
-    except OSError as exc:
-        raise CallsError(f"cannot read: {exc.strerror}", file=name) from None
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise CallsError("the file is empty (no header row)", file=name)
-            header = [h.strip() for h in header]
-            width = len(header)
-            columns: list[list[str]] = [[] for _ in header]
-            lines: list[int] = []
-            start = reader.line_num + 1  # the line a record starts on (quoted fields may span lines)
-            for row in reader:
-                line, start = start, reader.line_num + 1
-                if len(row) != width:
-                    if not row:
-                        continue  # blank line
-                    missing = header[len(row)] if len(row) < width else None
-                    detail = f"missing column {missing!r}" if missing else "more fields than the header"
-                    raise CallsError(
-                        f"has {len(row)} fields, the header has {width} ({detail})", file=name, row=line
-                    )
-                lines.append(line)
-                for col, value in zip(columns, row):
-                    col.append(value)
-        except UnicodeDecodeError as exc:
-            raise CallsError(f"is not UTF-8 text ({exc.reason})", file=name) from None
-        except csv.Error as exc:
-            raise CallsError(f"CSV error: {exc}", file=name, row=reader.line_num) from None
-    if len(set(header)) != width:
-        raise CallsError("the header names a column twice", file=name, row=1)
-    out: dict[str, Any] = {h: np.array(col, dtype=str) for h, col in zip(header, columns)}
-    out[LINE] = np.array(lines, dtype=np.int64)
-    return out
-
-
 def _read_parquet(path: Path) -> dict[str, Any]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise CallsError("reading Parquet needs pyarrow: pip install 'ocrledger[parquet]'", file=str(path)) from None
+    if not path.exists():
+        raise CallsError("cannot read: No such file or directory", file=str(path))  # as the CSV reader and rerate
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path) if path.is_dir() else pq.ParquetFile(path).read()  # no dataset layer for a file
     except (OSError, ValueError) as exc:
         raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
-    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+    return {c: table.column(c) for c in table.column_names}
 
 
 def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int) -> CallTable:
@@ -128,40 +91,95 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     for col in REQUIRED:
         if col not in columns:
             raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
-    columns = {c: _column(columns[c], c, name) for c in (*REQUIRED, *OPTIONAL) if c in columns}
-    n = len(columns["record_id"])
-    for col, values in columns.items():
-        if len(values) != n:
-            raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
+    if all(_is_arrow(columns[c]) for c in (*REQUIRED, *OPTIONAL) if c in columns):
+        return _arrow_table(columns, catalog, name, base, lines)
 
     def fail(message: str, index: int, field: str) -> CallsError:
         row = int(lines[int(index)]) if lines is not None else base + int(index)
         return CallsError(message, file=name, row=row, field=field)
+
+    columns = {c: _arrow_column(columns[c], c, fail, catalog.clock) if _is_arrow(columns[c])
+               else _column(columns[c], c, name) for c in (*REQUIRED, *OPTIONAL) if c in columns}
+    n = len(columns["record_id"])
+    for col, values in columns.items():
+        if len(values) != n:
+            raise CallsError(f"column {col!r} has {len(values)} values, record_id has {n}", file=name)
 
     record_id = _strings(columns["record_id"], "record_id", fail)
     account = _strings(columns["account"], "account", fail)
     channel = (
         _strings(columns["channel"], "channel", fail, default=OFFICIAL)
         if "channel" in columns
-        else np.full(n, OFFICIAL, dtype="<U8")
+        else np.full(n, OFFICIAL, dtype=object)
     )
-    bad = ~np.isin(channel, CHANNELS)
+    bad = (channel != CHANNELS[0]) & (channel != CHANNELS[1])  # exact (np.isin would make a fixed-width copy)
     if bad.any():
         i = int(np.argmax(bad))
-        raise fail(f"channel must be 'official' or 'marketplace', not {_show(channel[i])}", i, "channel")
+        raise fail(channel_message(channel[i]), i, "channel")
     api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
     ts = parse_instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
     return CallTable(record_id, account, channel, api, ts, success, name, base, lines)
 
 
-def _show(value: Any) -> str:
-    """repr of a cell for messages, numpy scalars shown as the Python values they hold."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
+def _arrow_table(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int, lines: Any) -> CallTable:
+    """Arrow columns (a CSV or Parquet file, an Arrow table) checked by the rerater's validator
+    (``arrow_calls.validate_chunk``): the same errors as ``rerate`` and Dask, by construction."""
+    import pyarrow as pa
+
+
+    names = [c for c in (*REQUIRED, *OPTIONAL) if c in columns]
+    n = len(columns["record_id"])
+    for col in names:
+        if len(columns[col]) != n:
+            raise CallsError(f"column {col!r} has {len(columns[col])} values, record_id has {n}", file=name)
+    try:
+        chunk = validate_chunk(pa.table({c: columns[c] for c in names}), catalog, name, base)
+    except CallsError as exc:
+        raise at_line(exc, lines, base) from None
+    accounts = texts(chunk.accounts.to_pylist())
+    return CallTable(
+        record_id=chunk.rid.to_numpy(zero_copy_only=False).astype(object, copy=False),
+        account=accounts[chunk.account] if len(accounts) else texts([]),
+        channel=texts(list(CHANNELS))[chunk.channel],
+        api=chunk.api.astype(np.int32),
+        ts=np.asarray(chunk.ts, dtype=np.int64),
+        success=np.asarray(chunk.ok, dtype=np.int8),
+        source=name, row_base=base, lines=lines,
+    )
+
+
+def _is_arrow(values: Any) -> bool:
+    return hasattr(values, "type") and hasattr(values, "null_count") and hasattr(values, "to_numpy")
+
+
+def _arrow_column(values: Any, field: str, fail_at: Any, clock: BillingClock) -> Any:
+    """An Arrow column checked and converted with the rerater's rules (``arrow_columns``): a null cell
+    is empty (channel: official); instants and flags are converted in bulk, so a Parquet file gives
+    the same errors through ``rate``, ``ingest`` and ``rerate``. Text comes back as an object array."""
+    import pyarrow as pa
+
+    from . import arrow_columns as ac
+
+    def fail(message: str, i: int) -> OcrledgerError:
+        return fail_at(message, i, field)
+
+    arr = values.combine_chunks() if hasattr(values, "combine_chunks") else values
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if field == "ts" or field == "success":
+        if arr.null_count:
+            raise fail("is empty", int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False))))
+        return ac.instants(arr, clock, fail, naive_ok=False, what="ts") if field == "ts" else ac.flags(arr, fail)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_null(arr.type)):
+        raise fail(f"must be text, not a column of type {arr.type}", 0)
+    return arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
 
 
 def _column(values: Any, field: str, name: str) -> np.ndarray:
-    """A one-dimensional array of the column's cells (object dtype when the cells are mixed)."""
+    """A one-dimensional array of the column's cells (object dtype when the cells are mixed or text)."""
+    if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
+        return texts(values)
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError):
@@ -177,33 +195,47 @@ def _column(values: Any, field: str, name: str) -> np.ndarray:
 
 
 def _strings(values: Any, field: str, fail: Any, default: str | None = None) -> np.ndarray:
+    """The cells as an object array of exact ``str`` (nothing stripped); a null or empty cell is an
+    error ("is empty") or, given a ``default``, that value."""
     arr = np.asarray(values)
-    if arr.dtype.kind != "U":
-        if any(v is not None and not isinstance(v, str) for v in arr):
-            i = next(i for i, v in enumerate(arr) if v is not None and not isinstance(v, str))
-            raise fail(f"must be text, not {_show(arr[i])}", i, field)
-        arr = np.array(["" if v is None else v for v in arr], dtype=str)
-    arr = np.char.strip(arr) if len(arr) else arr.astype(str)
+    if arr.dtype.kind == "U":  # a caller's fixed-width array: its cells are what numpy kept
+        arr = arr.astype(object)
+    elif arr.dtype != object or not set(map(type, arr.tolist())) <= {str}:
+        cells = arr.tolist()
+        bad = next((i for i, v in enumerate(cells) if v is not None and not isinstance(v, str)), None)
+        if bad is not None:
+            raise fail(f"must be text, not {show(arr[bad])}", bad, field)
+        arr = texts(["" if v is None else str(v) for v in cells])
     empty = arr == ""
-    if empty.any():
+    if len(arr) and empty.any():
         if default is None:
             raise fail("is empty", int(np.argmax(empty)), field)
-        arr = np.where(empty, default, arr)
+        arr = arr.copy()
+        arr[empty] = default
     return arr
 
 
 def _codes(api: np.ndarray, catalog: Catalog, fail: Any) -> np.ndarray:
-    uniques, inverse = np.unique(api, return_inverse=True)
-    mapping = np.empty(len(uniques), dtype=np.int32)
-    for k, code in enumerate(uniques):
+    """Catalog index of each code (exact strings); the first unknown code in row order is the error."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(api):
+        return np.empty(0, dtype=np.int32)
+    enc = pc.dictionary_encode(pa.array(api, type=pa.string()))  # distinct codes in order of first appearance
+    inverse = enc.indices.to_numpy(zero_copy_only=False)
+    mapping = np.empty(len(enc.dictionary), dtype=np.int32)
+    for k, code in enumerate(enc.dictionary.to_pylist()):
         if code not in catalog.index:
-            raise fail(f"API {_show(code)} is not in the catalog", int(np.argmax(inverse == k)), "api")
+            raise fail(api_message(code, catalog), int(np.argmax(inverse == k)), "api")
         mapping[k] = catalog.index[code]
-    return mapping[inverse.reshape(-1)] if len(api) else np.empty(0, dtype=np.int32)
+    return mapping[inverse]
 
 
 def parse_instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
     """Epoch ms (int64) of a ``ts`` column of integers, datetimes or text; ``fail(message, row, field)`` for a bad one."""
+    if _is_arrow(values):
+        return _arrow_column(values, "ts", fail, clock)
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         ts = arr.astype(np.int64)
@@ -212,8 +244,10 @@ def parse_instants(values: Any, clock: BillingClock, fail: Any) -> np.ndarray:
     else:
         ts = np.empty(len(arr), dtype=np.int64)
         for i, v in enumerate(arr):
+            if v is None or isinstance(v, str) and not v.strip():
+                raise fail("is empty", i, "ts")
             if isinstance(v, float) or isinstance(v, np.floating):
-                raise fail(f"{_show(v)} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
+                raise fail(f"{show(v)} is a float; give epoch milliseconds as an integer or ISO 8601", i, "ts")
             try:
                 ts[i] = clock.instant(v if not isinstance(v, np.integer) else int(v), what="ts", naive_ok=False)
             except OcrledgerError as exc:
@@ -234,7 +268,7 @@ def _flags(values: Any, fail: Any) -> np.ndarray:
         bad = (arr != 0) & (arr != 1)
         if bad.any():
             i = int(np.argmax(bad))
-            raise fail(f"must be 1/0 or true/false, not {_show(arr[i])}", i, "success")
+            raise fail(f"must be 1/0 or true/false, not {show(arr[i])}", i, "success")
         return arr.astype(np.int8)
     out = np.empty(len(arr), dtype=np.int8)
     for i, v in enumerate(arr):
@@ -250,5 +284,5 @@ def _flags(values: Any, fail: Any) -> np.ndarray:
         if flag is not None:
             out[i] = flag
         else:
-            raise fail(f"must be 1/0 or true/false, not {_show(v)}", i, "success")
+            raise fail(f"must be 1/0 or true/false, not {show(v)}", i, "success")
     return out

@@ -142,7 +142,8 @@ class _Reader:
         return raw
 
     def text(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
+        """An id or code exactly as written (never stripped; only "" is empty, as in the calls)."""
+        if not isinstance(value, str) or not value:
             raise self.fail(f"must be a non-empty string, not {value!r}", where)
         return value
 

@@ -18,13 +18,13 @@ def resolve(columns: dict[str, Any], ts: np.ndarray, accounts: Accounts) -> tupl
     """
     if "credential" not in columns or "account" in columns:
         return columns, np.zeros(len(ts), dtype=bool)
-    keys = np.asarray(columns["credential"]).astype(str)
+    keys = np.asarray(columns["credential"], dtype=object)  # exact strings (a U copy drops trailing NULs)
     by_key: dict[str, list[tuple[int, int, str, str]]] = defaultdict(list)
     for c in accounts.credentials:
         lo = c.valid_from if c.valid_from is not None else np.iinfo(np.int64).min
         hi = c.valid_until if c.valid_until is not None else np.iinfo(np.int64).max
         by_key[c.key].append((lo, hi, c.account, c.channel))
-    account = keys.copy().astype(object)
+    account = keys.copy()
     channel = np.full(len(keys), OFFICIAL, dtype=object)
     rejected = np.ones(len(keys), dtype=bool)
     for key in np.unique(keys).tolist():
@@ -35,6 +35,6 @@ def resolve(columns: dict[str, Any], ts: np.ndarray, accounts: Accounts) -> tupl
             channel[hit] = ch
             rejected[hit] = False
     out = dict(columns)
-    out["account"] = account.astype(str)
-    out["channel"] = channel.astype(str)
+    out["account"] = account
+    out["channel"] = channel
     return out, rejected

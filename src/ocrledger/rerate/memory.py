@@ -40,6 +40,7 @@ from ..engine.pricing import VolumePrices
 from ..engine.qps import AddonIndex, QpsArrays, qps_arrays
 from ..engine.usage import UsageCounts
 from ..errors import MoneyError, StateError
+from ..io.arrow_columns import string_buffers
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -181,19 +182,6 @@ def write_text(bills: Sequence[Bill], text_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-
-
-def string_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, uint8 data) of an Arrow string or large_string array, without copying either: int32
-    offsets for string, int64 for large_string (the compiled string functions take both)."""
-    import pyarrow as pa
-
-    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset: arr.offset + n + 1]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
-    return offsets, data
 
 
 def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np.ndarray, party: np.ndarray,

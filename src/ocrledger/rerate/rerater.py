@@ -68,13 +68,14 @@ from ..engine.usage import (
     UsageCounts,
 )
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
-from ..io import arrow_columns as ac
+from ..io import csv_files
 from ..io.account_tables import load_accounts
-from ..io.calls import REQUIRED
+from ..io.arrow_calls import Chunk, validate_chunk
+from ..io.messages import REQUIRED
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
-from ..model.accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
+from ..model.accounts import CHANNELS, MARKETPLACE, Accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
@@ -390,6 +391,8 @@ class _Input:
     """Row number of the first record (2 for CSV with a header)."""
     rows: int | None
     batches: Callable[[], Iterator[Any]]
+    lines: Any = None
+    """A CSV file's ``CsvLines``: errors give the line a record starts on, as ``rate`` does."""
 
 
 def _inputs(calls: Any, chunk_rows: int) -> list[_Input]:
@@ -450,23 +453,17 @@ def _csv(path: Path, chunk_rows: int) -> _Input:
     import pyarrow.csv as pacsv
 
     def batches() -> Iterator[Any]:
+        names = csv_files.csv_header(path)  # stripped, as rate() reads them
         try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64)),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in (*REQUIRED, "channel")}, strings_can_be_null=False
-                ),
-            )
+            reader = pacsv.open_csv(path, **csv_files.arrow_options(
+                names, block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64)))
             for batch in reader:
                 for start in range(0, batch.num_rows, chunk_rows):
                     yield batch.slice(start, chunk_rows)
-        except pa.ArrowInvalid as exc:
-            raise CallsError(f"CSV error: {exc}", file=str(path)) from None
-        except OSError as exc:
-            raise CallsError(f"cannot read: {exc}", file=str(path)) from None
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            raise csv_files.refused(path, exc) from None
 
-    return _Input(str(path), 2, None, batches)
+    return _Input(str(path), 2, None, batches, csv_files.CsvLines(path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -662,19 +659,22 @@ class _Run:
         The first bad record in input order is still the one reported."""
         catalog = self.catalog
 
-        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
-            out, row = [], 0
+        def each(inp: _Input) -> Iterator[tuple[int, Chunk]]:
+            row = 0
             for raw in inp.batches():
-                out.append((raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)))
+                try:
+                    chunk = validate_chunk(raw, catalog, inp.name, inp.base + row)
+                except CallsError as exc:
+                    raise csv_files.at_line(exc, inp.lines, inp.base) from None  # the line, as rate() gives it
+                yield raw.num_rows, chunk
                 row += raw.num_rows
-            return out
+
+        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
+            return list(each(inp))
 
         if not parallel or len(inputs) < 2:
             for inp in inputs:
-                row = 0
-                for raw in inp.batches():
-                    yield raw.num_rows, validate_chunk(raw, catalog, inp.name, inp.base + row)
-                    row += raw.num_rows
+                yield from each(inp)
             return
         from concurrent.futures import ThreadPoolExecutor
 
@@ -922,139 +922,6 @@ class _Run:
             "calls_per_second": round(self.read_rows / elapsed) if elapsed > 0 else None,
             "peak_rss_mb": round(rss_kb / 1024, 1),
         }
-
-
-@dataclass
-class Chunk:
-    """One validated chunk of calls (input order)."""
-
-    rid: Any
-    """pyarrow StringArray, stripped, never empty."""
-    account: np.ndarray
-    """Integer index into ``accounts``."""
-    accounts: Any
-    """pyarrow StringArray of account ids, stripped (a name may repeat; none is blank)."""
-    channel: np.ndarray
-    """int8: 0 official, 1 marketplace."""
-    api: np.ndarray
-    """int16 catalog index."""
-    ts: np.ndarray
-    ok: np.ndarray
-    source: str = ""
-    """The input's name (for errors)."""
-    row0: int = 0
-    """Row number (as errors give it) of the chunk's first call."""
-
-
-def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chunk:
-    """Check and encode one Arrow record batch or table of calls (SPEC §6) without per-row Python.
-
-    Text columns are dictionary-encoded (if they are not already) and only their distinct
-    values are looked at. Errors name ``name``, the row (``row_base`` is the first record's) and
-    the field, like ``io.calls.read_calls``.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = list(raw.schema.names)
-    for col in REQUIRED:
-        if col not in names:
-            raise CallsError(f"missing column {col!r} (needs {', '.join(REQUIRED)})", file=name)
-
-    def fail_at(col: str) -> Callable[[str, int], OcrledgerError]:
-        return lambda message, i: CallsError(message, file=name, row=row_base + int(i), field=col)
-
-    def column(col: str) -> Any:
-        arr = raw.column(names.index(col))
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        return arr
-
-    n = raw.num_rows
-    rid = column("record_id")
-    if pa.types.is_dictionary(rid.type):
-        rid = rid.dictionary_decode()
-    if not (pa.types.is_string(rid.type) or pa.types.is_large_string(rid.type) or pa.types.is_null(rid.type)):
-        raise fail_at("record_id")(f"must be text, not a column of type {rid.type}", 0)
-    if pa.types.is_null(rid.type):
-        rid = rid.cast(pa.string())
-    if not _plain_ends(rid):
-        rid = pc.utf8_trim_whitespace(rid)
-        blank = ac.is_blank(rid)
-        if blank.any():
-            raise fail_at("record_id")("is empty", int(np.argmax(blank)))
-    if pa.types.is_large_string(rid.type):
-        rid = rid.cast(pa.string())
-    acc_idx, accounts, acc_blank = _dict_column(column("account"), fail_at("account"))
-    i = _first_row(acc_idx, acc_blank)
-    if i is not None:
-        raise fail_at("account")("is empty", i)
-    if "channel" in names:
-        ch_idx, ch_vals, ch_blank = _dict_column(column("channel"), fail_at("channel"))
-        words = ch_vals.to_pylist() + [None]
-        ch_code = np.array([0 if blank or w == OFFICIAL else 1 if w == MARKETPLACE else -1
-                            for w, blank in zip(words, ch_blank.tolist())], dtype=np.int8)  # blank -> official
-        i = _first_row(ch_idx, ch_code < 0)
-        if i is not None:
-            raise fail_at("channel")(f"channel must be 'official' or 'marketplace', not {words[ch_idx[i]]!r}", i)
-        channel = ch_code[ch_idx]
-    else:
-        channel = np.zeros(n, dtype=np.int8)
-    api_idx, api_vals, api_blank = _dict_column(column("api"), fail_at("api"))
-    words = api_vals.to_pylist() + [None]
-    api_code = np.array([-1 if blank else catalog.index.get(w, -1) for w, blank in zip(words, api_blank.tolist())],
-                        dtype=np.int16)
-    i = _first_row(api_idx, api_code < 0)
-    if i is not None:
-        k = api_idx[i]
-        raise fail_at("api")("is empty" if api_blank[k] else f"API {words[k]!r} is not in the catalog", i)
-    ts_col = column("ts")
-    if ts_col.null_count:
-        raise fail_at("ts")("is empty", int(np.argmax(ts_col.is_null().to_numpy(zero_copy_only=False))))
-    ts = ac.instants(ts_col, catalog.clock, fail_at("ts"), naive_ok=False)
-    ok_col = column("success")
-    if ok_col.null_count:
-        raise fail_at("success")("is empty", int(np.argmax(ok_col.is_null().to_numpy(zero_copy_only=False))))
-    ok = ac.flags(ok_col, fail_at("success"))
-    return Chunk(rid, acc_idx, accounts, channel, api_code[api_idx], ts, ok, name, row_base)
-
-
-def _plain_ends(arr: Any) -> bool:
-    """True when no string of ``arr`` is null or empty or could start or end with whitespace (compiled check)."""
-    if not _fast.available() or arr.null_count:
-        return False
-    offsets, data = _fast.string_buffers(arr)
-    return bool(_kernel.helpers().plain_ends(offsets, data))  # type: ignore[union-attr]  # available(): loaded
-
-
-def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
-    """(index per row, stripped dictionary values as an Arrow string array, blank flag per value) of a text
-    column. Null rows get the index ``len(values)``, whose flag (the last) is set when there are any."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not pa.types.is_dictionary(col.type):
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type)):
-            raise fail(f"must be text, not a column of type {col.type}", 0)
-        col = pc.dictionary_encode(col)
-    vt = col.type.value_type
-    if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
-        raise fail(f"must be text, not a column of type {vt}", 0)
-    values = col.dictionary if pa.types.is_string(vt) else col.dictionary.cast(pa.string())
-    blank = np.zeros(len(values) + 1, dtype=bool)
-    if not _plain_ends(values):  # some value may be null, blank or need trimming
-        values = pc.utf8_trim_whitespace(values)
-        blank[:-1] = ac.is_blank(values)
-    blank[-1] = col.indices.null_count > 0  # null rows only; no row has that index otherwise
-    idx = col.indices.fill_null(len(values)) if col.indices.null_count else col.indices
-    return idx.to_numpy(zero_copy_only=False), values, blank
-
-
-def _first_row(idx: np.ndarray, bad: np.ndarray) -> int | None:
-    """The first row whose dictionary index is flagged in ``bad``, or None."""
-    if not bad.any() or not (bad & (np.bincount(idx, minlength=len(bad)) > 0)).any():
-        return None
-    return int(np.argmax(bad[idx]))
 
 
 def _duplicates(rid: Any, market: np.ndarray, ts: np.ndarray, rank: np.ndarray, api: np.ndarray,

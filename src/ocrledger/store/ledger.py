@@ -372,7 +372,7 @@ class Ledger:
                 q = f"SELECT record_id FROM records WHERE channel = ? AND record_id IN ({','.join('?' * len(chunk))})"
                 found.update(r for (r,) in self.db.execute(q, [ch, *chunk]))
             if found:
-                seen[rows] = np.isin(record_id[rows], list(found))
+                seen[rows] = [r in found for r in ids]  # exact (np.isin would drop trailing NULs)
         return seen
 
     def _state(self, tables: KernelTables, plans: Sequence[Any], parties: Sequence[tuple[str, str]]) -> KernelState:
