@@ -113,9 +113,8 @@ def _rate_partition(df: Any, engine: Engine, wanted: int | None) -> list[Bill]:
     combined = codes.astype(np.int64) * 2 + df["channel"].to_numpy().astype(np.int64)
     keys, inverse = np.unique(combined, return_inverse=True)
     present = [(str(names[k // 2]), CHANNELS[k % 2]) for k in keys.tolist()]
-    parties, listed_at = batch_parties(present, engine.setup.index)
-    party_of = {p: i for i, p in enumerate(parties)}
-    party = np.array([party_of[p] for p in present], dtype=np.int32)[inverse.reshape(-1)]
+    parties, listed_at, slot = batch_parties(present, engine.setup.index)
+    party = slot[inverse.reshape(-1)]
     ts = np.ascontiguousarray(df["ts"].to_numpy(), dtype=np.int64)
     batch = Batch(
         party=party,

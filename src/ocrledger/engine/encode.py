@@ -32,16 +32,19 @@ def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple
 
 
 def batch_parties(pairs: Iterable[tuple[str, str]], listed: Mapping[tuple[str, str], int]
-                  ) -> tuple[list[tuple[str, str]], np.ndarray]:
+                  ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
     """The parties of a batch: the listed ones in their setup order, then the unknown ones sorted;
-    and the setup position of each (-1 for the unknown ones)."""
+    the setup position of each (-1 for the unknown ones); and the party number of each of ``pairs``."""
     pairs = list(pairs)
     at = np.array([listed.get(p, -1) for p in pairs], dtype=np.int64).reshape(len(pairs))
     known = np.flatnonzero(at >= 0)
     known = known[np.argsort(at[known], kind="stable")]
-    unknown = sorted(pairs[k] for k in np.flatnonzero(at < 0).tolist())
+    unknown = sorted(np.flatnonzero(at < 0).tolist(), key=pairs.__getitem__)
+    order = np.r_[known, np.array(unknown, dtype=np.int64)].astype(np.int64)
+    slot = np.empty(len(pairs), dtype=np.int32)
+    slot[order] = np.arange(len(pairs), dtype=np.int32)
     positions = np.r_[at[known], np.full(len(unknown), -1, dtype=np.int64)].astype(np.int64)
-    return [pairs[k] for k in known.tolist()] + unknown, positions
+    return [pairs[k] for k in order.tolist()], positions, slot
 
 
 def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
@@ -93,11 +96,12 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: B
     present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else np.zeros(0, np.int64)
     pairs = list(zip(acc_u[present // width].tolist(), ch_u[present % width].tolist()))
     listed_at = None
-    if parties is None:
-        parties, listed_at = batch_parties(pairs, listed or {})
-    index = {p: i for i, p in enumerate(parties)}
     party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
-    party_of_combo[present] = [index[pair] for pair in pairs]
+    if parties is None:
+        parties, listed_at, party_of_combo[present] = batch_parties(pairs, listed or {})
+    else:
+        index = {p: i for i, p in enumerate(parties)}
+        party_of_combo[present] = [index[pair] for pair in pairs]
     party = party_of_combo[combo] if n else np.empty(0, dtype=np.int32)
     batch = Batch(
         party=np.ascontiguousarray(party[order], dtype=np.int32),
