@@ -331,7 +331,7 @@ def test_null_account_is_reported_as_empty(encode: bool) -> None:
 
 
 def test_command_keeps_pandas_out_and_arrow_still_works() -> None:
-    code = ("import sys; from ocrledger.rerate.rerater import keep_pandas_out; keep_pandas_out(); import pyarrow as pa; "
+    code = ("import sys; from ocrledger.cli.process import keep_pandas_out; keep_pandas_out(); import pyarrow as pa; "
             "assert pa.array([1, 2]).to_pylist() == [1, 2]; print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -163,13 +163,8 @@ def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 def _run_rerate(args: argparse.Namespace) -> int:
     from ..engine.rate import as_accounts, as_catalog
-    from ..rerate.rerater import (
-        DEFAULT_BUCKET_ROWS,
-        DEFAULT_CHUNK_ROWS,
-        keep_pandas_out,
-        release_memory_promptly,
-        rerate,
-    )
+    from ..rerate.rerater import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, rerate
+    from .process import keep_pandas_out, release_memory_promptly
 
     release_memory_promptly()
     keep_pandas_out()

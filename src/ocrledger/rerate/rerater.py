@@ -35,7 +35,6 @@ import math
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from collections import deque
@@ -71,7 +70,7 @@ from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import csv_files
 from ..io.account_tables import load_accounts
 from ..io.arrow_calls import Chunk, validate_chunk
-from ..io.messages import REQUIRED
+from ..io.call_files import CallInput, call_inputs, have_pyarrow
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -83,6 +82,7 @@ from ..model.money import format_exact, to_cents_decimal
 from . import memory as _fast
 from .held import Held
 from .malloc import reuse_freed_memory
+from .progress import Progress, progress_reporter
 from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
 
 READ_AHEAD = 3
@@ -196,7 +196,7 @@ def rerate(
     """
     if chunk_rows < 1 or bucket_rows < 1:
         raise ValueError("chunk_rows and bucket_rows must be positive")
-    if not _have_pyarrow():
+    if not have_pyarrow():
         raise CallsError("the rerater needs pyarrow: pip install 'ocrledger[parquet]'")
     started = time.perf_counter()
     wanted = parse_period(month) if month is not None else None
@@ -208,7 +208,7 @@ def rerate(
         out_dir.mkdir(parents=True, exist_ok=True)
     spill_root = out_dir if out_dir is not None else (Path(tmp_dir) if tmp_dir is not None else None)
     spill = Path(tempfile.mkdtemp(prefix=".rerate-", dir=spill_root))
-    report = _progress(progress)
+    report = progress_reporter(progress)
     if memory_rows is None:
         memory_rows = DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
     run: _Run | None = None
@@ -219,7 +219,7 @@ def rerate(
         _fast.tick("start")
         run = _Run(catalog, _prepare_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
         calls_tmp = spill / "calls.parquet"
-        inputs = _inputs(calls, chunk_rows)
+        inputs = call_inputs(calls, chunk_rows)
         total = _known_rows(inputs)
         if _fast.available() and total is not None and total <= memory_rows:  # the in-memory pass
             memory.enter_context(reuse_freed_memory(prefault=total * PREFAULT_BYTES))
@@ -289,7 +289,7 @@ def _fixed_texts_soon(catalog: Catalog, plans: PlanColumns) -> "Future[billfiles
     return _soon("bill-texts", billfiles.fixed_texts, catalog, plans)
 
 
-def _known_rows(inputs: list["_Input"]) -> int | None:
+def _known_rows(inputs: list[CallInput]) -> int | None:
     """The number of calls in ``inputs`` when every one knows it up front (Parquet metadata), else None."""
     rows = [i.rows for i in inputs]
     return None if None in rows else sum(r for r in rows if r is not None)
@@ -317,53 +317,6 @@ class _Prepared:
     """The QPS add-ons by party."""
 
 
-def release_memory_promptly() -> None:
-    """Make Arrow allocate from the system allocator unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
-
-    Arrow's default mimalloc pool keeps freed pages of earlier buckets, so a long rerate's RSS
-    grows with the input (1.34 GB for 50 M calls, against 0.86 GB with the system allocator,
-    which also ran faster). The pool is process-wide, so the command line calls this; a program
-    embedding ``rerate`` decides for itself.
-    """
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and _have_pyarrow():  # else rerate() says what to install
-        import pyarrow as pa
-
-        pa.set_memory_pool(pa.system_memory_pool())
-
-
-def keep_pandas_out() -> None:
-    """Keep pyarrow from importing pandas in this process: its first ``pa.array`` imports pandas (about
-    0.2 s) to recognise pandas objects, which the rerater never passes. pyarrow looks once and remembers,
-    so pandas is hidden only while it looks. Process-wide (pyarrow then converts nothing to pandas here),
-    so the command calls it; a program embedding ``rerate`` may well use pandas."""
-    if "pandas" in sys.modules or not _have_pyarrow():
-        return
-    import importlib.abc
-
-    import pyarrow as pa
-
-    class NoPandas(importlib.abc.MetaPathFinder):
-        def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-            if name == "pandas":
-                raise ImportError("the ocrledger command does not use pandas")
-            return None
-
-    hide = NoPandas()
-    sys.meta_path.insert(0, hide)
-    try:
-        pa.array([0])
-    finally:
-        sys.meta_path.remove(hide)
-
-
-def _have_pyarrow() -> bool:
-    try:
-        import pyarrow
-    except ImportError:
-        return False
-    return pyarrow is not None
-
-
 def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path, diff: Any) -> dict[str, Path]:
     """Move the outputs into ``out_dir`` (bills.json and bills.txt are already in ``spill``)."""
     staged: dict[str, str] = {"summary.json": json.dumps(summary, indent=2) + "\n"}
@@ -378,92 +331,6 @@ def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Pat
         os.replace(src, out_dir / name)  # replaces a symlink itself, never its target
         files[name] = out_dir / name
     return files
-
-
-# ----------------------------------------------------------------------------------------------
-# inputs
-
-
-@dataclass
-class _Input:
-    name: str
-    base: int
-    """Row number of the first record (2 for CSV with a header)."""
-    rows: int | None
-    batches: Callable[[], Iterator[Any]]
-    lines: Any = None
-    """A CSV file's ``CsvLines``: errors give the line a record starts on, as ``rate`` does."""
-
-
-def _inputs(calls: Any, chunk_rows: int) -> list[_Input]:
-    import pyarrow as pa
-
-    if isinstance(calls, (list, tuple)):
-        return [inp for part in calls for inp in _inputs(part, chunk_rows)]
-    if isinstance(calls, pa.Table):
-        table = calls
-        return [_Input("<arrow table>", 1, table.num_rows, lambda: iter(table.to_batches(max_chunksize=chunk_rows)))]
-    if isinstance(calls, pa.RecordBatch):
-        return _inputs(pa.Table.from_batches([calls]), chunk_rows)
-    if not isinstance(calls, (str, Path)):
-        raise TypeError(f"calls must be a path, a pyarrow Table or a list of them, not {type(calls).__name__}")
-    path = Path(calls)
-    if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*.parquet")
-            if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-        )
-        if not files:
-            raise CallsError("the folder holds no .parquet files", file=str(path))
-        return [_parquet(p, chunk_rows) for p in files]
-    if not path.exists():
-        raise CallsError("cannot read: No such file or directory", file=str(path))
-    if path.suffix.lower() == ".parquet":
-        return [_parquet(path, chunk_rows)]
-    return [_csv(path, chunk_rows)]
-
-
-def _parquet(path: Path, chunk_rows: int) -> _Input:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.ParquetFile(path)
-        names = meta.schema_arrow.names
-        rows = meta.metadata.num_rows
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
-    cols = [c for c in (*REQUIRED, "channel") if c in names]
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise CallsError(f"missing column {missing[0]!r} (needs {', '.join(REQUIRED)})", file=str(path))
-
-    def batches() -> Iterator[Any]:
-        try:
-            pf = pq.ParquetFile(path, read_dictionary=[c for c in ("account", "api", "channel") if c in names])
-            yield from pf.iter_batches(batch_size=chunk_rows, columns=cols)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
-
-    return _Input(str(path), 1, rows, batches)
-
-
-def _csv(path: Path, chunk_rows: int) -> _Input:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    def batches() -> Iterator[Any]:
-        names = csv_files.csv_header(path)  # stripped, as rate() reads them
-        try:
-            reader = pacsv.open_csv(path, **csv_files.arrow_options(
-                names, block_size=max(1 << 16, min(chunk_rows, 1 << 22) * 64)))
-            for batch in reader:
-                for start in range(0, batch.num_rows, chunk_rows):
-                    yield batch.slice(start, chunk_rows)
-        except (pa.ArrowInvalid, OSError, EOFError) as exc:
-            raise csv_files.refused(path, exc) from None
-
-    return _Input(str(path), 2, None, batches, csv_files.CsvLines(path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -575,7 +442,7 @@ def rid_hash(arr: Any) -> np.ndarray:
 
 class _Run:
     def __init__(self, catalog: Catalog, prepared: "Future[_Prepared]", impl: ModuleType,
-                 wanted: int | None, chunk_rows: int, bucket_rows: int, spill: Path, report: "_Progress") -> None:
+                 wanted: int | None, chunk_rows: int, bucket_rows: int, spill: Path, report: Progress) -> None:
         self.catalog, self._prepared, self.impl, self.wanted = catalog, prepared, impl, wanted
         self.chunk_rows, self.bucket_rows, self.spill, self.report = chunk_rows, bucket_rows, spill, report
         self.clock = catalog.clock
@@ -604,7 +471,7 @@ class _Run:
         return self.prepared().addons
 
     # -- pass 1 ---------------------------------------------------------------------------------
-    def read(self, inputs: list[_Input], memory_rows: int = 0) -> "Held | None":
+    def read(self, inputs: list[CallInput], memory_rows: int = 0) -> "Held | None":
         """Read, validate and encode every chunk.
 
         Returns the kept calls when the input has at most ``memory_rows`` of them (they are then
@@ -653,13 +520,13 @@ class _Run:
         assert self.by_rid is not None
         return (rid_hash(batch.column(0)) % np.uint64(self.by_rid.k)).astype(np.int64)
 
-    def _chunks(self, inputs: list[_Input], parallel: bool) -> Iterator[tuple[int, "Chunk"]]:
+    def _chunks(self, inputs: list[CallInput], parallel: bool) -> Iterator[tuple[int, "Chunk"]]:
         """(rows, validated chunk) of every input in order; with ``parallel`` (the whole input is held in
         memory anyway) two inputs are decoded and validated at a time, in threads (Arrow releases the GIL).
         The first bad record in input order is still the one reported."""
         catalog = self.catalog
 
-        def each(inp: _Input) -> Iterator[tuple[int, Chunk]]:
+        def each(inp: CallInput) -> Iterator[tuple[int, Chunk]]:
             row = 0
             for raw in inp.batches():
                 try:
@@ -669,7 +536,7 @@ class _Run:
                 yield raw.num_rows, chunk
                 row += raw.num_rows
 
-        def validated(inp: _Input) -> list[tuple[int, Chunk]]:
+        def validated(inp: CallInput) -> list[tuple[int, Chunk]]:
             return list(each(inp))
 
         if not parallel or len(inputs) < 2:
@@ -1069,52 +936,6 @@ class _CallsWriter:
                 w.write_table(pa.Table.from_arrays(cols, schema=schema))
         os.replace(tmp, self.path)
         return total
-
-
-# ----------------------------------------------------------------------------------------------
-# progress
-
-
-class _Progress:
-    def __init__(self, sink: Callable[[str, int, int | None], None] | None, bar: bool) -> None:
-        self.sink, self.bar = sink, bar
-        self.phase = ""
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-
-    def __call__(self, phase: str, done: int, total: int | None) -> None:
-        if self.sink is not None:
-            self.sink(phase, done, total)
-        if not self.bar:
-            return
-        now = time.perf_counter()
-        if phase != self.phase:
-            if self.phase:
-                sys.stderr.write("\n")
-            self.phase, self.t0 = phase, now
-        elif now - self.last < 0.1 and done != total:
-            return
-        self.last = now
-        rate = done / (now - self.t0) if now > self.t0 else 0.0
-        if total:
-            frac = min(1.0, done / total)
-            filled = int(frac * 30)
-            line = f"\r{phase:<6} [{'#' * filled}{'.' * (30 - filled)}] {frac:4.0%} {done:,}/{total:,} calls"
-        else:
-            line = f"\r{phase:<6} {done:,} calls"
-        sys.stderr.write(f"{line}  {rate:,.0f} calls/s ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar and self.phase:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _progress(progress: bool | Callable[[str, int, int | None], None]) -> _Progress:
-    if callable(progress):
-        return _Progress(progress, False)
-    return _Progress(None, bool(progress) and sys.stderr.isatty())
 
 
 def read_calls_parquet(path: str | Path) -> Any:
