@@ -17,6 +17,7 @@ from ocrledger.engine.qps import addon_index, qps_lines, second_counts  # noqa: 
 from ocrledger.engine.rate import rate  # noqa: E402
 from ocrledger.kernel.contract import Batch, Outcomes  # noqa: E402
 from ocrledger.model.bills import bills_to_json  # noqa: E402
+from ocrledger.rerate import calls_file  # noqa: E402
 from ocrledger.rerate import memory as fast  # noqa: E402
 from ocrledger.rerate.rerater import rerate  # noqa: E402
 
@@ -217,7 +218,7 @@ def test_gather_calls_packs_and_unpacks_every_value() -> None:
 def test_distinct_values_compiled_and_numpy() -> None:
     values = np.array([3, 0, 3, 5], np.int32)
     for given in (values, values.astype(np.int64)):  # int64 takes the numpy path
-        assert fast.distinct_values(given, 7).tolist() == [0, 3, 5]
+        assert calls_file.distinct_values(given, 7).tolist() == [0, 3, 5]
     if core is not None:
         seen = np.zeros(7, np.uint8)
         core.flag_values(values, seen)
@@ -260,8 +261,11 @@ def test_string_repeats_over_many_partitions() -> None:
     assert sorted(zip(later[:m].tolist(), first_of[:m].tolist())) == seen_before
 
 
-@needs_core
-def test_call_codes_are_the_lookups() -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_call_codes_are_the_lookups(compiled: bool) -> None:
+    if compiled and core is None:
+        pytest.skip("the compiled helpers are not loaded")
+    codes = core.call_codes if compiled else calls_file._call_codes
     rng = np.random.default_rng(6)
     n = 3_000
     party, period = rng.integers(0, 50, n).astype(np.int32), rng.integers(0, 4, n).astype(np.int32)
@@ -271,14 +275,14 @@ def test_call_codes_are_the_lookups() -> None:
     period_lut, plan_lut = rng.integers(0, 9, 4).astype(np.int32), rng.integers(0, 9, 30).astype(np.int32)
     out = [np.empty(n, np.int32) for _ in range(6)]
     source_valid, plan_valid = np.empty(n, np.uint8), np.empty(n, np.uint8)
-    core.call_codes(party, period, source, plan, status, party_lut, channel_of, period_lut, plan_lut, out[0], out[1],
-                    out[2], out[3], source_valid, out[4], plan_valid, out[5])
+    codes(party, period, source, plan, status, party_lut, channel_of, period_lut, plan_lut, out[0], out[1],
+          out[2], out[3], source_valid, out[4], plan_valid, out[5])
     assert np.array_equal(out[0], party_lut[party]) and np.array_equal(out[1], channel_of[party])
     assert np.array_equal(out[2], period_lut[period]) and np.array_equal(out[5], status)
     assert np.array_equal(source_valid, source > 0) and np.array_equal(out[3][source > 0], source[source > 0] - 1)
     assert np.array_equal(plan_valid, plan >= 0) and np.array_equal(out[4][plan >= 0], plan_lut[plan[plan >= 0]])
     with pytest.raises(IndexError):
-        core.call_codes(np.array([50], np.int32), *(a[:1] for a in (period, source, plan, status)), party_lut,
+        codes(np.array([50], np.int32), *(a[:1] for a in (period, source, plan, status)), party_lut,
                         channel_of, period_lut, plan_lut, *(a[:1] for a in out[:4]), source_valid[:1], out[4][:1],
                         plan_valid[:1], out[5][:1])
 

@@ -44,12 +44,13 @@ from ..io.arrow_columns import string_buffers
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
-from ..model.accounts import CHANNELS, Accounts
+from ..model.accounts import Accounts
 from ..model.bills import Bill, bills_to_json
 from ..model.catalog import VOLUME, Catalog
-from ..model.clock import BillingClock, period_label
+from ..model.clock import BillingClock
+from .calls_file import CallColumns
 from .held import Held
-from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
+from .schema import STATUS_NAMES, calls_schema
 
 
 class Run(Protocol):
@@ -210,17 +211,6 @@ def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np
     return dup
 
 
-def distinct_values(values: np.ndarray, size: int) -> np.ndarray:
-    """The distinct values of ``values`` (each in [0, size)), ascending: flagged by a compiled pass for
-    int32 (no 64-bit copy, no sort), else by numpy."""
-    seen = np.zeros(max(size, 1), dtype=np.uint8)
-    if _core is not None and values.dtype == np.int32:
-        _core.flag_values(values, seen)
-    else:
-        seen[values] = 1
-    return np.flatnonzero(seen)
-
-
 def sort_ts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, ts[order]): a stable argsort of the instants (LSD radix when they span < 2**32 ms)."""
     n = len(ts)
@@ -309,26 +299,6 @@ class _Writer(threading.Thread):
         if self.error is not None:
             error, self.error = self.error, None
             raise error
-
-
-def _nullable(typ: Any, values: np.ndarray, valid: np.ndarray) -> Any:
-    """An Arrow array of ``values`` (already of ``typ``'s width) with a validity bitmap from ``valid``."""
-    import pyarrow as pa
-
-    values = np.ascontiguousarray(values)
-    if valid.all():
-        return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
-    bitmap = np.packbits(valid, bitorder="little")
-    return pa.Array.from_buffers(typ, len(values), [pa.py_buffer(bitmap), pa.py_buffer(values)],
-                                 null_count=int(len(valid) - np.count_nonzero(valid)))
-
-
-def _lut(index: np.ndarray, size: int, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(used values in increasing order, int32 lookup value -> position among the used)."""
-    used = distinct_values(index if valid is None else index[valid], size)
-    lut = np.zeros(max(size, 1), dtype=np.int32)
-    lut[used] = np.arange(len(used), dtype=np.int32)
-    return used, lut
 
 
 def gather_text(offsets: np.ndarray, data: np.ndarray, perm: np.ndarray) -> Any:
@@ -436,17 +406,8 @@ def write_calls(run: Run, path: Path, rid: RecordIds | None, span: tuple[int, in
 
     schema = calls_schema()
     n = len(batch)
-    api_codes = pa.array([a.code for a in run.catalog.apis], pa.string())
-    channels = pa.array(list(CHANNELS), pa.string())
-    statuses = pa.array(list(STATUS_NAMES), pa.string())
-    sources = pa.array(list(SOURCE_NAMES), pa.string())
-    parties, party_lut = _lut(batch.party, run.tables.n_party)
-    party_dict = pa.array(run.party_names[parties].tolist() if len(parties) else [], pa.string())
-    periods, period_lut = _lut(batch.period, int(batch.period[-1]) + 1 if n else 0)  # non-decreasing
-    period_dict = pa.array([period_label(p) for p in periods.tolist()], pa.string())
-    plan_ids = run.plans.ids
-    channel_of = run.party_market.astype(np.int32)
-    dict_of = pa.DictionaryArray.from_arrays
+    builder = CallColumns(run.catalog, run.party_names, run.party_market, run.plans.ids, run.tables.n_plan)
+    dicts = builder.dictionaries(batch.party, batch.period)
 
     def columns(a: int) -> list[Any]:
         """Row group a // ROW_GROUP as Arrow columns (the plan dictionary: the group's own plans)."""
@@ -457,29 +418,7 @@ def write_calls(run: Run, path: Path, rid: RecordIds | None, span: tuple[int, in
         assert rid is not None
         ids = rid.part(a // ROW_GROUP)
         waited[0] += time.perf_counter() - t0
-        plan = out.plan[a:b]
-        tier = out.tier[a:b]
-        plans, plan_lut = _lut(plan, run.tables.n_plan, plan >= 0)
-        plan_dict = pa.array([plan_ids[k] for k in plans.tolist()], pa.string())
-        m = b - a
-        idx = [np.empty(m, dtype=np.int32) for _ in range(6)]  # party, channel, period, source, plan, status
-        source_valid, plan_valid = np.empty(m, dtype=np.uint8), np.empty(m, dtype=np.uint8)
-        _core.call_codes(batch.party[a:b], batch.period[a:b], out.source[a:b], plan, out.status[a:b], party_lut,
-                         channel_of, period_lut, plan_lut, idx[0], idx[1], idx[2], idx[3], source_valid, idx[4],
-                         plan_valid, idx[5])
-        return [
-            ids,
-            dict_of(pa.array(idx[0]), party_dict),
-            dict_of(pa.array(batch.api[a:b]), api_codes),
-            dict_of(pa.array(idx[1]), channels),
-            pa.array(batch.ts[a:b]),
-            dict_of(pa.array(idx[2]), period_dict),
-            dict_of(_nullable(pa.int32(), idx[3], source_valid.view(bool)), sources),
-            dict_of(_nullable(pa.int32(), idx[4], plan_valid.view(bool)), plan_dict),
-            _nullable(pa.int16(), tier, tier >= 0),
-            pa.array(out.amount[a:b]),
-            dict_of(pa.array(idx[5]), statuses),
-        ]
+        return builder.columns(ids, batch.slice(a, b), out.slice(a, b), dicts)
 
     waited = [0.0]
 

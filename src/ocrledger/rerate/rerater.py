@@ -80,6 +80,7 @@ from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from ..model.money import format_exact, to_cents_decimal
 from . import memory as _fast
+from .calls_file import CallColumns, distinct_values
 from .held import Held
 from .malloc import reuse_freed_memory
 from .progress import Progress, progress_reporter
@@ -514,7 +515,7 @@ class _Run:
 
     def _note_parties(self, pkey: np.ndarray) -> None:
         if len(pkey):
-            self.pkeys.update(_fast.distinct_values(pkey, int(pkey.max()) + 1).tolist())
+            self.pkeys.update(distinct_values(pkey, int(pkey.max()) + 1).tolist())
 
     def _rid_part(self, batch: Any) -> np.ndarray:
         assert self.by_rid is not None
@@ -856,52 +857,21 @@ class _CallsWriter:
     """Writes the per-call explanation to Parquet, one row group per rated bucket."""
 
     def __init__(self, path: Path, run: _Run, hidden: bool) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.path, self.run, self.hidden = path, run, hidden
         self.schema = calls_schema(hidden)
         self.writer = pq.ParquetWriter(str(path), self.schema)
-        self.api_codes = pa.array([a.code for a in run.catalog.apis])
-        self.channels = pa.array(list(CHANNELS))
-        self.statuses = pa.array(list(STATUS_NAMES))
-        self.sources = pa.array(list(SOURCE_NAMES))
-        self.plan_ids = np.array(run.plans.ids, dtype=object)
+        self.builder = CallColumns(run.catalog, run.party_names, run.party_market, run.plans.ids, run.tables.n_plan)
 
     def write(self, rid: Any, batch: Batch, out: Outcomes) -> None:
         import pyarrow as pa
 
-        run = self.run
         if len(batch) == 0:
             return
-
-        def compact(index: np.ndarray, names: Any, valid: np.ndarray | None = None) -> Any:
-            used, local = np.unique(index if valid is None else index[valid], return_inverse=True)
-            indices = np.zeros(len(index), dtype=np.int32)
-            if valid is None:
-                indices[:] = local.reshape(-1)
-                mask = None
-            else:
-                indices[valid] = local.reshape(-1)
-                mask = ~valid
-            return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask), pa.array(list(names(used)), pa.string()))
-
-        dict_of = pa.DictionaryArray.from_arrays
-        account = compact(batch.party, lambda u: run.party_names[u].tolist())
-        periods = compact(batch.period, lambda u: [period_label(p) for p in u.tolist()])
-        has_source = out.source > 0
-        source = dict_of(pa.array(np.maximum(out.source.astype(np.int32) - 1, 0), mask=~has_source),
-                         self.sources)
-        plan = compact(out.plan, lambda u: self.plan_ids[u].tolist(), out.plan >= 0)
-        tier = pa.array(out.tier, mask=out.tier < 0)
-        cols = [
-            rid, account, dict_of(pa.array(batch.api.astype(np.int32)), self.api_codes),
-            dict_of(pa.array(run.party_market[batch.party].astype(np.int32)), self.channels), pa.array(batch.ts),
-            periods, source, plan, tier, pa.array(out.amount), dict_of(pa.array(out.status.astype(np.int32)),
-                                                                        self.statuses),
-        ]
+        cols = self.builder.columns(rid, batch, out, self.builder.dictionaries(batch.party, batch.period))
         if self.hidden:
-            cols.append(pa.array((batch.party.astype(np.int64) * N_PERIODS + batch.period) * run.tables.n_api
+            cols.append(pa.array((batch.party.astype(np.int64) * N_PERIODS + batch.period) * self.run.tables.n_api
                                  + batch.api))
         self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
 
