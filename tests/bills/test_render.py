@@ -126,6 +126,12 @@ def test_csv_cell_neutralises_formulas(text: str, safe: str) -> None:
     assert csv_cell(text) == safe
 
 
+def test_csv_numbers_stay_numbers() -> None:
+    # an adjustment of -2.60 is a number to a spreadsheet, not the text '-2.60; an id "-2" stays guarded text
+    assert [csv_cell(Decimal("-2.60")), csv_cell(-3), csv_cell(Decimal("0.082500")), csv_cell("-2")] == \
+        ["-2.60", "-3", "0.082500", "'-2"]
+
+
 def test_csv_injection_in_a_bill(bills: list[Bill]) -> None:
     data = bills[0].to_dict()
     data["account"] = "=HYPERLINK(\"x\")"

@@ -223,7 +223,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_cell(value: object) -> str:
     """A CSV cell that a spreadsheet will not run as a formula: text starting with = + - @ (or a
-    tab or carriage return) gets a leading apostrophe (OWASP's advice on CSV injection)."""
+    tab or carriage return) gets a leading apostrophe (OWASP's advice on CSV injection). Numbers
+    (``int``, ``Decimal``) are written as numbers, so a negative amount stays a number."""
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
@@ -244,19 +249,19 @@ def render_csv(bills: Sequence[Bill]) -> str:
             for t in ln.tiers:
                 writer.writerow([csv_cell(c) for c in head + [
                     ln.api, "tier", "", "", "", "", "", "", "", "", t.from_,
-                    "" if t.to is None else t.to, t.calls, plain(t.unit_price), plain(t.amount), "", "", "", "",
+                    "" if t.to is None else t.to, t.calls, t.unit_price, t.amount, "", "", "", "",
                 ]])
         for a in bill.adjustments:
             writer.writerow([csv_cell(c) for c in head + [
                 a.api, "adjustment", a.calls, "", "", "", "", "", "", "", "", "", "", "",
-                plain(a.amount_exact), plain(a.amount), "", "", a.period,
+                a.amount_exact, a.amount, "", "", a.period,
             ]])
-        writer.writerow([csv_cell(c) for c in head + ["", "total"] + [""] * 13 + [plain(bill.total), "", "", ""]])
+        writer.writerow([csv_cell(c) for c in head + ["", "total"] + [""] * 13 + [bill.total, "", "", ""]])
     return buf.getvalue()
 
 
 def _csv_line(ln: BillLine) -> list[object]:
     return [
         ln.api, "line", ln.calls, ln.failed, ln.rejected, ln.free, ln.dedicated, ln.shared_calls, ln.shared_points,
-        ln.payg, "", "", "", "", plain(ln.amount_exact), plain(ln.amount), ln.qps_peak, ln.qps_over_seconds, "",
+        ln.payg, "", "", "", "", ln.amount_exact, ln.amount, ln.qps_peak, ln.qps_over_seconds, "",
     ]

@@ -50,9 +50,14 @@ def _run_ingest(args: argparse.Namespace) -> int:
         print(f"batch {result.batch_id} was already committed: nothing done")
         return 0
     n = len(result.calls.get("ts", []))
-    print(f"batch {result.batch_id}: {n:,} calls rated, {result.duplicates:,} duplicates, "
-          f"{result.late:,} late (adjustments), {len(result.alerts)} alerts raised")
+    print(f"batch {result.batch_id}: {_count(n, 'call')} rated, {_count(result.duplicates, 'duplicate')}, "
+          f"{result.late:,} late (adjustments), {_count(len(result.alerts), 'alert')} raised")
     return 0
+
+
+def _count(n: int, word: str) -> str:
+    """``1 call``, ``2 calls``: a count with its noun."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def add_bill(sub: Sub) -> None:  # type: ignore[valid-type]
