@@ -47,19 +47,27 @@ def _bills(ledger: Ledger) -> list[str]:
 def test_sigkill_at_random_moments_loses_no_batch_and_charges_none_twice(tmp_path: Path) -> None:
     cat, acc, data = scenario(11, n_calls=6000)
     paths = _write_batches(tmp_path, data, 30)
-    # Time one uninterrupted writer on a copy, so the kills land while it is ingesting.
+    # Time one uninterrupted writer on a copy, and its start-up alone, so each kill lands while the
+    # batches still to commit are being ingested (a later writer replays the committed ones first).
     reference_db = tmp_path / "uninterrupted.sqlite"
     Ledger.create(reference_db, cat, acc).close_connection()
     started = time.monotonic()
+    subprocess.run([sys.executable, "-c", WRITER, str(reference_db)], check=True)
+    startup = time.monotonic() - started
+    started = time.monotonic()
     subprocess.run([sys.executable, "-c", WRITER, str(reference_db), *map(str, paths)], check=True)
-    duration = time.monotonic() - started
+    per_batch = max(time.monotonic() - started - startup, 0.01) / len(paths)
     db = tmp_path / "ledger.sqlite"
     Ledger.create(db, cat, acc).close_connection()
     rng = random.Random(5)
     kills = 0
     for _ in range(12):
+        with Ledger.open(db) as ledger:
+            remaining = len(paths) - len(ledger.batches())
+        if remaining == 0:
+            break
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), *map(str, paths)])
-        time.sleep(rng.uniform(0.2, 1.0) * duration)
+        time.sleep(startup + rng.uniform(0.1, 0.9) * remaining * per_batch)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
