@@ -5,6 +5,7 @@ import csv
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,8 +48,9 @@ def _bills(ledger: Ledger) -> list[str]:
 def test_sigkill_at_random_moments_loses_no_batch_and_charges_none_twice(tmp_path: Path) -> None:
     cat, acc, data = scenario(11, n_calls=6000)
     paths = _write_batches(tmp_path, data, 30)
-    # Time one uninterrupted writer on a copy, and its start-up alone, so each kill lands while the
-    # batches still to commit are being ingested (a later writer replays the committed ones first).
+    # Time one uninterrupted writer on a copy. Each kill then lands at a random moment inside a
+    # random batch still to commit: once the writer has committed a random number of the batches
+    # left, a random fraction of one batch's time later (a later writer replays the committed ones).
     reference_db = tmp_path / "uninterrupted.sqlite"
     Ledger.create(reference_db, cat, acc).close_connection()
     started = time.monotonic()
@@ -56,18 +58,28 @@ def test_sigkill_at_random_moments_loses_no_batch_and_charges_none_twice(tmp_pat
     startup = time.monotonic() - started
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", WRITER, str(reference_db), *map(str, paths)], check=True)
-    per_batch = max(time.monotonic() - started - startup, 0.01) / len(paths)
+    per_batch = max(time.monotonic() - started - startup, 0.03) / len(paths)
     db = tmp_path / "ledger.sqlite"
     Ledger.create(db, cat, acc).close_connection()
+
+    def committed() -> int:
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)
+        try:
+            return int(reader.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
+        finally:
+            reader.close()
+
     rng = random.Random(5)
     kills = 0
     for _ in range(12):
-        with Ledger.open(db) as ledger:
-            remaining = len(paths) - len(ledger.batches())
-        if remaining == 0:
+        done_before = committed()
+        if done_before == len(paths):
             break
+        target = done_before + rng.randrange(min(3, len(paths) - done_before))  # killed while ingesting this one
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), *map(str, paths)])
-        time.sleep(startup + rng.uniform(0.1, 0.9) * remaining * per_batch)
+        while proc.poll() is None and committed() < target:
+            time.sleep(0.002)
+        time.sleep((startup if target == done_before else 0.0) + rng.uniform(0.0, 0.8) * per_batch)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
