@@ -21,12 +21,21 @@ def test_encode(benchmark, table, encode_work) -> None:  # type: ignore[no-untyp
     benchmark.pedantic(encode, args=(table, parties, encode_work.catalog.clock), rounds=5)
 
 
+def charge_keys(table):  # type: ignore[no-untyped-def]
+    """The columns ``order.charge`` takes, from a call table (as ``encode`` makes them)."""
+    code, uniques = grouping.dictionary_encode(table.account)
+    market = (table.channel != "official").astype(np.int8)
+    party = code.astype(np.int64) * 2 + market
+    rank = grouping.party_ranks([u for u in uniques.tolist() for _ in (0, 1)], [0, 1] * len(uniques))
+    offsets, data = grouping.id_buffers(table.record_id)
+    return table.ts, offsets, data, market, party, rank, table.api, table.success
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["hashed", "numpy"])
-def test_repeats(benchmark, table, compiled) -> None:  # type: ignore[no-untyped-def]
-    order = grouping.charge_order(table.ts, table.record_id)
-    tag = (table.channel != "official").astype(np.int8)
-    benchmark.pedantic(grouping.repeats, args=(table.record_id, tag, order), kwargs={"compiled": compiled},
-                       rounds=5 if compiled else 2)
+def test_duplicates(benchmark, table, compiled) -> None:  # type: ignore[no-untyped-def]
+    ts, offsets, data, market, party, rank, api, ok = charge_keys(table)
+    benchmark.pedantic(grouping.duplicates, args=(offsets, data, market, ts, party, rank, api, ok),
+                       kwargs={"compiled": compiled}, rounds=5 if compiled else 2)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["hashed", "numpy"])
@@ -35,8 +44,12 @@ def test_dictionary_encode_accounts(benchmark, table, compiled) -> None:  # type
                        rounds=5 if compiled else 2)
 
 
-def test_charge_order(benchmark, table) -> None:  # type: ignore[no-untyped-def]
-    benchmark.pedantic(grouping.charge_order, args=(table.ts, table.record_id), rounds=5)
+@pytest.mark.parametrize("compiled", [True, False], ids=["radix", "numpy"])
+def test_charge_order(benchmark, table, compiled) -> None:  # type: ignore[no-untyped-def]
+    ts, offsets, data, market, party, rank, api, ok = charge_keys(table)
+    dup = grouping.duplicates(offsets, data, market, ts, party, rank, api, ok)
+    benchmark.pedantic(grouping.charge_order, args=(ts, offsets, data, party, rank, api, ok, dup),
+                       kwargs={"compiled": compiled}, rounds=5)
 
 
 def test_charge_order_lexsort_unique(benchmark, table) -> None:  # type: ignore[no-untyped-def]

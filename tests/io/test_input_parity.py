@@ -23,7 +23,7 @@ import pytest
 from helpers import CATALOG, OCT, accounts, ms, official
 
 from ocrledger.codes import Status
-from ocrledger.engine.order import dictionary_encode, repeats
+from ocrledger.engine.order import dictionary_encode, duplicates, id_buffers
 from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError
 from ocrledger.io.csv_files import texts
@@ -173,14 +173,18 @@ def test_compiled_duplicate_hash_agrees_with_numpy_on_exact_ids(seed: int) -> No
     ids = texts([words[k] for k in rng.integers(0, len(words), 400)])
     tag = rng.integers(0, 2, 400).astype(np.int8)
     order = rng.permutation(400).astype(np.int64)
-    compiled = repeats(ids, tag, order, compiled=True)
-    assert np.array_equal(compiled, repeats(ids, tag, order, compiled=False))
+    ts = np.empty(400, dtype=np.int64)
+    ts[order] = np.arange(400)  # the charge order is ``order``
+    offsets, data = id_buffers(ids)
+    zero = np.zeros(400, dtype=np.int64)
+    compiled = duplicates(offsets, data, tag, ts, zero, zero[:1], zero, zero, compiled=True)
+    assert np.array_equal(compiled, duplicates(offsets, data, tag, ts, zero, zero[:1], zero, zero, compiled=False))
     seen: set[tuple[str, int]] = set()
     want = []
     for i in order.tolist():
         want.append(int((ids[i], int(tag[i])) in seen))
         seen.add((ids[i], int(tag[i])))
-    assert compiled.tolist() == want
+    assert compiled[order].tolist() == want
     codes, uniques = dictionary_encode(ids, compiled=True)
     assert uniques[codes].tolist() == ids.tolist()
 

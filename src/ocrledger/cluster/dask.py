@@ -7,10 +7,11 @@ rule (a record id is unique per channel, whatever the account), so duplicates ar
 1. every partition is validated and encoded (``rerate.validate_chunk``; later months than
    ``month`` are dropped);
 2. shuffle on ``record_id``: all copies of a record id meet in one partition, where all but the
-   first in charge order are flagged (ties: smallest account, then API, then failed first -- the
-   rule of ``ocrledger.rerate``);
-3. shuffle on ``account``: each partition holds whole accounts (both channels); it builds kernel
-   tables for just its accounts and plans, rates, and makes their bills;
+   first in charge order are flagged (``engine.order.duplicates``, the rule of every pass: ties go
+   to the smallest account, then API, then failed first);
+3. shuffle on ``account``: each partition holds whole accounts (both channels); it puts them in
+   charge order (``engine.order.charge_order``), builds kernel tables for just its accounts and
+   plans, rates, and makes their bills;
 4. the bills are gathered and sorted by account, channel, period.
 
 The bills are byte-identical (as JSON) to those of ``ocrledger.rerate.rerate`` and ``rate``.
@@ -21,6 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..engine import order as ordering
 from ..engine.encode import batch_parties
 from ..engine.rate import Engine
 from ..io.arrow_calls import validate_chunk
@@ -95,26 +97,41 @@ def _normalize(df: Any, catalog: Catalog, cut: int, partition_info: Mapping[str,
     return out[keep].reset_index(drop=True) if not keep.all() else out
 
 
-def _mark_duplicates(df: Any) -> Any:
-    """Flag every copy of a (channel, record_id) but the first in charge order (same rule as rerate)."""
-    df = df.sort_values(["channel", "rid", "ts", "account", "api", "ok"], kind="mergesort")
-    return df.assign(dup=df.duplicated(["channel", "rid"], keep="first").to_numpy().astype(np.int8))
-
-
-def _rate_partition(df: Any, engine: Engine, wanted: int | None) -> list[Bill]:
-    """Rate the whole accounts of one partition with the Engine (tables for its own parties only); their bills."""
+def _keys(df: Any) -> tuple[np.ndarray, list[tuple[str, str]], np.ndarray, np.ndarray, np.ndarray]:
+    """The charge-order keys of a partition: its party of each row, the parties, their (account, channel)
+    ranks, and the record ids' Arrow buffers (offsets, data)."""
     import pandas as pd
 
-    if len(df) == 0:
-        return []
-    catalog = engine.catalog
-    df = df.sort_values(["ts", "rid", "account", "channel", "api", "ok", "dup"], kind="mergesort")
     codes, names = pd.factorize(df["account"])
     combined = codes.astype(np.int64) * 2 + df["channel"].to_numpy().astype(np.int64)
     keys, inverse = np.unique(combined, return_inverse=True)
     present = [(str(names[k // 2]), CHANNELS[k % 2]) for k in keys.tolist()]
+    rank = ordering.party_ranks([a for a, _ in present], keys % 2)
+    offsets, data = ordering.id_buffers(df["rid"].to_numpy(dtype=object))
+    return inverse.reshape(-1), present, rank, offsets, data
+
+
+def _mark_duplicates(df: Any) -> Any:
+    """Flag every copy of a (channel, record_id) but the first in charge order (``engine.order.duplicates``)."""
+    if len(df) == 0:
+        return df.assign(dup=np.zeros(0, dtype=np.int8))
+    pair, _, rank, offsets, data = _keys(df)
+    dup = ordering.duplicates(offsets, data, df["channel"].to_numpy(), df["ts"].to_numpy(), pair, rank,
+                              df["api"].to_numpy(), df["ok"].to_numpy())
+    return df.assign(dup=dup)
+
+
+def _rate_partition(df: Any, engine: Engine, wanted: int | None) -> list[Bill]:
+    """Rate the whole accounts of one partition with the Engine (tables for its own parties only); their bills."""
+    if len(df) == 0:
+        return []
+    catalog = engine.catalog
+    pair, present, rank, offsets, data = _keys(df)
+    order = ordering.charge_order(df["ts"].to_numpy(), offsets, data, pair, rank, df["api"].to_numpy(),
+                                  df["ok"].to_numpy(), df["dup"].to_numpy())
+    df = df.iloc[order]
     parties, listed_at, slot = batch_parties(present, engine.setup.index)
-    party = slot[inverse.reshape(-1)]
+    party = slot[pair[order]]
     ts = np.ascontiguousarray(df["ts"].to_numpy(), dtype=np.int64)
     batch = Batch(
         party=party,

@@ -1,4 +1,4 @@
-"""Encoding validated calls for the kernel: parties, (ts, record_id) charge order with its tie rule, duplicates."""
+"""Encoding validated calls for the kernel: parties, and the batch in charge order with its duplicates (``order.charge``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +10,7 @@ from ..io.calls import CallTable
 from ..kernel.contract import Batch
 from ..model.accounts import OFFICIAL
 from ..model.clock import BillingClock
-from .order import charge_order, dictionary_encode, repeats
+from .order import charge, dictionary_encode, id_buffers, party_ranks
 
 
 @dataclass
@@ -47,54 +47,29 @@ def batch_parties(pairs: Iterable[tuple[str, str]], listed: Mapping[tuple[str, s
     return [pairs[k] for k in order.tolist()], positions, slot
 
 
-def _break_ties(calls: CallTable, order: np.ndarray) -> np.ndarray:
-    """Order copies with the same (ts, record_id) by account, then API (catalog order), then failed first.
-
-    Such copies are duplicates of each other when on one channel, and the first is the one charged:
-    this makes that choice independent of input row order (the rerater applies the same rule).
-    """
-    if len(order) < 2:
-        return order
-    ts = calls.ts[order]
-    same = np.flatnonzero(ts[1:] == ts[:-1])
-    if not len(same):
-        return order
-    rid = calls.record_id[order]
-    same = same[rid[same + 1] == rid[same]]
-    if not len(same):
-        return order
-    order = order.copy()
-    starts = same[np.r_[True, same[1:] != same[:-1] + 1]]  # first index of each run of equal neighbours
-    for start in starts.tolist():
-        stop = start + 1
-        while stop < len(order) and ts[stop] == ts[start] and rid[stop] == rid[start]:
-            stop += 1
-        group = order[start:stop]
-        order[start:stop] = sorted(group.tolist(), key=lambda i: (
-            str(calls.account[i]).encode("utf-8"), int(calls.api[i]), int(calls.success[i])))
-    return order
-
-
 def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: BillingClock, *,
            listed: Mapping[tuple[str, str], int] | None = None) -> Encoded:
-    """Sort calls in (ts, record_id) order, mark repeated record ids per channel, map parties.
+    """Sort calls into charge order, mark repeated record ids per channel, map parties.
 
     ``parties`` numbers the parties (it must hold every (account, channel) of the calls); None
     takes the calls' own parties, ordered by ``batch_parties`` against ``listed``, so the cost
-    follows the batch. Copies with the same (ts, record_id) are ordered by account, API and
-    failed-first (``_break_ties``).
+    follows the batch. The charge order and the duplicates are ``order.charge``'s (ties by
+    account, channel, API and failed-first).
     """
     n = len(calls)
-    order = _break_ties(calls, charge_order(calls.ts, calls.record_id))
-    ts = calls.ts[order]
-    is_market = (calls.channel != OFFICIAL).astype(np.int8)
-    duplicate = repeats(calls.record_id, is_market, order)  # first occurrence in charge order is kept
     acc_code, acc_u = dictionary_encode(calls.account)
     ch_code, ch_u = dictionary_encode(calls.channel)
     width = max(len(ch_u), 1)
     combo = acc_code.astype(np.int64) * width + ch_code
     present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else np.zeros(0, np.int64)
     pairs = list(zip(acc_u[present // width].tolist(), ch_u[present % width].tolist()))
+    combo_rank = np.zeros(len(acc_u) * width, dtype=np.int64)
+    combo_rank[present] = party_ranks([a for a, _ in pairs], [int(c != OFFICIAL) for _, c in pairs])
+    is_market = (calls.channel != OFFICIAL).astype(np.int8)
+    offsets, data = id_buffers(calls.record_id)
+    order, dup = charge(calls.ts, offsets, data, is_market, combo, combo_rank, calls.api, calls.success)
+    ts = calls.ts[order]
+    duplicate = np.ascontiguousarray(dup[order])  # the first copy in charge order is kept
     listed_at = None
     party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
     if parties is None:

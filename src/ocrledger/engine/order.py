@@ -1,22 +1,44 @@
-"""The engine's array work before the kernel: charge order, duplicate marking, dictionary encoding.
+"""The charge order, its tie rule and the duplicate rule: the one copy every pass calls.
 
-Each function uses the compiled helper of ``kernel/_core.pyx`` when it is loaded and falls back
-to the plain-numpy equivalent otherwise (``OCRLEDGER_PURE_PYTHON=1`` or no build); the two give
-identical results (``tests/engine/test_order.py``).
+Within a batch calls are charged in ``(ts, record_id)`` order (record ids compared as UTF-8 bytes);
+copies with the same ``(ts, record_id)`` are ordered by account (UTF-8 bytes), then channel (official
+first), then API (catalog order), then failed first, then not-duplicate first. A record id is
+unique per channel: the first copy in that order is charged, every later one is a duplicate.
+
+``rate`` and the ledger (``encode``), the rerater's in-memory pass (``rerate/memory.py``), its
+spill passes (``rerate/rerater.py``: ``duplicates`` inside each record-id bucket, ``charge_order``
+inside each time bucket) and the Dask rerate (``cluster/dask.py``: the same per shuffle
+partition) all call the functions here:
+
+- ``duplicates``: the flag of every copy but the first of its (channel, record_id), in input order;
+- ``sort_ts`` + ``break_ties`` = ``charge_order``: the positions in charge order;
+- ``charge``: both (``duplicates``, then ``charge_order`` with the flags as the last key).
+
+Record ids come as Arrow string buffers (``offsets``/``data`` of ``io.arrow_columns.string_buffers``;
+``id_buffers`` makes them from an object array of ``str``). Accounts and channels come as a party
+number per row and ``rank``, the position of each party in (account UTF-8 bytes, channel) order
+(``party_ranks``), so only the few rows that need a tie broken are looked up.
+
+Each function uses the compiled helper of ``kernel/_core.pyx`` when it is loaded and falls back to
+the plain equivalent otherwise (``OCRLEDGER_PURE_PYTHON=1`` or no build); the two give identical
+results (``tests/engine/test_order.py``).
 """
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..io.arrow_columns import string_buffers
 from ..kernel import select as _kernel
 
 _core = _kernel.helpers()
 
 _MAX_HASHED = 2**31 - 2
 """Largest key count the compiled hash encodes (its codes are int32)."""
+_SPAN = 1 << 32
+"""``radix_argsort`` sorts instants that span less than this many ms (a month does)."""
 
 
 def _core_or(compiled: bool | None) -> ModuleType | None:
@@ -28,26 +50,144 @@ def _core_or(compiled: bool | None) -> ModuleType | None:
     return _core
 
 
-def charge_order(ts: np.ndarray, record_id: np.ndarray) -> np.ndarray:
-    """Positions in (ts, record_id) order, ties kept in input order (int64).
+def id_buffers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of an object array of ``str``, as Arrow holds them (large_string past 2 GiB)."""
+    import pyarrow as pa
 
-    Equal to ``np.lexsort((record_id, ts))``, but record ids are compared only inside runs of
-    equal ts, which are short, so the cost is one integer sort.
+    arr = pa.array(values, type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):  # more text than int32 offsets can address
+        arr = arr.cast(pa.large_string()).combine_chunks()
+    return string_buffers(arr)
+
+
+def _strings(offsets: np.ndarray, data: np.ndarray) -> Any:
+    """The Arrow string array over (offsets, data), without copying."""
+    import pyarrow as pa
+
+    kind = pa.large_string() if offsets.dtype == np.int64 else pa.string()
+    return pa.Array.from_buffers(kind, len(offsets) - 1, [None, pa.py_buffer(np.ascontiguousarray(offsets)),
+                                                          pa.py_buffer(data)])
+
+
+def party_ranks(accounts: Sequence[str], market: Sequence[int] | np.ndarray) -> np.ndarray:
+    """int64 position of each party (account id, channel: 1 for marketplace) in (account UTF-8 bytes,
+    channel) order; equal parties get equal positions."""
+    keys = [(str(a).encode("utf-8"), int(m)) for a, m in zip(accounts, np.asarray(market).tolist())]
+    at = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.array([at[k] for k in keys], dtype=np.int64).reshape(len(keys))
+
+
+def _key_codes(offsets: np.ndarray, data: np.ndarray, market: np.ndarray) -> np.ndarray:
+    """int64 code of each row's (record_id, channel): equal codes for equal keys (the plain twin of the hash)."""
+    import pyarrow.compute as pc
+
+    codes = pc.dictionary_encode(_strings(offsets, data)).indices.to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64) * 2 + market.astype(np.int64)
+
+
+def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np.ndarray, party: np.ndarray,
+               rank: np.ndarray, api: np.ndarray, ok: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
+    """int8 flag of each row (input order) that repeats a (channel, record_id) earlier in charge order.
+
+    Of the copies of a key the one kept is the first by (ts, ``rank[party]``, API, success), then
+    input row: the first copy in ``charge_order``. ``market`` is the channel of each row (int8, 1:
+    marketplace), ``party`` its party number, ``rank`` the (account, channel) position of each party
+    (``party_ranks``). Compiled: the record ids are hashed straight from the Arrow buffers with the
+    channel in the key (``string_repeats``, in cache-sized partitions), and only the rows of repeated
+    keys (a few in a thousand) are ranked; plain: every row's key code (Arrow's dictionary
+    encoding), then one sort.
     """
     n = len(ts)
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
+    dup = np.zeros(n, dtype=np.int8)
+    if n < 2:
+        return dup
+    core = _core_or(compiled)
+    tag = np.ascontiguousarray(market, dtype=np.int8)
+    if core is not None and n <= _MAX_HASHED:
+        later = np.empty(n, dtype=np.int32)  # only the first m entries are written (and touched)
+        first_of = np.empty(n, dtype=np.int32)
+        _, m = core.string_repeats(offsets, data, tag, later, first_of)
+        if m == 0:
+            return dup
+        firsts = np.unique(first_of[:m])
+        rows = np.concatenate([firsts, later[:m]]).astype(np.int64)  # every row of a repeated key ...
+        key = np.concatenate([firsts, first_of[:m]])  # ... and its key: the key's first row
+    else:
+        rows = np.arange(n, dtype=np.int64)
+        key = _key_codes(offsets, data, tag)
+    o = np.lexsort((rows, ok[rows], api[rows], rank[party[rows]], ts[rows], key))
+    sk = key[o]
+    later_in_order = np.r_[False, sk[1:] == sk[:-1]]
+    dup[rows[o[later_in_order]]] = 1
+    return dup
+
+
+def sort_ts(ts: np.ndarray, *, compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(order, ts[order]): a stable argsort of the instants (int64), the first step of ``charge_order``.
+
+    Compiled: an LSD radix sort when they span less than 2**32 ms (``radix_argsort``); else numpy's."""
+    n = len(ts)
+    core = _core_or(compiled)
+    if core is not None and 0 < n <= _MAX_HASHED:
+        ts = np.ascontiguousarray(ts, dtype=np.int64)
+        lo = int(ts.min())
+        if int(ts.max()) - lo < _SPAN:
+            order = np.empty(n, dtype=np.int64)
+            st = np.empty(n, dtype=np.int64)
+            core.radix_argsort(ts, lo, order, st)
+            return order, st
     order = np.argsort(ts, kind="stable").astype(np.int64, copy=False)
-    sorted_ts = ts[order]
+    return order, ts[order]
+
+
+def break_ties(order: np.ndarray, st: np.ndarray, offsets: np.ndarray, data: np.ndarray, party: np.ndarray,
+               rank: np.ndarray, api: np.ndarray, ok: np.ndarray, dup: np.ndarray) -> None:
+    """Order each run of equal instants of ``sort_ts``' (order, st) by (record_id, ``rank[party]``, API,
+    success, ``dup``), in place: the second step of ``charge_order``.
+
+    Runs of equal instants are short and rare, so only their rows are sorted with their text (Arrow's
+    stable sort: record ids as UTF-8 bytes; rows equal in every key keep their input order).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(st)
+    if n < 2:
+        return
+    eq = st[1:] == st[:-1]
+    if not eq.any():
+        return
     tie = np.zeros(n, dtype=bool)
-    same = sorted_ts[1:] == sorted_ts[:-1]
-    tie[1:] |= same
-    tie[:-1] |= same
-    if tie.any():
-        at = np.nonzero(tie)[0]  # whole runs of equal ts, in ts order
-        sub = order[at]
-        order[at] = sub[np.lexsort((record_id[sub], ts[sub]))]
+    tie[1:] |= eq
+    tie[:-1] |= eq
+    rows = order[tie]
+    sub = pa.table({"ts": st[tie], "rid": _strings(offsets, data).take(pa.array(rows)), "rank": rank[party[rows]],
+                    "api": api[rows], "ok": ok[rows], "dup": dup[rows]})
+    sub_order = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in ("ts", "rid", "rank", "api", "ok", "dup")])
+    order[tie] = rows[sub_order.to_numpy()]
+
+
+def charge_order(ts: np.ndarray, offsets: np.ndarray, data: np.ndarray, party: np.ndarray, rank: np.ndarray,
+                 api: np.ndarray, ok: np.ndarray, dup: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
+    """Positions (int64) in charge order: (ts, record_id, ``rank[party]``, API, success, ``dup``), then input row.
+
+    ``dup`` is the ``duplicates`` flag of each row, so a kept copy comes before its duplicates.
+    """
+    order, st = sort_ts(ts, compiled=compiled)
+    break_ties(order, st, offsets, data, party, rank, api, ok, dup)
     return order
+
+
+def charge(ts: np.ndarray, offsets: np.ndarray, data: np.ndarray, market: np.ndarray, party: np.ndarray,
+           rank: np.ndarray, api: np.ndarray, ok: np.ndarray, *, compiled: bool | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in charge order, duplicate flag of each row in input order) of one batch of calls.
+
+    ``duplicates``, then ``charge_order`` with the flags. The rerater's in-memory pass runs the same
+    steps with ``sort_ts`` on the other core while the duplicates are found (``rerate/memory.py``).
+    """
+    dup = duplicates(offsets, data, market, ts, party, rank, api, ok, compiled=compiled)
+    return charge_order(ts, offsets, data, party, rank, api, ok, dup, compiled=compiled), dup
 
 
 def _as_rows(values: np.ndarray) -> np.ndarray:
@@ -72,67 +212,6 @@ def _arrow_strings(values: np.ndarray) -> Any:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     return None if arr.null_count else arr
-
-
-def repeats(record_id: np.ndarray, tag: np.ndarray, order: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
-    """int8 per position of ``order``: 1 if (record_id, tag) was already seen earlier in that order.
-
-    ``record_id`` is an object array of ``str`` (or a numpy ``U``/``S`` array) in input order,
-    ``tag`` an int8 array that is part of the key (the channel), ``order`` the visiting order.
-    Numpy equivalent: ``np.unique`` of the keys in order with ``return_index``; the compiled
-    version hashes the strings' UTF-8 bytes in an Arrow buffer (``string_repeats``, the rerater's
-    duplicate hash) or a fixed-width array's bytes.
-    """
-    n = len(order)
-    core = _core_or(compiled)
-    duplicate = np.zeros(n, dtype=np.int8)
-    if core is not None and 1 < n <= _MAX_HASHED and record_id.dtype == object and hasattr(core, "string_repeats"):
-        arr = _arrow_strings(record_id)
-        if arr is not None:
-            from ..io.arrow_columns import string_buffers
-
-            offsets, data = string_buffers(arr)
-            later = np.empty(n, dtype=np.int32)  # only the first m entries are written
-            first_of = np.empty(n, dtype=np.int32)
-            _, m = core.string_repeats(offsets, data, np.ascontiguousarray(tag, dtype=np.int8), later, first_of)
-            if m == 0:
-                return duplicate
-            position = np.empty(n, dtype=np.int64)  # charge position of each input row
-            position[order] = np.arange(n, dtype=np.int64)
-            firsts = np.unique(first_of[:m])
-            rows = np.concatenate([firsts, later[:m]])  # every row of a repeated key ...
-            key = np.concatenate([firsts, first_of[:m]])  # ... and its key (its first row)
-            at = position[rows]
-            by_key = np.lexsort((at, key))
-            sorted_key = key[by_key]
-            again = np.r_[False, sorted_key[1:] == sorted_key[:-1]]  # not the first of its key in charge order
-            duplicate[at[by_key[again]]] = 1
-            return duplicate
-    if core is not None and 0 < n <= _MAX_HASHED and record_id.dtype.kind in "US":
-        # Hash in input order (keys read sequentially); only keys seen more than once, which
-        # are few, need their charge positions.
-        code = np.empty(n, dtype=np.int32)
-        first = np.empty(n, dtype=np.int64)
-        repeated = np.empty(n, dtype=np.uint8)
-        distinct = core.dictionary_codes(_as_rows(record_id), np.ascontiguousarray(tag, dtype=np.int8), None,
-                                         code, first, repeated)
-        if distinct == n:
-            return duplicate
-        at = np.flatnonzero(repeated.view(bool)[order])  # charge positions of repeated keys
-        key = code[order[at]]
-        by_key = np.lexsort((at, key))
-        sorted_key = key[by_key]
-        later = np.zeros(len(at), dtype=bool)  # not the first of its key in charge order
-        later[1:] = sorted_key[1:] == sorted_key[:-1]
-        duplicate[at[by_key[later]]] = 1
-        return duplicate
-    if n:
-        duplicate[:] = 1
-        _, rid_code = np.unique(record_id, return_inverse=True)
-        key = rid_code.reshape(-1).astype(np.int64)[order] * 2 + tag[order].astype(np.int64)
-        _, first_at = np.unique(key, return_index=True)
-        duplicate[first_at] = 0
-    return duplicate
 
 
 def dictionary_encode(values: np.ndarray, *, compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -4,13 +4,12 @@
 conversions); then, instead of hashing record ids into spill buckets and sorting time buckets,
 this module works on the whole input at once, with the compiled helpers of ``kernel/_core.pyx``:
 
-1. **duplicates**: record ids are hashed straight from the Arrow string buffers with the channel
-   as part of the key (``string_repeats``, in cache-sized hash partitions); only rows whose key
-   repeats (a few in a thousand) are ranked in Python, with the rerater's tie rule
-   (``rerater._duplicates``);
-2. **charge order**: a radix argsort of the instants (``radix_argsort``: one pass into partitions,
-   then LSD in cache), then the rare runs of equal instants are ordered by (record_id, party, API,
-   success, duplicate) as ``rerater._charge_order`` does; the columns follow in one packed gather;
+1. **duplicates** and 2. **charge order**: the steps of ``engine.order.charge`` (the one tie and
+   duplicate rule of every pass), scheduled for this pass: the radix argsort of the instants
+   (``order.sort_ts``) runs on the other core from the start, while the record ids are joined and
+   their repeats found (``order.duplicates``: hashed straight from the Arrow string buffers); then
+   the rare runs of equal instants are ordered (``order.break_ties``) and the columns follow in one
+   packed gather;
 3. **rating**: the kernel on the whole period (one ``KernelState``), in row-group steps;
 4. **usage** counted into dense (party, month, API, category) counters (``usage_counts``), **QPS**
    seconds counted in one pass over the calls in time order (``qps_seconds``);
@@ -36,6 +35,7 @@ import numpy as np
 
 from ..bills.render import render, render_text
 from ..codes import Source, Status
+from ..engine import order as ordering
 from ..engine.pricing import VolumePrices
 from ..engine.qps import AddonIndex, QpsArrays, qps_arrays
 from ..engine.usage import UsageCounts
@@ -64,7 +64,7 @@ class Run(Protocol):
     kept_rows: int
     parties: list[tuple[str, str]]
     remap: np.ndarray
-    account_rank: np.ndarray
+    party_rank: np.ndarray
     party_market: np.ndarray
     party_names: Any
     tables: KernelTables
@@ -185,69 +185,6 @@ def write_text(bills: Sequence[Bill], text_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def duplicates(offsets: np.ndarray, data: np.ndarray, market: np.ndarray, ts: np.ndarray, party: np.ndarray,
-               account_rank: np.ndarray, api: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """int8 flag of each row that repeats a (channel, record_id) earlier in charge order.
-
-    The first copy in (ts, account rank, API, success) order is kept, as ``rerater._duplicates``
-    (``account_rank[party]``: the account id's byte order).
-    """
-    n = len(ts)
-    dup = np.zeros(n, dtype=np.int8)
-    if n < 2:
-        return dup
-    later = np.empty(n, dtype=np.int32)  # only the first m entries are written (and touched)
-    first_of = np.empty(n, dtype=np.int32)
-    _, m = _core.string_repeats(offsets, data, np.ascontiguousarray(market, dtype=np.int8), later, first_of)
-    if m == 0:
-        return dup
-    firsts = np.unique(first_of[:m])
-    rows = np.concatenate([firsts, later[:m]])  # every row of a repeated key ...
-    key = np.concatenate([firsts, first_of[:m]])  # ... and its key: the key's first row
-    o = np.lexsort((ok[rows], api[rows], account_rank[party[rows]], ts[rows], key))
-    sk = key[o]
-    later_in_order = np.r_[False, sk[1:] == sk[:-1]]
-    dup[rows[o[later_in_order]]] = 1
-    return dup
-
-
-def sort_ts(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order, ts[order]): a stable argsort of the instants (LSD radix when they span < 2**32 ms)."""
-    n = len(ts)
-    lo = int(ts.min()) if n else 0
-    if n and int(ts.max()) - lo < (1 << 32):
-        order = np.empty(n, dtype=np.int64)
-        st = np.empty(n, dtype=np.int64)
-        _core.radix_argsort(ts, lo, order, st)
-        return order, st
-    order = np.argsort(ts, kind="stable").astype(np.int64, copy=False)
-    return order, ts[order]
-
-
-def break_ties(order: np.ndarray, st: np.ndarray, rid: Any, party: np.ndarray, api: np.ndarray, ok: np.ndarray,
-               dup: np.ndarray) -> None:
-    """Order each run of equal instants by (record_id, party, API, success, duplicate), in place.
-
-    With ``sort_ts`` this is ``rerater._charge_order``: rows by (ts, record_id, party, API, success,
-    duplicate). Runs of equal instants are short and rare, so only they are sorted with their text.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(st)
-    if n < 2:
-        return
-    eq = st[1:] == st[:-1]
-    if not eq.any():
-        return
-    tie = np.zeros(n, dtype=bool)
-    tie[1:] |= eq
-    tie[:-1] |= eq
-    rows = order[tie]
-    sub = pa.table({"ts": st[tie], "rid": rid.take(pa.array(rows)), "party": party[rows], "api": api[rows],
-                    "ok": ok[rows], "dup": dup[rows]})
-    sub_order = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in ("ts", "rid", "party", "api", "ok", "dup")])
-    order[tie] = rows[sub_order.to_numpy()]
 
 
 def sorted_periods(run: Run, ts: np.ndarray) -> np.ndarray:
@@ -472,7 +409,7 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     # the sort runs on the other core while the record ids are joined and their repeats found: both
     # now work in cache-sized partitions and no longer slow each other down (0.29 s against 0.37 s)
     sorting = ThreadPoolExecutor(1, thread_name_prefix="ocrledger-sort")
-    sorted_ts = sorting.submit(sort_ts, ts)
+    sorted_ts = sorting.submit(ordering.sort_ts, ts)
     sorting.shutdown(wait=False)
     rid = pa.chunked_array(rid_chunks).combine_chunks()
     del rid_chunks
@@ -482,13 +419,13 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     del pkey
     tick("concatenate")
     offsets, data = string_buffers(rid)
-    dup = duplicates(offsets, data, market, ts, party, run.account_rank, api, ok)
+    dup = ordering.duplicates(offsets, data, market, ts, party, run.party_rank, api, ok)
     del market
     run.report("dedup", n, n)
     tick("duplicates")
     order, ts_sorted = sorted_ts.result()
     tick("sort")
-    break_ties(order, ts_sorted, rid, party, api, ok, dup)
+    ordering.break_ties(order, ts_sorted, offsets, data, party, run.party_rank, api, ok, dup)
     del ts, rid
     period = sorted_periods(run, ts_sorted)
     if run.wanted is None:

@@ -8,12 +8,14 @@ more than about ``bucket_rows`` calls at once, whatever the size of the input or
    id, so every copy of a record id lands in the same bucket. A per-minute histogram of the
    timestamps is kept (bounded by the minutes of the period).
 2. **dedup**: each record-id bucket is loaded on its own and the copies of a record id on one
-   channel are ranked in ``(ts, record_id)`` order; all but the first are duplicates (never
-   charged). Exact ties (same channel, record id and instant) go to the smallest account id
-   (byte order), then API (catalog order), then failed before successful, so the choice does not
-   depend on the input order. Rows are then spilled into time buckets whose bounds are whole
-   minutes chosen from the histogram (about ``bucket_rows`` calls each).
-3. **rate**: time buckets are loaded in time order, sorted by ``(ts, record_id)`` and rated with
+   channel are ranked in charge order; all but the first are duplicates (never charged). The rule
+   is ``engine.order.duplicates``, that of every pass: exact ties (same channel, record id and
+   instant) go to the smallest account id (byte order), then API (catalog order), then failed
+   before successful, so the choice does not depend on the input order. Rows are then spilled
+   into time buckets whose bounds are whole minutes chosen from the histogram (about
+   ``bucket_rows`` calls each).
+3. **rate**: time buckets are loaded in time order, sorted into charge order
+   (``engine.order.charge_order``: ``(ts, record_id)``, ties as above) and rated with
    the kernel on one ``KernelState`` that carries every counter from bucket to bucket, exactly as
    one pass over the sorted period would. Usage, QPS seconds (a bucket bound is a whole minute, so
    no second straddles two buckets) and per-call outcomes are accumulated; outcomes are written to
@@ -51,6 +53,7 @@ import numpy as np
 
 from ..bills import files as billfiles
 from ..bills.diff import diff_bills, load_bills
+from ..engine import order as ordering
 from ..engine.bill_columns import BillColumns, bill_columns, period_labels
 from ..engine.billing import make_bills
 from ..engine.pricing import VolumePrices
@@ -70,6 +73,7 @@ from ..errors import CallsError, MoneyError, OcrledgerError, StateError
 from ..io import csv_files
 from ..io.account_tables import load_accounts
 from ..io.arrow_calls import Chunk, validate_chunk
+from ..io.arrow_columns import string_buffers
 from ..io.call_files import CallInput, call_inputs, have_pyarrow
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
@@ -413,16 +417,9 @@ def rid_hash(arr: Any) -> np.ndarray:
     Used only to send every copy of a record id to the same bucket; collisions cost nothing but
     balance. Reads the Arrow buffers directly (no Python string objects).
     """
-    import pyarrow as pa
-
-    if pa.types.is_large_string(arr.type):
-        off_type = np.int64
-    else:
-        off_type = np.int32
+    offsets, data = string_buffers(arr)
+    offsets = offsets.astype(np.int64)
     n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset : arr.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
     start, length = offsets[:-1], np.diff(offsets)
     h = length.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
     padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
@@ -613,10 +610,8 @@ class _Run:
         for k in seen.tolist():
             self.remap[k] = index[(names[k // 2], CHANNELS[k % 2])]
         party_names = np.array([a for a, _ in self.parties] or [""], dtype=object)
-        order = sorted(range(len(self.parties)), key=lambda i: self.parties[i][0].encode("utf-8"))
-        self.account_rank = np.empty(len(self.parties), dtype=np.int64)
-        self.account_rank[order] = np.arange(len(self.parties))
         self.party_market = np.array([ch == MARKETPLACE for _, ch in self.parties], dtype=np.int8)
+        self.party_rank = ordering.party_ranks([a for a, _ in self.parties], self.party_market)
         self.party_names = party_names
         ready = self.prepared()
         self.tables, self.plans = extend_tables(ready.tables, unknown), ready.plans
@@ -644,7 +639,8 @@ class _Run:
             ts = table.column("ts").to_numpy()
             api = table.column("api").to_numpy()
             ok = table.column("ok").to_numpy()
-            dup = _duplicates(table.column("rid"), self.party_market[party], ts, self.account_rank[party], api, ok)
+            offsets, data = string_buffers(table.column("rid").combine_chunks())
+            dup = ordering.duplicates(offsets, data, self.party_market[party], ts, party, self.party_rank, api, ok)
             out = pa.Table.from_arrays(
                 [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup)],
                 names=["rid", "party", "api", "ts", "ok", "dup"],
@@ -694,7 +690,7 @@ class _Run:
                 table = self.by_time.take(b)
                 if table is None:
                     continue
-                table = _charge_order(table.combine_chunks())
+                table = self._in_charge_order(table.combine_chunks())
                 ts = table.column("ts").to_numpy()
                 batch = Batch(
                     party=np.ascontiguousarray(table.column("party").to_numpy(), dtype=np.int32),
@@ -733,6 +729,17 @@ class _Run:
                 writer.close()
         if writer is not None and self.needs_reprice:
             self.amount = writer.reprice(self.volume_prices())
+
+    def _in_charge_order(self, table: Any) -> Any:
+        """A time bucket's rows in charge order (``engine.order.charge_order``, its dup flags as the last key)."""
+        import pyarrow as pa
+
+        party = table.column("party").to_numpy()
+        offsets, data = string_buffers(table.column("rid").combine_chunks())
+        order = ordering.charge_order(table.column("ts").to_numpy(), offsets, data, party, self.party_rank,
+                                      table.column("api").to_numpy(), table.column("ok").to_numpy(),
+                                      table.column("dup").to_numpy())
+        return table.take(pa.array(order))
 
     def volume_prices(self) -> VolumePrices:
         """The tier and unit price of every volume-tier line with PAYG calls (once every call is counted)."""
@@ -790,63 +797,6 @@ class _Run:
             "calls_per_second": round(self.read_rows / elapsed) if elapsed > 0 else None,
             "peak_rss_mb": round(rss_kb / 1024, 1),
         }
-
-
-def _duplicates(rid: Any, market: np.ndarray, ts: np.ndarray, rank: np.ndarray, api: np.ndarray,
-                ok: np.ndarray) -> np.ndarray:
-    """int8 flag of each row that repeats an earlier (channel, record_id) in charge order.
-
-    Candidates are found by the record-id hash; only rows whose hash repeats are compared as text.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(ts)
-    dup = np.zeros(n, dtype=np.int8)
-    if n < 2:
-        return dup
-    h = rid_hash(rid.combine_chunks() if hasattr(rid, "combine_chunks") else rid) ^ market.astype(np.uint64)
-    order = np.argsort(h, kind="stable")
-    sh = h[order]
-    same = sh[1:] == sh[:-1]
-    if not same.any():
-        return dup
-    cand_mask = np.zeros(n, dtype=bool)
-    cand_mask[order[1:][same]] = True
-    cand_mask[order[:-1][same]] = True
-    rows = np.flatnonzero(cand_mask)
-    sub = pc.take(rid, pa.array(rows))
-    code = pc.dictionary_encode(sub.combine_chunks() if hasattr(sub, "combine_chunks") else sub)
-    key = code.indices.to_numpy(zero_copy_only=False).astype(np.int64) * 2 + market[rows]
-    o = np.lexsort((ok[rows], api[rows], rank[rows], ts[rows], key))
-    sk = key[o]
-    later = np.r_[False, sk[1:] == sk[:-1]]
-    dup[rows[o[later]]] = 1
-    return dup
-
-
-def _charge_order(table: Any) -> Any:
-    """Rows sorted by (ts, record_id), then party, API, success, duplicate flag (a total order).
-
-    ``ts`` is sorted with numpy; only runs of equal instants are sorted again with their text key.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ts = table.column("ts").to_numpy()
-    order = np.argsort(ts, kind="stable")
-    st = ts[order]
-    tie = np.zeros(len(st), dtype=bool)
-    if len(st) > 1:
-        eq = st[1:] == st[:-1]
-        tie[1:] |= eq
-        tie[:-1] |= eq
-    if tie.any():
-        rows = order[tie]
-        sub = table.take(pa.array(rows))
-        sub_order = pc.sort_indices(sub, sort_keys=[(c, "ascending") for c in ("ts", "rid", "party", "api", "ok", "dup")])
-        order[tie] = rows[sub_order.to_numpy()]
-    return table.take(pa.array(order))
 
 
 def _take_out(out: Outcomes, idx: np.ndarray) -> Outcomes:
