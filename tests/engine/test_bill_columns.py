@@ -20,7 +20,6 @@ from ocrledger.bills.render import render
 from ocrledger.engine.bill_columns import LineArrays, bill_columns, line_exact
 from ocrledger.engine.billing import bills_from_columns
 from ocrledger.engine.encode import encode, party_list
-from ocrledger.engine.pricing import volume_tier
 from ocrledger.engine.qps import QpsArrays, addon_index, qps_lines, second_counts
 from ocrledger.engine.rate import price_volume
 from ocrledger.engine.tables import kernel_tables
@@ -40,11 +39,19 @@ needs_writer = pytest.mark.skipif(not billfiles.available(), reason="compiled bi
 
 # -- the reference: the object path, line by line (the deliberate twin of bill_columns) -----------------
 
+def _reference_volume_tier(api: Api, total: int) -> int:
+    """The tier that a month total of ``total`` PAYG calls reaches (volume pricing)."""
+    for t, tier in enumerate(api.tiers):
+        if tier.upto is None or total <= tier.upto:
+            return t
+    raise AssertionError("tier tables end with an open tier")
+
+
 def _reference_tier_calls(api: Api, counts: Sequence[int]) -> list[tuple[int, int]]:
     """(tier, calls) of a line's PAYG calls, as billed: by position (graduated) or by total (volume)."""
     payg = sum(counts[TIER0:])
     if api.tier_mode == VOLUME:
-        return [(volume_tier(api, payg), payg)] if payg else []
+        return [(_reference_volume_tier(api, payg), payg)] if payg else []
     return [(t, counts[TIER0 + t]) for t in range(len(api.tiers)) if counts[TIER0 + t]]
 
 

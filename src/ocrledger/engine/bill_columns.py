@@ -22,6 +22,7 @@ from ..model.bills import Adjustment
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, period_label
 from ..model.money import INT64_MAX, MODE_CODES, check_int64, round_line, round_lines
+from .pricing import volume_tiers
 from .qps import QpsArrays
 from .ragged import ragged
 from .usage import (
@@ -148,10 +149,8 @@ def _charges(catalog: Catalog, api: np.ndarray, counts: np.ndarray) -> _Charges:
             continue
         rows = np.flatnonzero((api == a) & (payg > 0))
         if len(rows):
-            upto = np.array([t.upto if t.upto is not None else np.iinfo(np.int64).max for t in spec.tiers])
-            vt = np.searchsorted(upto, payg[rows], side="left")
             tcounts[rows] = 0
-            tcounts[rows, vt] = payg[rows]
+            tcounts[rows, volume_tiers(spec, payg[rows])] = payg[rows]
     tl, tt = np.nonzero(tcounts)
     t_calls = tcounts[tl, tt]
     t_index = tier_offset[api[tl]] + tt
