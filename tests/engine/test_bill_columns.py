@@ -320,6 +320,16 @@ def test_a_tier_amount_beyond_int64_is_the_reference_error() -> None:
     assert same_error(*overflowing(prices, "volume", n_calls=(0, 3))).startswith("B tier 2 amount of 12")
 
 
+def test_shared_points_beyond_int64_are_an_error_not_a_wrap() -> None:
+    # two shared calls of 2^62 points each (a sum the kernel's plans would have to hold; counters set by hand)
+    cat = catalog([api("A", free_monthly=0, shared_points=2**62)])
+    acc = accounts(cat, account=[official("a", "A")])
+    usage, parties, plans, qps, tables = rated(cat, acc, calls([("r1", "a", "A", "2026-10-02T00:00:00+08:00", 1)]))
+    usage.lines[next(iter(usage.lines))] = [0] * SHARED + [2] + [0] * (usage.width - SHARED - 1)
+    with pytest.raises(MoneyError, match="A shared points of 9223372036854775808 overflow int64"):
+        columns_of(usage, cat, parties, plans, qps, tables)
+
+
 def test_amounts_between_2_62_and_int64_are_exact(tmp_path: Path) -> None:
     # 4.6 * 10^18 < 2^62 < 5 * 10^18 < 2^63: past the float bound, checked again in integers, and they fit
     assert check_bills(tmp_path, *overflowing([{"price": "5000000000000"}], n_calls=(1, 0))) == 1
