@@ -8,12 +8,13 @@ from hypothesis import strategies as st
 from strategies import scenarios
 
 from ocrledger import Engine, rate
-from ocrledger.engine.billing import make_bills
+from ocrledger.engine.bill_columns import bill_columns
+from ocrledger.engine.billing import bills_from_columns
 from ocrledger.engine.encode import encode, party_list
-from ocrledger.engine.qps import addon_index, qps_lines, second_counts
+from ocrledger.engine.qps import addon_index, qps_arrays, second_counts
 from ocrledger.engine.rate import outcome_columns, price_volume
 from ocrledger.engine.tables import SetupTables
-from ocrledger.engine.usage import UsageCounts, summarize
+from ocrledger.engine.usage import UsageCounts
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel import select as _kernel
 from ocrledger.kernel.contract import KernelState
@@ -25,14 +26,14 @@ def whole_setup_rate(cat, acc, cols, kernel):  # type: ignore[no-untyped-def]
     table = read_calls(cols, cat)
     parties = party_list(acc.parties(), table)
     tables, plan_cols = SetupTables(cat, acc).tables(parties)
-    plans = plan_cols.objects()
     enc = encode(table, parties, cat.clock)
     out = _kernel.run(_kernel.get(kernel), tables, KernelState.fresh(tables, plan_cols.quantity), enc.batch)
     counted = UsageCounts(tables)
     counted.add(enc.batch, out)
     price_volume(cat, counted, enc.batch, out)
-    qps = qps_lines(cat, addon_index(cat, acc), parties, *second_counts(enc.batch, out, tables.n_api))
-    bills = make_bills(summarize(tables, enc.batch, out), cat, parties, plans, qps)
+    qps = qps_arrays(cat, addon_index(cat, acc), parties, *second_counts(enc.batch, out, tables.n_api))
+    cols = bill_columns(counted.line_arrays(), counted.plan_used, cat, parties, plan_cols.columns, qps, tables)
+    bills = bills_from_columns(cols, cat, parties, plan_cols.columns)
     return bills, outcome_columns(cat, table.record_id, enc, out, plan_cols.ids_of(out.plan))
 
 

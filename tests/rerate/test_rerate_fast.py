@@ -427,7 +427,7 @@ def test_bill_files_from_columns_or_objects_are_the_same(tmp_path: Path, monkeyp
     from ocrledger.bills.render import render
 
     cat, acc, t = scenario(12)
-    if not columns:  # as without the compiled formatter: make_bills + render
+    if not columns:  # as without the compiled formatter: Bill objects of the same columns + render
         monkeypatch.setattr(billfiles, "_billfmt", None)
     result = rerate(t, cat, acc, out=tmp_path)
     assert (tmp_path / "bills.txt").read_text(encoding="utf-8") == render(result.bills, "text")

@@ -111,7 +111,12 @@ def fixed_texts(catalog: Catalog, plans: PlanColumns) -> FixedTexts:
 
 def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, str]], plans: PlanColumns,
             fixed: FixedTexts | None = None) -> Any:
-    """The ``_billfmt.Columns`` of ``cols``: the figures plus every string the two files show."""
+    """The ``_billfmt.Columns`` of ``cols``: the figures plus every string the two files show.
+
+    Bills with adjustments (only the ledger's) are not written here: their JSON is ``Bill.to_json``.
+    """
+    if cols.adjustments:
+        raise ValueError("the compiled bill writer does not write adjustments")
     fixed = fixed if fixed is not None else fixed_texts(catalog, plans)
     cur = catalog.currency
     labels = period_labels(cols)

@@ -10,12 +10,11 @@ from ..model.clock import N_PERIODS
 from .usage import TIER0, LineArrays
 
 
-def volume_tier(api: Api, total: int) -> int:
-    """The tier that a month total of ``total`` PAYG calls reaches (volume pricing)."""
-    for t, tier in enumerate(api.tiers):
-        if tier.upto is None or total <= tier.upto:
-            return t
-    raise AssertionError("tier tables end with an open tier")
+def volume_tiers(api: Api, totals: np.ndarray) -> np.ndarray:
+    """The tier (int64) that each month total of PAYG calls in ``totals`` reaches (volume pricing):
+    the first whose ``upto`` holds it (tier tables end with an open tier)."""
+    upto = np.array([t.upto if t.upto is not None else np.iinfo(np.int64).max for t in api.tiers], dtype=np.int64)
+    return np.searchsorted(upto, np.asarray(totals, dtype=np.int64), side="left").astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,13 @@ class VolumePrices:
         rows = np.flatnonzero(volume[lines.api] & (payg > 0))
         tier = np.empty(len(rows), dtype=np.int16)
         price = np.empty(len(rows), dtype=np.int64)
-        for k, (api_index, total) in enumerate(zip(lines.api[rows].tolist(), payg[rows].tolist())):
+        on = lines.api[rows]
+        for api_index in np.unique(on).tolist():
             api = catalog.apis[api_index]
-            tier[k] = volume_tier(api, total)
-            price[k] = api.tiers[tier[k]].price
+            mine = on == api_index
+            tiers = volume_tiers(api, payg[rows][mine])
+            tier[mine] = tiers
+            price[mine] = np.array([t.price for t in api.tiers], dtype=np.int64)[tiers]
         keys = (lines.party[rows].astype(np.int64) * N_PERIODS + lines.period[rows]) * n_api + lines.api[rows]
         order = np.argsort(keys, kind="stable")
         return cls(n_api, keys[order], tier[order], price[order])

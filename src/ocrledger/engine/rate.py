@@ -18,10 +18,11 @@ from ..model.accounts import Accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
-from .billing import make_bills
+from .bill_columns import bill_columns
+from .billing import bills_from_columns
 from .encode import Encoded, encode
 from .pricing import VolumePrices
-from .qps import addon_index, qps_lines, second_counts
+from .qps import addon_index, qps_arrays, second_counts
 from .tables import PlanSlice, SetupTables
 from .usage import UsageCounts
 
@@ -124,12 +125,13 @@ class Engine:
     def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
               out: Outcomes, wanted: int | None = None, usage: UsageCounts | None = None) -> list[Bill]:
         """The bills of a rated batch (every party and month in it, or only month ``wanted``)."""
-        qps = qps_lines(self.catalog, self.addons, parties, *second_counts(batch, out, tables.n_api))
+        qps = qps_arrays(self.catalog, self.addons, parties, *second_counts(batch, out, tables.n_api))
         if usage is None:
             usage = UsageCounts(tables)
             usage.add(batch, out)
-        made = make_bills(usage.to_usage(), self.catalog, parties, plans.objects(), qps)
-        return made if wanted is None else [b for b in made if b.period == period_label(wanted)]
+        cols = bill_columns(usage.line_arrays(), usage.plan_used, self.catalog, parties, plans.columns, qps, tables,
+                            wanted)
+        return bills_from_columns(cols, self.catalog, parties, plans.columns)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its setup and kernel name, compiled again where it is unpickled (a Dask worker)."""

@@ -161,7 +161,7 @@ def write_bills(bills: Sequence[Bill], json_path: Path, text_path: Path) -> None
     """bills.json (``bills_to_json`` + newline) and bills.txt (``render(bills, "text")``) from Bill objects.
 
     The rerater writes both from bill columns (``billfiles``); this is its way when the compiled
-    formatter is missing or a sum needs ``make_bills``' int64 checks.
+    formatter is missing (the objects are made from the same columns).
     """
     with open(json_path, "wb") as fh:
         for piece in bills_json_pieces(bills):

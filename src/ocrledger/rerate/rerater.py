@@ -55,7 +55,7 @@ from ..bills import files as billfiles
 from ..bills.diff import diff_bills, load_bills
 from ..engine import order as ordering
 from ..engine.bill_columns import BillColumns, bill_columns, period_labels
-from ..engine.billing import make_bills
+from ..engine.billing import bills_from_columns
 from ..engine.pricing import VolumePrices
 from ..engine.qps import (
     AddonIndex,
@@ -138,11 +138,6 @@ class BillFacts:
     total: Decimal
     parties: int
     periods: list[str]
-
-    @classmethod
-    def of_bills(cls, bills: Sequence[Bill]) -> "BillFacts":
-        return cls(len(bills), sum((b.total for b in bills), Decimal("0.00")),
-                   len({(b.account, b.channel) for b in bills}), sorted({b.period for b in bills}))
 
     @classmethod
     def of_columns(cls, cols: BillColumns) -> "BillFacts":
@@ -240,19 +235,16 @@ def rerate(
             run.dedup()
             run.rate(calls_tmp if out_dir is not None else None)
         _fast.tick("rated")
-        cols = run.bill_columns() if out_dir is not None else None
-        bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker()
-        if cols is not None:  # while calls.parquet is being written
-            _fast.tick("bill columns")
+        cols = run.bill_columns()  # while calls.parquet is being written
+        _fast.tick("bill columns")
+        bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker(cols)
+        if out_dir is not None and billfiles.available():
             billfiles.write(cols, catalog, run.parties, run.plans, spill / "bills.json", spill / "bills.txt",
                             fixed.result() if fixed is not None else None)
-            facts = BillFacts.of_columns(cols)
-        else:
+        elif out_dir is not None:  # without the compiled formatter: from Bill objects
             bills = bills()
-            _fast.tick("make_bills")
-            if out_dir is not None:
-                _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
-            facts = BillFacts.of_bills(bills)
+            _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
+        facts = BillFacts.of_columns(cols)
         _fast.tick("bills rendered")
         result = RerateResult(bills, {})
         if against is not None:
@@ -746,31 +738,16 @@ class _Run:
         return VolumePrices.of_lines(self.catalog, self.usage.line_arrays())
 
     # -- results --------------------------------------------------------------------------------
-    def bill_maker(self) -> Callable[[], list[Bill]]:
-        """Builds the bills (``make_bills``) when called; holds only what they need, not the run."""
-        usage, catalog, parties, plans, qps, wanted = (self.usage, self.catalog, self.parties, self.plans, self.qps,
-                                                       self.wanted)
+    def bill_maker(self, cols: BillColumns) -> Callable[[], list[Bill]]:
+        """Makes the ``Bill`` objects of ``cols`` when called; holds only what they need, not the run."""
+        catalog, parties, plans = self.catalog, self.parties, self.plans
+        return lambda: bills_from_columns(cols, catalog, parties, plans)
 
-        def bills() -> list[Bill]:
-            lines = usage.line_arrays()
-            counted = lines.counted()
-            peaks = qps.to_mapping()
-            for key in zip(lines.party[counted].tolist(), lines.period[counted].tolist(), lines.api[counted].tolist()):
-                peaks.setdefault(key, (1, 0))  # the in-memory pass lists only seconds with >= 2 calls
-            made = make_bills(usage.to_usage(), catalog, parties, plans.objects(), peaks)
-            if wanted is None:
-                return made
-            label = period_label(wanted)
-            return [b for b in made if b.period == label]
-
-        return bills
-
-    def bill_columns(self) -> BillColumns | None:
-        """The bills as columns, or None when the compiled formatter is missing or a sum needs ``make_bills``."""
-        if not billfiles.available():
-            return None
+    def bill_columns(self) -> BillColumns:
+        """The bills (of the wanted month, or all) as columns."""
+        # the in-memory pass lists only seconds with two calls or more: a line it does not list peaked at one
         return bill_columns(self.usage.line_arrays(), self.usage.plan_used, self.catalog, self.parties,
-                            self.plans, self.qps, self.tables, self.wanted)
+                            self.plans, self.qps, self.tables, self.wanted, qps_missing=(1, 0))
 
     def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
         """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``memory``."""

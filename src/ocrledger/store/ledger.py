@@ -14,11 +14,20 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..codes import Source, Status
-from ..engine.billing import bill_line, make_bills
+from ..engine.bill_columns import bill_columns, line_exact
+from ..engine.billing import bills_from_columns
 from ..engine.encode import encode, party_list
-from ..engine.qps import qps_lines, second_counts
+from ..engine.qps import qps_arrays, second_counts
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
-from ..engine.usage import DUPLICATE, FREE, TIER0, Usage, position_spend, summarize
+from ..engine.usage import (
+    DUPLICATE,
+    FREE,
+    TIER0,
+    LineArrays,
+    Usage,
+    position_spend,
+    summarize,
+)
 from ..errors import MoneyError, OcrledgerError, StateError
 from ..io.calls import parse_instants, read_columns, validate_columns
 from ..kernel import select as _kernel
@@ -607,14 +616,14 @@ class Ledger:
         parties = self._parties()
         index = {p: i for i, p in enumerate(parties)}
         width = TIER0 + max(len(a.tiers) for a in cat.apis)
-        usage = Usage(width)
+        summed: dict[tuple[int, int, int], list[int]] = {}
         for (a, c, p, api, _), counts in self._lines.items():
-            mine = usage.lines.setdefault((index[(a, c)], p, cat.index[api]), [0] * width)
+            mine = summed.setdefault((index[(a, c)], p, cat.index[api]), [0] * width)
             for k, v in enumerate(counts):
                 mine[k] += v
-        plans = self.engine.setup.tables(parties)[1].objects()
-        plan_index = {pl.id: k for k, pl in enumerate(plans)}
-        usage.plan_used = {(plan_index[pid], p): u for (pid, p), u in self._plan_used.items() if pid in plan_index}
+        tables, plans = self.engine.setup.tables(parties)
+        plan_index = {pid: k for k, pid in enumerate(plans.columns.ids)}
+        plan_used = {(plan_index[pid], p): u for (pid, p), u in self._plan_used.items() if pid in plan_index}
         start, end = int(cat.clock.month_starts[period]) // 1000, int(cat.clock.month_starts[period + 1]) // 1000
         rows = self.db.execute(
             "SELECT account, channel, api, second, calls FROM qps_seconds WHERE second >= ? AND second < ? "
@@ -624,29 +633,39 @@ class Ledger:
         order = np.argsort(pair, kind="stable")
         sec = np.array([r[3] for r in rows], dtype=np.int64)[order]
         calls = np.array([r[4] for r in rows], dtype=np.int64)[order]
-        qps = qps_lines(cat, self.engine.addons, parties, pair[order], sec, calls)
-        bills = make_bills(usage, cat, parties, plans, qps, self._adjustments(index, period))
-        return [b for b in bills if b.period == period_label(period)]
+        qps = qps_arrays(cat, self.engine.addons, parties, pair[order], sec, calls)
+        cols = bill_columns(LineArrays.from_lines(summed, width), plan_used, cat, parties, plans.columns, qps, tables,
+                            period, adjustments=self._adjustments(index, period))
+        return bills_from_columns(cols, cat, parties, plans.columns)
 
     def _adjustments(self, index: dict[tuple[str, str], int], period: int) -> dict[tuple[int, int], list[Adjustment]]:
         """Late calls of closed months whose target is ``period``: the change of the closed line."""
-        result: dict[tuple[int, int], list[Adjustment]] = defaultdict(list)
+        late_lines = []
         for (a, c, src, api, target), late in sorted(self._lines.items()):
             if target != period:
                 continue
-            spec = self.catalog.api(api)
             before = [0] * len(late)
             for (a2, c2, p2, api2, t2), counts in self._lines.items():
                 if (a2, c2, p2, api2) == (a, c, src, api) and (t2 == ON_TIME or t2 < target):
                     before = [x + y for x, y in zip(before, counts)]
-            after = [x + y for x, y in zip(before, late)]
-            exact = _exact(bill_line(spec, after)) - _exact(bill_line(spec, before))
+            late_lines.append(((a, c, src, api), late, before, [x + y for x, y in zip(before, late)]))
+        result: dict[tuple[int, int], list[Adjustment]] = defaultdict(list)
+        if not late_lines:
+            return result
+        width = max(len(late) for _, late, _, _ in late_lines)
+        apis = np.repeat([self.catalog.index[key[3]] for key, _, _, _ in late_lines], 2)
+        counts = np.zeros((len(apis), width), dtype=np.int64)
+        for k, (_, _, before, after) in enumerate(late_lines):
+            counts[2 * k, :len(after)], counts[2 * k + 1, :len(before)] = after, before
+        exacts = line_exact(self.catalog, apis, counts)  # the bill line's own sums, after then before
+        for k, ((a, c, src, api), late, _, _) in enumerate(late_lines):
+            exact = exacts[2 * k] - exacts[2 * k + 1]
             ids = [r for (r,) in self.db.execute(
                 "SELECT record_id FROM late_records WHERE account = ? AND channel = ? AND period = ? AND api = ? "
-                "AND target = ? ORDER BY record_id", (a, c, src, api, target))]
+                "AND target = ? ORDER BY record_id", (a, c, src, api, period))]
             result[(index[(a, c)], period)].append(Adjustment(
                 period_label(src), api, sum(late) - late[DUPLICATE], to_decimal(exact),
-                to_cents_decimal(round_line(exact, spec.rounding)), tuple(ids),
+                to_cents_decimal(round_line(exact, self.catalog.api(api).rounding)), tuple(ids),
             ))
         return result
 
@@ -717,10 +736,6 @@ class Ledger:
     def batches(self) -> list[str]:
         with self._read():
             return [b for (b,) in self.db.execute("SELECT batch_id FROM batches ORDER BY seq")]
-
-
-def _exact(line: Any) -> int:
-    return int(line.amount_exact.scaleb(6))
 
 
 def _statements() -> list[str]:
