@@ -72,9 +72,18 @@ def _strings(offsets: np.ndarray, data: np.ndarray) -> Any:
 def party_ranks(accounts: Sequence[str], market: Sequence[int] | np.ndarray) -> np.ndarray:
     """int64 position of each party (account id, channel: 1 for marketplace) in (account UTF-8 bytes,
     channel) order; equal parties get equal positions."""
-    keys = [(str(a).encode("utf-8"), int(m)) for a, m in zip(accounts, np.asarray(market).tolist())]
-    at = {k: i for i, k in enumerate(sorted(set(keys)))}
-    return np.array([at[k] for k in keys], dtype=np.int64).reshape(len(keys))
+    names = list(accounts)
+    channel = np.asarray(market, dtype=np.int64).reshape(len(names))
+    if not names:
+        return np.zeros(0, dtype=np.int64)
+    # str order is code point order, which is UTF-8 byte order: a sort of the str objects (in C) gives it
+    by_name = np.array(names, dtype=object)
+    order = np.lexsort((channel, by_name))
+    s_names, s_channel = by_name[order], channel[order]
+    new = np.r_[True, (s_names[1:] != s_names[:-1]) | (s_channel[1:] != s_channel[:-1])]
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank
 
 
 def _key_codes(offsets: np.ndarray, data: np.ndarray, market: np.ndarray) -> np.ndarray:

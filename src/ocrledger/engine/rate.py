@@ -86,6 +86,7 @@ class Engine:
         self.kernel = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
         self.setup = SetupTables(self.catalog, self.accounts)
         self.addons = addon_index(self.catalog, self.accounts)
+        self.volume = any(a.tier_mode == VOLUME for a in self.catalog.apis)
 
     def rate(self, calls: Any, *, month: str | None = None) -> RatingResult:
         """Rate a set of call records from scratch and bill every account, channel and month in it.
@@ -105,9 +106,11 @@ class Engine:
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
             raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
-        usage = UsageCounts(tables)
-        usage.add(enc.batch, out)
-        price_volume(cat, usage, enc.batch, out)
+        usage = None
+        if self.volume:  # volume tiers are priced by the month's totals: counted now, kept for the bills
+            usage = UsageCounts(tables)
+            usage.add(enc.batch, out)
+            price_volume(cat, usage, enc.batch, out)
         return RatingResult(lambda: self.bills(enc.parties, tables, plans, enc.batch, out, wanted, usage),
                             outcome_columns(cat, table.record_id, enc, out, plans.ids_of(out.plan)),
                             impl.IMPLEMENTATION)
