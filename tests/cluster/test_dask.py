@@ -19,14 +19,6 @@ from ocrledger.model.bills import bills_to_json  # noqa: E402
 from ocrledger.rerate.rerater import rerate  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():  # type: ignore[no-untyped-def]
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=50)
-    with cluster, distributed.Client(cluster) as c:
-        yield c
-
-
 def setup() -> tuple:
     acc = accounts(
         CATALOG,
