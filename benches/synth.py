@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ocrledger.engine.tables import build_tables
+from ocrledger.engine.tables import SetupTables
 from ocrledger.kernel.contract import Batch, KernelState, KernelTables
 from ocrledger.model.accounts import MARKETPLACE, OFFICIAL, Account, Accounts, Plan
 from ocrledger.model.catalog import VERIFICATION, Api, Catalog, Tier
@@ -140,7 +140,7 @@ def make(n_calls: int = 10_000_000, n_accounts: int = 20_000, seed: int = SEED) 
 
     acc = Accounts(tuple(accounts), tuple(plans))
     parties = acc.parties()
-    tables, kplans = build_tables(catalog, acc, parties)
+    tables, kplans = SetupTables(catalog, acc).tables(parties)
     quantity = np.array([p.quantity for p in kplans], dtype=np.int64)
 
     # Calls: accounts Zipf(1.0) over a random rank order, APIs Zipf(0.7), instants uniform.

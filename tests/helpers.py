@@ -1,10 +1,11 @@
 """Small builders for tests: catalogs and accounts in code, call columns from tuples, instants from text."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ocrledger.engine.tables import SetupTables
 from ocrledger.model.accounts import Accounts, parse_accounts
 from ocrledger.model.catalog import Catalog, default_catalog, parse_catalog
 from ocrledger.model.clock import BillingClock
@@ -78,3 +79,15 @@ def repeat(n: int, account: str, code: str, start: str, *, prefix: str = "r", st
     """n successful calls one step apart from ``start``."""
     t0 = ms(start)
     return [(f"{prefix}{i:07d}", account, code, t0 + i * step_ms, success, channel) for i in range(n)]
+
+
+def kernel_tables(catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    """Kernel tables of ``parties`` from a setup compiled for this one call, and their plan columns."""
+    tables, plans = SetupTables(catalog, accounts).tables(parties)
+    return tables, plans.columns
+
+
+def build_tables(catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    """``kernel_tables`` with the plans as ``Plan`` objects in kernel index order."""
+    tables, plans = SetupTables(catalog, accounts).tables(parties)
+    return tables, plans.objects()

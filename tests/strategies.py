@@ -20,10 +20,10 @@ from functools import lru_cache
 from typing import Any, NamedTuple, Sequence, TypeVar
 
 import numpy as np
+from helpers import build_tables
 from hypothesis import strategies as st
 
 from ocrledger.engine.encode import encode, party_list
-from ocrledger.engine.tables import build_tables
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel.contract import Batch, KernelTables
 from ocrledger.model.accounts import Accounts, parse_accounts

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pytest
-from helpers import OCT, accounts, api, calls, catalog, official, repeat
+from helpers import OCT, accounts, api, calls, catalog, kernel_tables, official, repeat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
@@ -22,7 +22,6 @@ from ocrledger.engine.billing import bills_from_columns
 from ocrledger.engine.encode import encode, party_list
 from ocrledger.engine.qps import QpsArrays, addon_index, qps_lines, second_counts
 from ocrledger.engine.rate import price_volume
-from ocrledger.engine.tables import kernel_tables
 from ocrledger.engine.usage import (
     DEDICATED,
     DUPLICATE,

@@ -14,6 +14,7 @@ from helpers import (
     OCT,
     accounts,
     api,
+    build_tables,
     calls,
     catalog,
     official,
@@ -24,7 +25,6 @@ from helpers import (
 from ocrledger.engine.bill_columns import line_exact
 from ocrledger.engine.encode import encode, party_list
 from ocrledger.engine.rate import rate
-from ocrledger.engine.tables import build_tables
 from ocrledger.engine.usage import TIER0
 from ocrledger.errors import MoneyError
 from ocrledger.io.calls import read_calls

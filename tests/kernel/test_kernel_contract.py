@@ -6,14 +6,23 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, calls, official, overflow_setup, repeat
+from helpers import (
+    CATALOG,
+    OCT,
+    accounts,
+    build_tables,
+    calls,
+    official,
+    overflow_setup,
+    repeat,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
 
 from ocrledger.codes import Source, Status
 from ocrledger.engine.encode import encode, party_list
-from ocrledger.engine.tables import build_tables, extend_tables, plan_order
+from ocrledger.engine.tables import extend_tables, plan_order
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel import reference as _reference
 from ocrledger.kernel import select as _kernel

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CATALOG
+from helpers import CATALOG, build_tables, kernel_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
 
 from ocrledger.engine.encode import party_list
-from ocrledger.engine.tables import build_tables, kernel_tables
 from ocrledger.io.account_tables import load_accounts
 from ocrledger.io.calls import read_calls
 from ocrledger.kernel.contract import ALWAYS_ACTIVE, NO_ACTIVATION, KernelTables

@@ -225,7 +225,7 @@ def bill_columns(
     free quota left.
 
     ``lines`` and ``plan_used`` must hold the parties' whole history (plans and the verification pool
-    span months); ``tables`` are the kernel tables of ``parties`` and ``plans`` (``kernel_tables``);
+    span months); ``tables`` are the kernel tables of ``parties`` and ``plans`` (``SetupTables.tables``);
     ``qps`` gives (peak, seconds over) per line, ``qps_missing`` for a counted line it does not list
     (the rerater lists only seconds with two or more calls: (1, 0)); ``adjustments`` are added to
     their bill's total (which then exists even without records of its own). Raises the ``MoneyError``

@@ -158,8 +158,6 @@ def rate(
 
 def price_volume(catalog: Catalog, usage: UsageCounts, batch: Batch, out: Outcomes) -> None:
     """Reprice the PAYG calls of volume-tier APIs at the tier their month total reaches (``VolumePrices``)."""
-    if not any(a.tier_mode == VOLUME for a in catalog.apis):
-        return
     prices = VolumePrices.of_lines(catalog, usage.line_arrays())
     prices.apply(prices.line_keys(batch.party, batch.period, batch.api), out.source == Source.PAYG, out.tier, out.amount)
 

@@ -153,26 +153,10 @@ class PlanSlice:
         return self.columns.objects()
 
 
-def build_tables(
-    catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
-) -> tuple[KernelTables, list[Plan]]:
-    """``kernel_tables`` with the plans as ``Plan`` objects in kernel index order."""
-    tables, plans = kernel_tables(catalog, accounts, parties)
-    return tables, plans.objects()
-
-
-def kernel_tables(
-    catalog: Catalog, accounts: Accounts, parties: Sequence[tuple[str, str]]
-) -> tuple[KernelTables, PlanColumns]:
-    """Kernel tables for ``parties`` of a setup compiled for this one call (``SetupTables``)."""
-    tables, plans = SetupTables(catalog, accounts).tables(parties)
-    return tables, plans.columns
-
-
 def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> KernelTables:
     """``tables`` with ``parties`` appended: parties that no accounts file lists (no activation, no plans).
 
-    ``extend_tables(build_tables(c, a, known)[0], unknown)`` equals ``build_tables(c, a, known + unknown)[0]``,
+    ``extend_tables(setup.tables(known)[0], unknown)`` equals ``setup.tables(known + unknown)[0]``,
     so the listed parties' tables can be built before the calls have been read.
     """
     if not parties:

@@ -19,6 +19,7 @@ from ..engine.billing import bills_from_columns
 from ..engine.encode import encode, party_list
 from ..engine.qps import qps_arrays, second_counts
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
+from ..engine.tables import PlanSlice
 from ..engine.usage import (
     DUPLICATE,
     FREE,
@@ -84,6 +85,8 @@ class _Warm:
     parties: list[tuple[str, str]]
     tables: KernelTables
     plans: list[Any]
+    plan_rows: PlanSlice
+    """The same plans as rows of the Engine's plan columns (their ids for the outcome columns)."""
     state: KernelState
     period: int | None
     """The month whose counters ``state`` holds for every pair (None: not loaded yet)."""
@@ -330,7 +333,7 @@ class Ledger:
         if warm is None or warm.parties != parties:
             tables, plan_rows = self.engine.setup.tables(parties)
             plans = plan_rows.objects()
-            warm = self._warm = _Warm(parties, tables, plans, self._state(tables, plans, parties), None)
+            warm = self._warm = _Warm(parties, tables, plans, plan_rows, self._state(tables, plans, parties), None)
         tables, plans, state = warm.tables, warm.plans, warm.state
         enc = encode(table, parties, clock)
         batch, n = enc.batch, len(enc.batch)
@@ -365,7 +368,7 @@ class Ledger:
         late = self._store(batch_id, tables, parties, plans, batch, out, usage, record_id, channel)
         fired = self._store_alerts(events)
         return IngestResult(
-            batch_id, False, outcome_columns(cat, table.record_id, enc, out, np.array([*(p.id for p in plans), ""], dtype=object)[out.plan]),
+            batch_id, False, outcome_columns(cat, table.record_id, enc, out, warm.plan_rows.ids_of(out.plan)),
             int((out.status == Status.DUPLICATE).sum()), late, tuple(fired),
         )
 
