@@ -140,8 +140,8 @@ def make(n_calls: int = 10_000_000, n_accounts: int = 20_000, seed: int = SEED) 
 
     acc = Accounts(tuple(accounts), tuple(plans))
     parties = acc.parties()
-    tables, kplans = SetupTables(catalog, acc).tables(parties)
-    quantity = np.array([p.quantity for p in kplans], dtype=np.int64)
+    tables, kernel_plans = SetupTables(catalog, acc).tables(parties)
+    quantity = kernel_plans.quantity
 
     # Calls: accounts Zipf(1.0) over a random rank order, APIs Zipf(0.7), instants uniform.
     rank = rng.permutation(n_accounts)
