@@ -28,7 +28,7 @@ from ..engine.rate import Engine
 from ..io.arrow_calls import validate_chunk
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch
-from ..model.accounts import CHANNELS, Accounts
+from ..model.accounts import CHANNELS, OFFICIAL, Accounts
 from ..model.bills import Bill
 from ..model.catalog import Catalog
 from ..model.clock import parse_period
@@ -130,7 +130,12 @@ def _rate_partition(df: Any, engine: Engine, wanted: int | None) -> list[Bill]:
     order = ordering.charge_order(df["ts"].to_numpy(), offsets, data, pair, rank, df["api"].to_numpy(),
                                   df["ok"].to_numpy(), df["dup"].to_numpy())
     df = df.iloc[order]
-    parties, listed_at, slot = batch_parties(present, engine.setup.index)
+    import pyarrow as pa
+
+    parties, slot = batch_parties(pa.array([a for a, _ in present], type=pa.string()), np.arange(len(present)),
+                                  np.array([ch != OFFICIAL for _, ch in present], dtype=np.int8), engine.setup.finder,
+                                  rank)
+    listed_at = parties.listed_at
     party = slot[pair[order]]
     ts = np.ascontiguousarray(df["ts"].to_numpy(), dtype=np.int64)
     batch = Batch(

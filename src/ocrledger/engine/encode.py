@@ -1,16 +1,19 @@
 """Encoding validated calls for the kernel: parties, and the batch in charge order with its duplicates (``order.charge``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..io.calls import CallTable
+from ..io.arrow_columns import string_buffers
+from ..io.calls import CHANNEL_TEXTS, CallTable
 from ..kernel.contract import Batch
-from ..model.accounts import OFFICIAL
 from ..model.clock import BillingClock
-from .order import charge, dictionary_encode, id_buffers, party_ranks
+from .order import charge, party_ranks
+from .party_index import PartyIndex
 
 
 @dataclass
@@ -19,7 +22,8 @@ class Encoded:
 
     batch: Batch
     order: np.ndarray  # int64: input row of each batch position
-    parties: list[tuple[str, str]]
+    parties: Sequence[tuple[str, str]]
+    """``BatchParties`` when the parties were taken from the calls, else the list given."""
     listed_at: np.ndarray | None = None
     """int64: the setup position of each party (-1: not listed), when the parties were taken from the calls."""
 
@@ -31,52 +35,97 @@ def party_list(known: Sequence[tuple[str, str]], calls: CallTable) -> list[tuple
     return list(known) + sorted(pairs - seen)
 
 
-def batch_parties(pairs: Iterable[tuple[str, str]], listed: Mapping[tuple[str, str], int]
-                  ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
-    """The parties of a batch: the listed ones in their setup order, then the unknown ones sorted;
-    the setup position of each (-1 for the unknown ones); and the party number of each of ``pairs``."""
-    pairs = list(pairs)
-    at = np.array([listed.get(p, -1) for p in pairs], dtype=np.int64).reshape(len(pairs))
+class BatchParties(SequenceABC):
+    """The parties of a batch as columns (a sequence of (account, channel) pairs, made on demand).
+
+    ``account`` indexes ``names`` (the batch's distinct account ids), ``market`` is 1 for the
+    marketplace channel, ``listed_at`` the setup position of each party (-1: not listed). Listed
+    parties come first in setup order, then the others in (account UTF-8 bytes, channel) order.
+    """
+
+    def __init__(self, names: Any, account: np.ndarray, market: np.ndarray, listed_at: np.ndarray) -> None:
+        self.names, self.account, self.market, self.listed_at = names, account, market, listed_at
+
+    def __len__(self) -> int:
+        return len(self.account)
+
+    @cached_property
+    def account_ids(self) -> np.ndarray:
+        """Object array: the account id of each party."""
+        names = self.names.to_numpy(zero_copy_only=False) if hasattr(self.names, "to_numpy") else self.names
+        return np.asarray(names, dtype=object)[self.account] if len(self.account) else np.zeros(0, dtype=object)
+
+    @cached_property
+    def pairs(self) -> list[tuple[str, str]]:
+        return list(zip(self.account_ids.tolist(), CHANNEL_TEXTS[self.market].tolist()))
+
+    def __getitem__(self, k: Any) -> Any:
+        return self.pairs[k]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.pairs)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, SequenceABC) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def batch_parties(names: Any, account: np.ndarray, market: np.ndarray, listed: PartyIndex | None,
+                  rank: np.ndarray | None = None) -> tuple[BatchParties, np.ndarray]:
+    """The parties of a batch, given as (``names[account[k]]``, ``market[k]``) for distinct k: the
+    ``BatchParties`` (listed ones first in setup order, then the others in (account bytes, channel)
+    order) and the party number (int32) of each k. ``rank`` may give ``party_ranks`` when known."""
+    m = len(account)
+    market = np.asarray(market, dtype=np.int8).reshape(m)
+    at = listed.find(names, market, account) if listed is not None and m else np.full(m, -1, dtype=np.int64)
+    rank = party_ranks(names, market, account) if rank is None else rank
     known = np.flatnonzero(at >= 0)
-    known = known[np.argsort(at[known], kind="stable")]
-    unknown = sorted(np.flatnonzero(at < 0).tolist(), key=pairs.__getitem__)
-    order = np.r_[known, np.array(unknown, dtype=np.int64)].astype(np.int64)
-    slot = np.empty(len(pairs), dtype=np.int32)
-    slot[order] = np.arange(len(pairs), dtype=np.int32)
-    positions = np.r_[at[known], np.full(len(unknown), -1, dtype=np.int64)].astype(np.int64)
-    return [pairs[k] for k in order.tolist()], positions, slot
+    unknown = np.flatnonzero(at < 0)
+    by = np.concatenate([known[np.argsort(at[known])], unknown[np.argsort(rank[unknown])]])  # keys are distinct
+    slot = np.empty(m, dtype=np.int32)
+    slot[by] = np.arange(m, dtype=np.int32)
+    return BatchParties(names, account[by], market[by], at[by]), slot
 
 
 def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: BillingClock, *,
-           listed: Mapping[tuple[str, str], int] | None = None) -> Encoded:
+           listed: PartyIndex | None = None) -> Encoded:
     """Sort calls into charge order, mark repeated record ids per channel, map parties.
 
     ``parties`` numbers the parties (it must hold every (account, channel) of the calls); None
-    takes the calls' own parties, ordered by ``batch_parties`` against ``listed``, so the cost
-    follows the batch. The charge order and the duplicates are ``order.charge``'s (ties by
-    account, channel, API and failed-first).
+    takes the calls' own parties (``BatchParties``: listed ones first, by their position in
+    ``listed``, then the others), so the cost follows the batch. The charge order and the
+    duplicates are ``order.charge``'s (ties by account, channel, API and failed-first).
     """
+    import pyarrow.compute as pc
+
     n = len(calls)
-    acc_code, acc_u = dictionary_encode(calls.account)
-    ch_code, ch_u = dictionary_encode(calls.channel)
-    width = max(len(ch_u), 1)
-    combo = acc_code.astype(np.int64) * width + ch_code
-    present = np.flatnonzero(np.bincount(combo, minlength=len(acc_u) * width)) if n else np.zeros(0, np.int64)
-    pairs = list(zip(acc_u[present // width].tolist(), ch_u[present % width].tolist()))
-    combo_rank = np.zeros(len(acc_u) * width, dtype=np.int64)
-    combo_rank[present] = party_ranks([a for a, _ in pairs], [int(c != OFFICIAL) for _, c in pairs])
-    is_market = (calls.channel != OFFICIAL).astype(np.int8)
-    offsets, data = id_buffers(calls.record_id)
-    order, dup = charge(calls.ts, offsets, data, is_market, combo, combo_rank, calls.api, calls.success)
+    market = calls.market
+    names, acc_code = calls.account_names, calls.account_code
+    distinct = pc.dictionary_encode(names)  # the names may repeat (an Arrow dictionary may): one code per id
+    if len(distinct.dictionary) < len(names):
+        names, acc_code = distinct.dictionary, distinct.indices.to_numpy(zero_copy_only=False)[acc_code]
+    n_acc = len(names)
+    combo = acc_code.astype(np.int64) * 2 + market
+    present = np.flatnonzero(np.bincount(combo, minlength=2 * n_acc)) if n else np.zeros(0, np.int64)
+    p_acc, p_market = present // 2, (present % 2).astype(np.int8)
+    combo_rank = np.zeros(2 * n_acc, dtype=np.int64)
+    combo_rank[present] = party_ranks(names, p_market, p_acc)
+    offsets, data = string_buffers(calls.rid)
+    order, dup = charge(calls.ts, offsets, data, market, combo, combo_rank, calls.api, calls.success)
     ts = calls.ts[order]
     duplicate = np.ascontiguousarray(dup[order])  # the first copy in charge order is kept
     listed_at = None
-    party_of_combo = np.zeros(len(acc_u) * width, dtype=np.int32)
+    party_of_combo = np.zeros(2 * n_acc, dtype=np.int32)
     if parties is None:
-        parties, listed_at, party_of_combo[present] = batch_parties(pairs, listed or {})
+        parties, slot = batch_parties(names, p_acc, p_market, listed, combo_rank[present])
+        party_of_combo[present] = slot
+        listed_at = parties.listed_at
     else:
         index = {p: i for i, p in enumerate(parties)}
-        party_of_combo[present] = [index[pair] for pair in pairs]
+        ids = names.to_pylist()
+        party_of_combo[present] = [index[(ids[a], CHANNEL_TEXTS[k])] for a, k in zip(p_acc.tolist(), p_market.tolist())]
+        parties = list(parties)
     party = party_of_combo[combo] if n else np.empty(0, dtype=np.int32)
     batch = Batch(
         party=np.ascontiguousarray(party[order], dtype=np.int32),
@@ -86,4 +135,4 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: B
         success=np.ascontiguousarray(calls.success[order], dtype=np.int8),
         duplicate=duplicate,
     )
-    return Encoded(batch, order.astype(np.int64), list(parties), listed_at)
+    return Encoded(batch, order.astype(np.int64), parties, listed_at)

@@ -69,21 +69,24 @@ def _strings(offsets: np.ndarray, data: np.ndarray) -> Any:
                                                           pa.py_buffer(data)])
 
 
-def party_ranks(accounts: Sequence[str], market: Sequence[int] | np.ndarray) -> np.ndarray:
-    """int64 position of each party (account id, channel: 1 for marketplace) in (account UTF-8 bytes,
-    channel) order; equal parties get equal positions."""
-    names = list(accounts)
-    channel = np.asarray(market, dtype=np.int64).reshape(len(names))
-    if not names:
-        return np.zeros(0, dtype=np.int64)
-    # str order is code point order, which is UTF-8 byte order: a sort of the str objects (in C) gives it
-    by_name = np.array(names, dtype=object)
-    order = np.lexsort((channel, by_name))
-    s_names, s_channel = by_name[order], channel[order]
-    new = np.r_[True, (s_names[1:] != s_names[:-1]) | (s_channel[1:] != s_channel[:-1])]
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.cumsum(new) - 1
-    return rank
+def party_ranks(names: Any, market: Any, account: np.ndarray | None = None) -> np.ndarray:
+    """int64 rank of each party in (account UTF-8 bytes, channel) order: a larger rank comes later,
+    equal parties get equal ranks. Party k is (``names[account[k]]``, ``market[k]``: 1 for
+    marketplace; ``names`` distinct then), or (``names[k]``, ``market[k]``) without ``account``.
+
+    ``names`` is an Arrow string array or a sequence of str (repeats allowed); Arrow ranks them as
+    UTF-8 bytes, in C. Only the ranks' order is used (the ties of the charge order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = names if isinstance(names, pa.Array) else pa.array(list(names), type=pa.string())
+    if account is None:  # names may repeat: equal names, equal ranks
+        rank = pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    else:  # distinct names (a dictionary): the inverse of their sort
+        by_bytes = np.empty(len(arr), dtype=np.int64)
+        by_bytes[pc.sort_indices(arr).to_numpy()] = np.arange(len(arr), dtype=np.int64)
+        rank = by_bytes[np.asarray(account, dtype=np.int64)]
+    return rank * 2 + np.asarray(market, dtype=np.int64).reshape(len(rank))
 
 
 def _key_codes(offsets: np.ndarray, data: np.ndarray, market: np.ndarray) -> np.ndarray:

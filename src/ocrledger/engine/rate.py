@@ -11,7 +11,7 @@ import numpy as np
 from ..codes import Source
 from ..errors import MoneyError, StateError
 from ..io.account_tables import load_accounts
-from ..io.calls import read_calls, texts
+from ..io.calls import CHANNEL_TEXTS, read_calls, texts
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.accounts import Accounts
@@ -20,7 +20,7 @@ from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from .bill_columns import bill_columns
 from .billing import bills_from_columns
-from .encode import Encoded, encode
+from .encode import BatchParties, Encoded, encode
 from .pricing import VolumePrices
 from .qps import addon_index, qps_arrays, second_counts
 from .tables import PlanSlice, SetupTables
@@ -30,18 +30,26 @@ from .usage import UsageCounts
 class RatingResult:
     """Bills and the per-call outcomes (columns in charge order: (ts, record_id)).
 
-    ``bills`` are made on first access (once): a caller that needs only the per-call outcomes,
-    as a billing backend rating small batches often does, never pays for ``Bill`` objects.
+    ``bills`` and ``calls`` are made on first access (once each): a caller that needs only the
+    bills never pays for naming every call, and one that needs only the per-call outcomes, as a
+    billing backend rating small batches often does, never pays for ``Bill`` objects.
     """
 
-    def __init__(self, bills: list[Bill] | Callable[[], list[Bill]], calls: dict[str, np.ndarray], kernel: str) -> None:
+    def __init__(self, bills: list[Bill] | Callable[[], list[Bill]],
+                 calls: dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]], kernel: str) -> None:
         self._bills = bills
-        self.calls = calls
+        self._calls = calls
+        self.kernel = kernel
+        """The kernel that rated the calls ('cython' or 'reference')."""
+
+    @property
+    def calls(self) -> dict[str, np.ndarray]:
         """record_id, account, channel, api (codes); ts (epoch ms), period ("YYYY-MM"); status and
         source (int8 codes of ``ocrledger.codes``); plan (plan id, "" if none); tier (0-based, -1
         if not PAYG); amount (exact micro-units, int64)."""
-        self.kernel = kernel
-        """The kernel that rated the calls ('cython' or 'reference')."""
+        if callable(self._calls):
+            self._calls = self._calls()
+        return self._calls
 
     @property
     def bills(self) -> list[Bill]:
@@ -100,19 +108,19 @@ class Engine:
         cat, impl = self.catalog, self.kernel
         wanted = parse_period(month) if month is not None else None
         table = read_calls(calls, cat)
-        enc = encode(table, None, cat.clock, listed=self.setup.index)
+        enc = encode(table, None, cat.clock, listed=self.setup.finder)
         try:
             tables, plans, out = self.run(enc.batch, enc.parties, enc.listed_at)
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
-            raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
+            raise _kernel.name_call(exc, table.rid[i].as_py(), table.source, table.row(i)) from None
         usage = None
         if self.volume:  # volume tiers are priced by the month's totals: counted now, kept for the bills
             usage = UsageCounts(tables)
             usage.add(enc.batch, out)
             price_volume(cat, usage, enc.batch, out)
         return RatingResult(lambda: self.bills(enc.parties, tables, plans, enc.batch, out, wanted, usage),
-                            outcome_columns(cat, table.record_id, enc, out, plans.ids_of(out.plan)),
+                            lambda: outcome_columns(cat, table.rid, enc, out, plans.ids_of(out.plan)),
                             impl.IMPLEMENTATION)
 
     def run(self, batch: Batch, parties: Sequence[tuple[str, str]], listed_at: np.ndarray | None = None
@@ -122,7 +130,7 @@ class Engine:
         A kernel error (``MoneyError``/``StateError``) is raised with the batch position in ``call_index``.
         """
         tables, plans = self.setup.tables(parties, listed_at)
-        out = _kernel.run(self.kernel, tables, KernelState.fresh(tables, plans.quantity), batch)
+        out = _kernel.run(self.kernel, tables, KernelState.fresh(tables, plans.quantity), batch, restore=False)
         return tables, plans, out
 
     def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
@@ -169,21 +177,26 @@ def _period_labels() -> np.ndarray:
 
 
 def outcome_columns(
-    catalog: Catalog, record_id: np.ndarray, enc: Encoded, out: Outcomes, plan: np.ndarray
+    catalog: Catalog, record_id: Any, enc: Encoded, out: Outcomes, plan: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Per-call outcome columns in charge order, with names instead of indices.
 
-    ``plan`` holds the plan id of each call ("" for none). Ids (record_id, account, channel, plan) are
+    ``record_id`` is in input order (an Arrow string array or an object array of ``str``); ``plan``
+    holds the plan id of each call ("" for none). Ids (record_id, account, channel, plan) are
     object arrays of the exact strings: a fixed-width copy would drop trailing NULs and give every
     cell the longest id's width.
     """
     batch = enc.batch
-    party_account = texts([a for a, _ in enc.parties] or [""])
-    party_channel = texts([c for _, c in enc.parties] or [""])
+    parties = enc.parties
+    if isinstance(parties, BatchParties):
+        party_account, party_channel = parties.account_ids, CHANNEL_TEXTS[parties.market]
+    else:
+        party_account = texts([a for a, _ in parties] or [""])
+        party_channel = texts([c for _, c in parties] or [""])
     codes = np.array([a.code for a in catalog.apis], dtype=str)
     labels = _period_labels()
     return {
-        "record_id": record_id[enc.order],
+        "record_id": _take_text(record_id, enc.order),
         "account": party_account[batch.party],
         "channel": party_channel[batch.party],
         "api": codes[batch.api],
@@ -195,3 +208,12 @@ def outcome_columns(
         "tier": out.tier,
         "amount": out.amount,
     }
+
+
+def _take_text(values: Any, order: np.ndarray) -> np.ndarray:
+    """``values[order]`` as an object array of ``str`` (``values``: an Arrow string array or an object array)."""
+    if isinstance(values, np.ndarray):
+        return values[order]
+    import pyarrow as pa
+
+    return values.take(pa.array(order)).to_numpy(zero_copy_only=False).astype(object, copy=False)

@@ -1,7 +1,7 @@
 """Kernel tables from a catalog and accounts: activations, plans in expire-first order, per-pair plan lists."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Sequence
 
@@ -11,7 +11,8 @@ from ..kernel.contract import ALWAYS_ACTIVE, NO_ACTIVATION, KernelTables
 from ..model.account_columns import PlanColumns, expire_first
 from ..model.accounts import OFFICIAL, Accounts, Plan
 from ..model.catalog import Catalog
-from .ragged import ragged
+from .party_index import PartyIndex
+from .ragged import ragged, spans
 
 
 def plan_order(plans: Sequence[Plan]) -> list[Plan]:
@@ -36,31 +37,41 @@ class SetupTables:
         self.n_api = n_api = len(catalog.apis)
         self.arrays = catalog.arrays()
         self.parties: list[tuple[str, str]] = list(cols.parties)
-        self.index: dict[tuple[str, str], int] = {p: i for i, p in enumerate(self.parties)}
+        self.finder = PartyIndex(self.parties)
+        """(account, channel) -> setup position, looked up per batch party (``PartyIndex``)."""
         n = len(self.parties)
-        official = np.fromiter((ch == OFFICIAL for _, ch in self.parties), dtype=np.int8, count=n)
+        official = (self.finder.market == 0).astype(np.int8)
         activation = np.full((n, n_api), NO_ACTIVATION, dtype=np.int64)
         activation[official == 0] = ALWAYS_ACTIVE
         if len(cols.act_party):
             code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
             activation.reshape(-1)[cols.act_party * n_api + code[cols.act_api]] = cols.act_when
         self.official, self.activation = official, activation
-        plans = cols.plans.take(cols.plans.expire_first())
+        # plans party by party, each party's in expire-first order: a party's plans are then one run,
+        # and any set of parties (in setup order) takes runs that are already in kernel order
+        first = cols.plans.expire_first()
+        owner = _positions(self.finder, self.parties, cols.plans.parties, cols.plans.party)[cols.plans.party][first]
+        by_owner = np.argsort(owner, kind="stable")
+        plans = cols.plans.take(first[by_owner])
+        owner = owner[by_owner]
         self.plans = plans
         self.plan_ids = np.array(plans.ids, dtype=object).reshape(len(plans))
-        owner = _positions(self.index, plans.parties, plans.party)[plans.party]
-        # one (party, API, plan) entry per API a plan covers, in plan order, then grouped by party
+        self.plan_offset = _offsets(owner, n)
+        # one (party, API, plan) entry per API a plan covers, dedicated and shared apart, each sorted by
+        # (party, API, plan): a party's entries are one run, already grouped by pair in plan order
         set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
         set_start = np.r_[0, np.cumsum(set_len)].astype(np.int64)
         set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
         plan_of, nth = ragged(set_len[plans.api_set])
-        by_party = np.argsort(owner[plan_of], kind="stable")
-        self.entry_offset = _offsets(owner[plan_of], n)
-        self.entry_plan = plan_of[by_party]
-        self.entry_api = set_codes[set_start[plans.api_set][plan_of] + nth][by_party]
-        self.entry_dedicated = plans.dedicated[plan_of][by_party]
-        self.plan_offset = _offsets(owner, n)
-        self.plan_of_party = np.argsort(owner, kind="stable")
+        api = set_codes[set_start[plans.api_set][plan_of] + nth]
+        self.entries = []
+        for kind in (True, False):
+            keep = plans.dedicated[plan_of] == kind
+            p_of, e_api = plan_of[keep], api[keep]
+            e_owner = owner[p_of]
+            by = np.lexsort((p_of, e_api, e_owner))
+            self.entries.append(_Entries(_offsets(e_owner, n), e_api[by],
+                                         (p_of - self.plan_offset[e_owner])[by]))
         self._whole: tuple[KernelTables, PlanSlice] | None = None
 
     def tables(self, parties: Sequence[tuple[str, str]], listed_at: np.ndarray | None = None
@@ -71,35 +82,46 @@ class SetupTables:
         expire-first order, so the kernel picks the same plan as over the whole setup. ``listed_at``
         may give each party's position in the setup (-1: not listed) when it is known already.
         """
-        n = len(self.parties)
-        if len(parties) >= n and list(parties[:n]) == self.parties:
+        n, m = len(self.parties), len(parties)
+        if listed_at is None:
+            market = getattr(parties, "market", None)
+            if market is None:
+                market = np.fromiter((ch != OFFICIAL for _, ch in parties), dtype=np.int8, count=m)
+            listed_at = self.finder.find([a for a, _ in parties], market)
+        if m >= n and n and bool((listed_at[:n] == np.arange(n)).all()):  # the whole setup, then unlisted parties
             whole = self._whole if self._whole is not None else self._slice(np.arange(n, dtype=np.int64), self.parties)
             self._whole = whole
             return extend_tables(whole[0], parties[n:]), whole[1]
-        if listed_at is None:
-            index = self.index
-            listed_at = np.array([index.get(p, -1) for p in parties], dtype=np.int64).reshape(len(parties))
         return self._slice(listed_at, parties)
 
     def _slice(self, sel: np.ndarray, parties: Sequence[tuple[str, str]]) -> tuple[KernelTables, "PlanSlice"]:
         m, n_api = len(parties), self.n_api
-        official = np.array([ch == OFFICIAL for _, ch in parties], dtype=np.int8).reshape(m)
+        market = getattr(parties, "market", None)
+        official = (market == 0).astype(np.int8) if market is not None else \
+            np.fromiter((ch == OFFICIAL for _, ch in parties), dtype=np.int8, count=m)
         activation = np.empty((m, n_api), dtype=np.int64)
         activation[:] = np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE)[:, None]
         known = np.flatnonzero(sel >= 0)
         listed = sel[known]
-        activation[known] = self.activation[listed]
-        # the plans of the listed parties, in the setup's kernel order
-        owner, nth = ragged(self.plan_offset[listed + 1] - self.plan_offset[listed])
-        chosen = np.sort(self.plan_of_party[self.plan_offset[listed][owner] + nth])
-        owner, nth = ragged(self.entry_offset[listed + 1] - self.entry_offset[listed])
-        entry = self.entry_offset[listed][owner] + nth
-        pair = known[owner] * n_api + self.entry_api[entry]
-        plan = np.searchsorted(chosen, self.entry_plan[entry])
-        dedicated = self.entry_dedicated[entry]
+        if len(known) == m:  # every party listed: one gather straight into the table
+            np.take(self.activation, listed, axis=0, out=activation)
+        else:
+            activation[known] = self.activation[listed]
+        # the plans of the listed parties: each party's run, in the order the parties come
+        first = self.plan_offset[listed]
+        count = self.plan_offset[listed + 1] - first
+        _, chosen = spans(first, count)
+        run_start = np.cumsum(count) - count  # where each listed party's plans start in the slice
         n_pair = m * n_api
-        ded_offset, ded_plans = _csr(pair[dedicated], plan[dedicated], n_pair)
-        sh_offset, sh_plans = _csr(pair[~dedicated], plan[~dedicated], n_pair)
+        csr = []
+        for entries in self.entries:
+            e_first = entries.offset[listed]
+            owner, entry = spans(e_first, entries.offset[listed + 1] - e_first)
+            pair = known[owner] * n_api + entries.api[entry]  # non-decreasing: parties in order, then API
+            offset = np.zeros(n_pair + 1, dtype=np.int64)
+            np.cumsum(np.bincount(pair, minlength=n_pair), out=offset[1:])
+            csr.append((offset, (run_start[owner] + entries.rank[entry]).astype(np.int32)))
+        (ded_offset, ded_plans), (sh_offset, sh_plans) = csr
         plans = PlanSlice(self.plans, self.plan_ids, chosen)
         arrays = self.arrays
         tables = KernelTables(
@@ -125,6 +147,16 @@ class SetupTables:
         return tables, plans
 
 
+@dataclass
+class _Entries:
+    """The (party, API, plan) entries of one plan kind: CSR by party, each party's sorted by (API, plan)."""
+
+    offset: np.ndarray
+    api: np.ndarray
+    rank: np.ndarray
+    """The plan's position among its party's plans."""
+
+
 class PlanSlice:
     """Some rows of a setup's plan columns (kernel order): what the kernel needs at once, the rest on demand."""
 
@@ -145,7 +177,7 @@ class PlanSlice:
     @cached_property
     def columns(self) -> PlanColumns:
         """The rows as plan columns (the whole setup's own columns when every plan is taken)."""
-        if len(self.rows) == len(self.source):
+        if len(self.rows) == len(self.source) and bool((self.rows == np.arange(len(self.rows))).all()):
             return self.source
         return replace(self.source.take(self.rows), source=None)  # objects made for these rows only
 
@@ -173,21 +205,20 @@ def extend_tables(tables: KernelTables, parties: Sequence[tuple[str, str]]) -> K
     )
 
 
-def _positions(index: dict[tuple[str, str], int], parties: Sequence[tuple[str, str]], used: np.ndarray) -> np.ndarray:
-    """Position in ``index`` of each of ``parties`` that ``used`` names (others 0): a KeyError for a used one
-    that ``index`` lacks."""
-    prefix = list(index)[: len(parties)] if len(index) >= len(parties) else None
-    if prefix == list(parties):  # the usual case: the listed parties come first, in their order
+def _positions(finder: PartyIndex, listed: Sequence[tuple[str, str]], parties: Sequence[tuple[str, str]],
+               used: np.ndarray) -> np.ndarray:
+    """Position in ``listed`` (indexed by ``finder``) of each of ``parties`` that ``used`` names (others 0):
+    a KeyError for a used one that is not listed."""
+    if len(listed) >= len(parties) and list(listed[: len(parties)]) == list(parties):  # the usual case
         return np.arange(len(parties), dtype=np.int64)
     where = np.zeros(len(parties), dtype=np.int64)
-    listed = np.unique(used).tolist()
-    where[listed] = [index[parties[k]] for k in listed]
+    wanted = np.unique(used)
+    pairs = [parties[k] for k in wanted.tolist()]
+    found = finder.find([a for a, _ in pairs], np.array([ch != OFFICIAL for _, ch in pairs], dtype=np.int8))
+    if (found < 0).any():
+        raise KeyError(pairs[int(np.argmax(found < 0))])
+    where[wanted] = found
     return where
-
-
-def _csr(pair: np.ndarray, plan: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (n + 1) and plan indices (int32) of each pair's plans, in the order given (plan order)."""
-    return _offsets(pair, n), plan[np.argsort(pair, kind="stable")].astype(np.int32)
 
 
 def _offsets(owner: np.ndarray, n: int) -> np.ndarray:

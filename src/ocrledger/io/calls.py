@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,16 +22,21 @@ _FALSE = {"0", "false", "False", "FALSE"}
 
 @dataclass
 class CallTable:
-    """Validated call records in input order.
+    """Validated call records in input order, held as the engine reads them (Arrow and numpy columns).
 
-    Text columns are numpy object arrays of Python ``str``, exactly as read: never fixed-width
-    (one long id would widen every cell), never stripped, a trailing NUL kept (see
-    docs/decisions.md, "Ids are exact strings").
+    Text is exact, as read: never fixed-width (one long id would widen every cell), never stripped,
+    a trailing NUL kept (see docs/decisions.md, "Ids are exact strings"). ``record_id``, ``account``
+    and ``channel`` give the text as numpy object arrays of ``str``, made on first use.
     """
 
-    record_id: np.ndarray  # object (str)
-    account: np.ndarray  # object (str)
-    channel: np.ndarray  # object (str): "official" or "marketplace"
+    rid: Any
+    """pyarrow StringArray of the record ids."""
+    account_code: np.ndarray
+    """Integer index of each record's account into ``account_names``."""
+    account_names: Any
+    """pyarrow StringArray of account ids (a name may repeat)."""
+    market: np.ndarray
+    """int8 channel: 0 official, 1 marketplace."""
     api: np.ndarray  # int32 catalog index
     ts: np.ndarray  # int64 epoch ms
     success: np.ndarray  # int8
@@ -47,6 +53,44 @@ class CallTable:
     def row(self, index: int) -> int:
         """The row number that messages give for record ``index`` (input order)."""
         return int(self.lines[index]) if self.lines is not None else self.row_base + int(index)
+
+    @cached_property
+    def record_id(self) -> np.ndarray:
+        return self.rid.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+    @cached_property
+    def account(self) -> np.ndarray:
+        names = self.account_names.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        return names[self.account_code] if len(names) else texts([])
+
+    @cached_property
+    def channel(self) -> np.ndarray:
+        return CHANNEL_TEXTS[self.market]
+
+    @classmethod
+    def of_texts(cls, record_id: np.ndarray, account: np.ndarray, channel: np.ndarray, api: np.ndarray,
+                 ts: np.ndarray, success: np.ndarray, source: str, row_base: int, lines: Any = None) -> "CallTable":
+        """A table of checked columns whose text comes as object arrays of ``str`` (channel names checked)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        accounts = pc.dictionary_encode(_arrow_text(account))
+        table = cls(_arrow_text(record_id), accounts.indices.to_numpy(zero_copy_only=False), accounts.dictionary,
+                    (channel != OFFICIAL).astype(np.int8), api, ts, success, source, row_base, lines)
+        table.__dict__.update(record_id=record_id, account=account, channel=channel)
+        return table
+
+
+CHANNEL_TEXTS = texts(list(CHANNELS))
+"""Channel name by code (0 official, 1 marketplace)."""
+
+
+def _arrow_text(values: np.ndarray) -> Any:
+    """An Arrow string array of an object array of ``str`` (large_string past 2 GiB of text)."""
+    import pyarrow as pa
+
+    arr = pa.array(values, type=pa.string())
+    return arr.cast(pa.large_string()).combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def read_calls(calls: Any, catalog: Catalog, *, source: str | None = None) -> CallTable:
@@ -119,7 +163,7 @@ def validate_columns(columns: Mapping[str, Any], catalog: Catalog, name: str, ba
     api = _codes(_strings(columns["api"], "api", fail), catalog, fail)
     ts = parse_instants(columns["ts"], catalog.clock, fail)
     success = _flags(columns["success"], fail)
-    return CallTable(record_id, account, channel, api, ts, success, name, base, lines)
+    return CallTable.of_texts(record_id, account, channel, api, ts, success, name, base, lines)
 
 
 def _arrow_table(columns: Mapping[str, Any], catalog: Catalog, name: str, base: int, lines: Any) -> CallTable:
@@ -137,15 +181,10 @@ def _arrow_table(columns: Mapping[str, Any], catalog: Catalog, name: str, base: 
         chunk = validate_chunk(pa.table({c: columns[c] for c in names}), catalog, name, base)
     except CallsError as exc:
         raise at_line(exc, lines, base) from None
-    accounts = texts(chunk.accounts.to_pylist())
     return CallTable(
-        record_id=chunk.rid.to_numpy(zero_copy_only=False).astype(object, copy=False),
-        account=accounts[chunk.account] if len(accounts) else texts([]),
-        channel=texts(list(CHANNELS))[chunk.channel],
-        api=chunk.api.astype(np.int32),
-        ts=np.asarray(chunk.ts, dtype=np.int64),
-        success=np.asarray(chunk.ok, dtype=np.int8),
-        source=name, row_base=base, lines=lines,
+        rid=chunk.rid, account_code=chunk.account, account_names=chunk.accounts, market=chunk.channel.astype(np.int8),
+        api=chunk.api.astype(np.int32), ts=np.asarray(chunk.ts, dtype=np.int64),
+        success=np.asarray(chunk.ok, dtype=np.int8), source=name, row_base=base, lines=lines,
     )
 
 

@@ -1038,6 +1038,104 @@ def string_repeats(const offset_t[::1] offsets, const uint8_t[::1] data, const i
     return distinct, m
 
 
+
+def string_index(const offset_t[::1] offsets, const uint8_t[::1] data, const int8_t[::1] tag, uint64_t[::1] table):
+    """Enter n (string, tag) keys (Arrow offsets + data) into ``table``, a zeroed linear-probing table of
+    a power-of-two size > 3n / 2, built once and kept (``string_find`` then looks keys up in it). An
+    entry is the hash's high 32 bits and row + 1; a key that repeats keeps its first row. Returns the
+    number of distinct keys."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, size = table.shape[0], i, distinct = 0
+    cdef uint64_t h, mask = size - 1
+    cdef const uint8_t* base
+    if n < 0 or tag.shape[0] < n:
+        raise ValueError("offsets needs n + 1 entries, tag n")
+    if n >= INT32_MAX:
+        raise OverflowError("more than 2**31 - 2 keys")
+    if size & (size - 1) or size * 2 <= n * 3:
+        raise ValueError("table needs a power-of-two size > 3n / 2")
+    if n == 0:
+        return 0
+    if offsets[0] < 0 or offsets[n] > data.shape[0]:
+        raise ValueError("offsets point outside data")
+    base = &data[0] if data.shape[0] else NULL
+    with nogil:
+        for i in range(n):
+            h = hash_bytes(base + offsets[i], offsets[i + 1] - offsets[i], <uint64_t><uint8_t>tag[i])
+            if first_with_key(&table[0], mask, (h >> 32) & mask, h & OCR_HI32, i, &offsets[0], base, &tag[0]) < 0:
+                distinct += 1
+    return distinct
+
+
+def string_find(const uint64_t[::1] table, const offset_t[::1] offsets, const uint8_t[::1] data,
+                const int8_t[::1] tag, const offset_t[::1] q_offsets, const uint8_t[::1] q_data,
+                const int64_t[::1] q_rows, const int8_t[::1] q_tag, int64_t[::1] out):
+    """out[j] = the row of (offsets, data, tag) whose key equals query j's (string q_rows[j] of
+    q_offsets + q_data, with q_tag[j]), or -1: lookups in a ``string_index`` table, at a cost that
+    grows with the queries, not the table (a few cache misses each)."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, q_n = q_offsets.shape[0] - 1, m = q_rows.shape[0]
+    cdef Py_ssize_t size = table.shape[0], j, r, other, width
+    cdef uint64_t h, mask = size - 1, slot, frag, entry
+    cdef const uint8_t* base
+    cdef const uint8_t* q_base
+    cdef const uint8_t* key
+    if q_n < 0 or q_tag.shape[0] < m or out.shape[0] < m or n < 0 or tag.shape[0] < n:
+        raise ValueError("q_offsets needs q_n + 1 entries, q_tag and out len(q_rows); offsets n + 1, tag n")
+    if size & (size - 1) or size == 0:
+        raise ValueError("table needs a power-of-two size")
+    if m == 0:
+        return
+    if q_offsets[0] < 0 or q_offsets[q_n] > q_data.shape[0] or (n > 0 and (offsets[0] < 0 or offsets[n] > data.shape[0])):
+        raise ValueError("offsets point outside data")
+    for j in range(m):
+        if q_rows[j] < 0 or q_rows[j] >= q_n:
+            raise IndexError("q_rows holds a position outside the query strings")
+    base = &data[0] if data.shape[0] else NULL
+    q_base = &q_data[0] if q_data.shape[0] else NULL
+    with nogil:
+        for j in range(m):
+            r = q_rows[j]
+            width = q_offsets[r + 1] - q_offsets[r]
+            key = q_base + q_offsets[r]
+            h = hash_bytes(key, width, <uint64_t><uint8_t>q_tag[j])
+            frag = h & OCR_HI32
+            slot = (h >> 32) & mask
+            out[j] = -1
+            while True:
+                entry = table[slot]
+                if entry == 0:
+                    break
+                if (entry & OCR_HI32) == frag:
+                    other = <Py_ssize_t>(entry & OCR_LO32) - 1
+                    if (other < n and offsets[other + 1] - offsets[other] == width and tag[other] == q_tag[j]
+                            and memcmp(base + offsets[other], key, width) == 0):
+                        out[j] = other
+                        break
+                slot = (slot + 1) & mask
+
+
+def spans(const int64_t[::1] start, const int64_t[::1] count, int64_t[::1] owner, int64_t[::1] index):
+    """The items of runs: run k is count[k] items from start[k]; owner[j] / index[j] are the run and
+    position of item j (runs in order). owner and index need sum(count) entries; returns that sum."""
+    cdef Py_ssize_t m = start.shape[0], k, j = 0, c
+    cdef int64_t p
+    cdef bint bad = False
+    if count.shape[0] != m:
+        raise ValueError("start and count differ in length")
+    with nogil:
+        for k in range(m):
+            c = count[k]
+            if c < 0 or j + c > owner.shape[0] or j + c > index.shape[0]:
+                bad = True
+                break
+            p = start[k]
+            for c in range(c):
+                owner[j] = k
+                index[j] = p + c
+                j += 1
+    if bad:
+        raise ValueError("a negative count, or owner/index shorter than the items")
+    return j
+
 def flag_values(const int32_t[::1] values, uint8_t[::1] seen):
     """seen[v] = 1 for every v in values (a set of small integers without numpy's bincount, which first
     copies an int32 column to 64 bits)."""

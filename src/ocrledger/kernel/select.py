@@ -82,8 +82,11 @@ def check(tables: KernelTables, state: KernelState, batch: Batch, out: Outcomes)
 
 
 def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Batch, *, out: Outcomes | None = None,
-        step: int = 0, progress: Callable[[int], None] | None = None) -> Outcomes:
+        step: int = 0, progress: Callable[[int], None] | None = None, restore: bool = True) -> Outcomes:
     """Rate a batch all-or-nothing: on an error the counters are restored and it is raised.
+
+    ``restore=False`` skips the copy kept for that, for a caller that drops ``state`` on an error
+    (a batch rated from fresh counters).
 
     The outcomes go to ``out`` when given (else new arrays). With ``step``, the batch is rated
     ``step`` calls at a time (the counters carry over, so the outcomes are the same) and
@@ -93,13 +96,14 @@ def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Bat
     n = len(batch)
     out = Outcomes.empty(n) if out is None else out
     check(tables, state, batch, out)
-    before = state.copy()
+    before = state.copy() if restore else None
     step = step if step > 0 else max(n, 1)
     for lo in range(0, max(n, 1), step):
         hi = min(n, lo + step)
         done = lo + kernel.rate_batch(tables, state, batch.slice(lo, hi), out.slice(lo, hi))
         if done != hi:
-            state.restore(before)
+            if before is not None:
+                state.restore(before)
             raise _error(out, done)
         if progress is not None:
             progress(hi)
