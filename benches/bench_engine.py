@@ -4,10 +4,11 @@ python benches/bench_engine.py [--quick] [--accounts N] [--build 1000000]
 
 Prints, for an Engine over ``--accounts`` listed accounts (30% of (account, API) pairs with a
 dedicated plan, 10% of accounts with a shared plan, benches/synth.py): the median time of a
-100-call batch, calls/s on 10,000-call batches, and the same batches through the one-shot
+100-call batch and calls/s on 10,000-call batches, with the calls given as pyarrow Tables and as
+dicts of numpy columns; then with the per-call outcome columns (``.calls``) and the Bill objects
+(``.bills``) asked for, both made on first access; and the one-shot
 ``ocrledger.rate(calls, catalog, accounts)``, which compiles the setup on every call: its time is
-the baseline the ratio is taken against; then the same batches with their bills (``.bills``: the
-Bill objects, made on first access). ``--build N`` also times building the Engine for N listed
+the baseline the ratio is taken against. ``--build N`` also times building the Engine for N listed
 accounts loaded from account tables (Parquet): load, then compile.
 ``pytest benches/bench_engine.py`` runs a quick version that checks the ratio only (never a time).
 """
@@ -28,56 +29,65 @@ from synth import make  # noqa: E402
 from ocrledger import Engine, load_accounts, rate  # noqa: E402
 
 
-def batches(work, size: int, count: int) -> list[dict[str, np.ndarray]]:  # type: ignore[no-untyped-def]
+def batches(work, size: int, count: int, arrow: bool = False) -> list:  # type: ignore[no-untyped-def]
+    """``count`` batches of ``size`` time-ordered calls: dicts of numpy columns, or pyarrow Tables."""
     cols = work.columns(shuffle=False)
     n = len(cols["ts"])
     starts = np.linspace(0, n - size, count).astype(np.int64)
-    return [{k: v[s : s + size] for k, v in cols.items()} for s in starts.tolist()]
+    parts = [{k: v[s : s + size] for k, v in cols.items()} for s in starts.tolist()]
+    if arrow:
+        import pyarrow as pa
+
+        parts = [pa.table({k: pa.array(v) for k, v in part.items()}) for part in parts]
+    return parts
+
+
+def median_ms(engine: Engine, parts: list, use=lambda r: r) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for part in parts:
+        t = time.perf_counter()
+        use(engine.rate(part))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def calls_per_s(engine: Engine, parts: list, use=lambda r: r) -> float:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    for part in parts:
+        use(engine.rate(part))
+    return sum(len(p["ts"]) for p in parts) / (time.perf_counter() - t)
 
 
 def measure(n_accounts: int, small_count: int = 200, large_count: int = 20, baseline_count: int = 3) -> dict[str, float]:
+    """Medians of 100-call batches and calls/s of 10,000-call batches through one Engine, with the calls as
+    pyarrow Tables (the engine's own form) and as dicts of numpy columns (converted on the way in); then the
+    same with the outcome columns (``.calls``) and the Bill objects (``.bills``) asked for; and the one-shot
+    ``rate()`` (the setup compiled on every call) as the baseline of the ratio."""
     work = make(n_calls=max(200_000, 10_000 * large_count), n_accounts=n_accounts)
     t0 = time.perf_counter()
     engine = Engine(work.catalog, work.accounts)
     built = time.perf_counter() - t0
-    small = batches(work, 100, small_count)
-    large = batches(work, 10_000, large_count)
-    for part in small[:20] + large[:2]:  # warm up: first-touched pages, imports, caches
-        engine.rate(part)
-    times = []
-    for part in small:
-        t = time.perf_counter()
-        engine.rate(part)
-        times.append(time.perf_counter() - t)
-    t = time.perf_counter()
-    for part in large:
-        engine.rate(part)
-    large_s = time.perf_counter() - t
-    billed = []  # the same batches with their Bill objects (made on first access of .bills)
-    for part in small:
-        t = time.perf_counter()
+    small, large = batches(work, 100, small_count), batches(work, 10_000, large_count)
+    small_a, large_a = batches(work, 100, small_count, True), batches(work, 10_000, large_count, True)
+    for part in small[:20] + large[:2] + small_a[:20] + large_a[:2]:  # warm up: first-touched pages, caches
         engine.rate(part).bills
-        billed.append(time.perf_counter() - t)
-    billed_large = []
-    for part in large:
-        t = time.perf_counter()
-        engine.rate(part).bills
-        billed_large.append(time.perf_counter() - t)
+    calls = lambda r: r.calls  # noqa: E731
+    bills = lambda r: r.bills  # noqa: E731
+    got = {
+        "accounts": n_accounts, "plans": len(work.accounts.plans), "build_s": built,
+        "small_arrow_ms": median_ms(engine, small_a), "small_dict_ms": median_ms(engine, small),
+        "large_arrow_per_s": calls_per_s(engine, large_a), "large_dict_per_s": calls_per_s(engine, large),
+        "small_calls_ms": median_ms(engine, small_a, calls), "large_calls_per_s": calls_per_s(engine, large_a, calls),
+        "small_bills_ms": median_ms(engine, small_a, bills), "large_bills_per_s": calls_per_s(engine, large_a, bills),
+    }
     one_shot = []
     for part in small[:baseline_count]:
         t = time.perf_counter()
         rate(part, work.catalog, work.accounts)
         one_shot.append(time.perf_counter() - t)
-    median = statistics.median(times)
-    return {
-        "accounts": n_accounts, "plans": len(work.accounts.plans), "build_s": built,
-        "small_median_ms": median * 1e3, "small_p99_ms": float(np.percentile(times, 99)) * 1e3,
-        "large_calls_per_s": 10_000 * large_count / large_s,
-        "small_bills_median_ms": statistics.median(billed) * 1e3,
-        "large_bills_median_ms": statistics.median(billed_large) * 1e3,
-        "one_shot_median_ms": statistics.median(one_shot) * 1e3,
-        "ratio": statistics.median(one_shot) / median,
-    }
+    got["one_shot_ms"] = statistics.median(one_shot) * 1e3
+    got["ratio"] = got["one_shot_ms"] / got["small_dict_ms"]
+    return got
 
 
 def build_from_tables(n_accounts: int) -> dict[str, float]:
@@ -127,13 +137,14 @@ def main() -> None:
     parser.add_argument("--build", type=int, default=0, help="also time an Engine over N accounts from tables")
     args = parser.parse_args()
     sizes = args.accounts or ([2_000] if args.quick else [1_000, 100_000])
-    print("accounts  plans    build s  100-call median ms  p99 ms  10k-batch calls/s  one-shot 100-call ms  ratio"
-          "  with .bills: 100-call ms  10k-call ms")
+    print("accounts    plans  build s | 100-call median ms: arrow  dict  +calls  +bills | 10k-call batches,"
+          " calls/s: arrow  dict  +calls  +bills | one-shot 100-call ms  ratio")
     for n in sizes:
         r = measure(n, small_count=50 if args.quick else 200, large_count=4 if args.quick else 20)
-        print(f"{r['accounts']:>8,} {r['plans']:>8,} {r['build_s']:>8.2f} {r['small_median_ms']:>19.3f}"
-              f" {r['small_p99_ms']:>7.3f} {r['large_calls_per_s']:>18,.0f} {r['one_shot_median_ms']:>21.1f}"
-              f" {r['ratio']:>6.0f}x {r['small_bills_median_ms']:>25.3f} {r['large_bills_median_ms']:>12.1f}")
+        print(f"{r['accounts']:>8,} {r['plans']:>8,} {r['build_s']:>8.2f} | {r['small_arrow_ms']:>25.3f}"
+              f" {r['small_dict_ms']:>5.3f} {r['small_calls_ms']:>7.3f} {r['small_bills_ms']:>7.3f} |"
+              f" {r['large_arrow_per_s']:>31,.0f} {r['large_dict_per_s']:>9,.0f} {r['large_calls_per_s']:>9,.0f}"
+              f" {r['large_bills_per_s']:>9,.0f} | {r['one_shot_ms']:>20.1f} {r['ratio']:>5.0f}x")
     if args.build:
         r = build_from_tables(args.build)
         print(f"Engine over {r['accounts']:,} accounts from account tables: load {r['load_s']:.2f} s,"

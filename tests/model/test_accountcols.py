@@ -57,7 +57,8 @@ def plain_tables(cat: Catalog, acc: Accounts, parties: list[tuple[str, str]]) ->
     for a in acc.accounts:
         for code, when in a.activated.items():
             activation[index[(a.id, a.channel)] * n_api + cat.index[code]] = when
-    plans = sorted(acc.plans, key=lambda p: (p.end, p.start, p.id.encode("utf-8")))
+    # party by party (in the order of ``parties``), each party's plans in expire-first order
+    plans = sorted(acc.plans, key=lambda p: (index[(p.account, p.channel)], p.end, p.start, p.id.encode("utf-8")))
     ded: list[list[int]] = [[] for _ in activation]
     sh: list[list[int]] = [[] for _ in activation]
     for k, p in enumerate(plans):

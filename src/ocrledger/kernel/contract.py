@@ -15,8 +15,10 @@ ALWAYS_ACTIVE = np.iinfo(np.int64).min
 class KernelTables:
     """Read-only inputs of the kernel. Pair index = party * n_api + api.
 
-    Plans are indexed in expire-first order (end, then start, then id), so among plans that can
-    pay, the one with the smallest index pays.
+    A pair's plans (``ded_plans``/``sh_plans`` of its CSR run) are listed in expire-first order
+    (end, then start, then id), so among the plans that can pay, the first listed pays. Every plan
+    belongs to one party; plans of different parties may be indexed in any order (the engine's
+    tables hold them party by party).
     """
 
     n_api: int
@@ -34,7 +36,7 @@ class KernelTables:
     plan_start: np.ndarray  # int64[n_plan]
     plan_end: np.ndarray  # int64[n_plan]: effective end (min of end and refund), exclusive
     ded_offset: np.ndarray  # int64[n_pair + 1]: dedicated plans of a pair, CSR into ded_plans
-    ded_plans: np.ndarray  # int32[...]: plan indices, ascending
+    ded_plans: np.ndarray  # int32[...]: plan indices, ascending (expire-first order)
     sh_offset: np.ndarray  # int64[n_pair + 1]: shared plans that cover a pair, CSR into sh_plans
     sh_plans: np.ndarray  # int32[...]
 
