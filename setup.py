@@ -1,4 +1,4 @@
-"""Build of the compiled modules, ocrledger.kernel._core and ocrledger.bills._billfmt (Cython); metadata lives in pyproject.toml."""
+"""Build of the compiled (Cython) modules listed in COMPILED; metadata lives in pyproject.toml."""
 import os
 
 from Cython.Build import cythonize
@@ -17,6 +17,9 @@ directives = {
 if DEBUG:
     directives["linetrace"] = True
 
+# Every compiled module, by its name under ocrledger (kernel/select.py is the only way in to the kernel's).
+COMPILED = ("kernel._core", "kernel._hashing", "kernel._sorting", "kernel._passes", "bills._billfmt")
+
 extensions = [
     Extension(
         f"ocrledger.{name}",
@@ -24,7 +27,7 @@ extensions = [
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
     )
-    for name in ("kernel._core", "bills._billfmt")
+    for name in COMPILED
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

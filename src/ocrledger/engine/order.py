@@ -19,8 +19,8 @@ Record ids come as Arrow string buffers (``offsets``/``data`` of ``io.arrow_colu
 number per row and ``rank``, the position of each party in (account UTF-8 bytes, channel) order
 (``party_ranks``), so only the few rows that need a tie broken are looked up.
 
-Each function uses the compiled helper of ``kernel/_core.pyx`` when it is loaded and falls back to
-the plain equivalent otherwise (``OCRLEDGER_PURE_PYTHON=1`` or no build); the two give identical
+Each function uses its compiled helper (``kernel/_hashing.pyx``, ``kernel/_sorting.pyx``) when it is loaded
+and falls back to the plain equivalent otherwise (``OCRLEDGER_PURE_PYTHON=1`` or no build); the two give identical
 results (``tests/engine/test_order.py``).
 """
 from __future__ import annotations

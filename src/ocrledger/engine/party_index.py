@@ -1,7 +1,7 @@
 """The index from (account id, channel) to setup position, built once: a lookup costs the parties asked for.
 
 Compiled: a linear-probing hash table over the UTF-8 bytes of the listed account ids with the
-channel in the key (``_core.string_index``/``string_find``), kept beside the ids' Arrow buffers.
+channel in the key (``_hashing.string_index``/``string_find``), kept beside the ids' Arrow buffers.
 Plain twin (no compiled helpers): a dict of ``(account, market)``. Ids are exact: two ids that
 differ in one byte (a trailing NUL, a space) are different keys.
 """

@@ -16,7 +16,7 @@ def ragged(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def spans(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(owner, index) of the items of runs: run k is ``count[k]`` items ``start[k]``, ``start[k] + 1``, ...;
-    runs in order. One compiled pass (``_core.spans``) or its numpy twin (``ragged``)."""
+    runs in order. One compiled pass (``_passes.spans``) or its numpy twin (``ragged``)."""
     start = np.ascontiguousarray(start, dtype=np.int64)
     count = np.ascontiguousarray(count, dtype=np.int64)
     core = _kernel.helpers()

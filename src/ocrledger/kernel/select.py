@@ -1,4 +1,5 @@
-"""Picks the kernel (compiled ``_core`` unless OCRLEDGER_PURE_PYTHON=1) and runs it safely on a batch."""
+"""Picks the kernel (compiled ``_core`` unless OCRLEDGER_PURE_PYTHON=1), runs it safely on a batch, and hands out
+the compiled helpers (``_hashing``, ``_sorting``, ``_passes``): the only way in to the compiled modules."""
 from __future__ import annotations
 
 import os
@@ -20,21 +21,43 @@ class Kernel(Protocol):
     def rate_batch(self, tables: KernelTables, state: KernelState, batch: Batch, out: Outcomes) -> int: ...
 
 
+def _namespace(modules: tuple[ModuleType, ...]) -> ModuleType:
+    """One namespace holding the public names of the compiled helper modules (no name in two of them)."""
+    space = ModuleType(f"{__package__}.helpers", "The compiled array helpers, from " +
+                       ", ".join(module.__name__ for module in modules) + ".")
+    for module in modules:
+        for name in dir(module):
+            if name.startswith("_"):
+                continue
+            if hasattr(space, name):
+                raise ImportError(f"{module.__name__}.{name} is also in another compiled helper module")
+            setattr(space, name, getattr(module, name))
+    return space
+
+
 try:
     from . import _core as _compiled
 except ImportError:  # a source checkout without a build; tests assert the compiled one loads
     _compiled = None
+try:
+    from . import _hashing, _passes, _sorting
+except ImportError:
+    _helpers: ModuleType | None = None
+else:
+    _helpers = _namespace((_hashing, _sorting, _passes))
 
 
 def helpers() -> ModuleType | None:
-    """The compiled module (its array helpers beside the kernel pass), or None when it is not built or
-    OCRLEDGER_PURE_PYTHON=1 (callers then use their plain-numpy twins). The only way in to ``_core``."""
+    """The compiled array helpers (string hashing, sorting and gathering, counting passes) as one namespace,
+    built once, or None when they are not built or OCRLEDGER_PURE_PYTHON=1 (callers then use their
+    plain-numpy twins). The only way in to ``_hashing``, ``_sorting`` and ``_passes``."""
     if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
         return None
-    return _compiled
+    return _helpers
 
 
-default: ModuleType = helpers() or _reference
+_pure = os.environ.get("OCRLEDGER_PURE_PYTHON") == "1"
+default: ModuleType = _compiled if _compiled is not None and not _pure else _reference
 IMPLEMENTATION: str = default.IMPLEMENTATION
 KERNELS: dict[str, ModuleType] = {"reference": _reference}
 if _compiled is not None:

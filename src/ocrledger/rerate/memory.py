@@ -2,7 +2,8 @@
 
 ``rerater._Run.read`` validates and encodes the chunks as usual (Arrow dictionary encoding, bulk
 conversions); then, instead of hashing record ids into spill buckets and sorting time buckets,
-this module works on the whole input at once, with the compiled helpers of ``kernel/_core.pyx``:
+this module works on the whole input at once, with the compiled helpers of ``kernel/`` (``_hashing.pyx``,
+``_sorting.pyx``, ``_passes.pyx``):
 
 1. **duplicates** and 2. **charge order**: the steps of ``engine.order.charge`` (the one tie and
    duplicate rule of every pass), scheduled for this pass: the radix argsort of the instants
