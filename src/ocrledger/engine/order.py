@@ -46,7 +46,7 @@ def _core_or(compiled: bool | None) -> ModuleType | None:
     if compiled is False:
         return None
     if compiled and _core is None:
-        raise RuntimeError("the compiled helpers of ocrledger.kernel._core are not loaded")
+        raise RuntimeError("the compiled helpers of ocrledger.kernel are not loaded")
     return _core
 
 
