@@ -105,7 +105,7 @@ class Engine:
             tables, plans, out = self.run(enc.batch, enc.parties, enc.listed_at)
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
-            raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
+            raise _kernel.name_call(exc, str(table.record_id[i]), table.file(i), table.row(i)) from None
         usage = None
         if self.volume:  # volume tiers are priced by the month's totals: counted now, kept for the bills
             usage = UsageCounts(tables)
