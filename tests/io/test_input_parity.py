@@ -378,3 +378,27 @@ def test_command_line_gives_one_line_everywhere(quirk: Quirk, tmp_path: Path) ->
         lines[name] = proc.stderr
     assert lines["rate"] == f"ocrledger: error: {path}: {quirk.expect}\n"
     assert lines["ingest"] == lines["rate"] == lines["rerate"]
+
+
+def _folder(path: Path, bad_second: bool) -> Path:
+    """Two Parquet files (600 calls each) and files a folder reader must skip (a _SUCCESS marker, a text file)."""
+    path.mkdir()
+    cols = plain()
+    first = {k: v[:600] for k, v in cols.items()}
+    second = {k: v[600:] for k, v in cols.items()}
+    if bad_second:
+        second["ts"][399] = None  # row 400 of the second file (row 1000 of the whole month)
+    write_parquet(path / "part-0.parquet", first)
+    write_parquet(path / "part-1.parquet", second)
+    (path / "_SUCCESS").write_bytes(b"")
+    (path / "notes.txt").write_text("not calls")
+    return path
+
+
+def test_a_parquet_folder_is_read_file_by_file_alike(tmp_path: Path, plain_bills: str) -> None:
+    """rate/ingest and rerate read a folder with one reader: the same files, and an error names the file and its row."""
+    kind, text, _ = same(verdicts(_folder(tmp_path / "ok", False), tmp_path))
+    assert kind == "ok" and text == plain_bills
+    folder = _folder(tmp_path / "bad", True)
+    kind, text, _ = same(verdicts(folder, tmp_path))
+    assert kind == "error" and text == f"{folder / 'part-1.parquet'}: row 400: field ts: is empty"

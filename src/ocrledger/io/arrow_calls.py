@@ -62,6 +62,9 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         arr = raw.column(names.index(col))
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
+        t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+        if str(t) == "string_view":  # polars' text (Utf8View): the same strings, plain layout
+            arr = (arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr).cast(pa.string())
         return arr
 
     n = raw.num_rows
@@ -115,7 +118,7 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
 def _plain_ends(arr: Any) -> bool:
     """True when no string of ``arr`` is null or empty or could start or end with whitespace (compiled check)."""
     core = _kernel.helpers()
-    if core is None or arr.null_count:
+    if core is None or arr.null_count or not len(arr):
         return False
     offsets, data = ac.string_buffers(arr)
     return bool(core.plain_ends(offsets, data))
@@ -126,12 +129,11 @@ def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[
     values exact (nothing trimmed). Null rows get the index ``len(values)``, whose flag (the last) is set
     when there are any."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if not pa.types.is_dictionary(col.type):
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type)):
             raise fail(f"must be text, not a column of type {col.type}", 0)
-        col = pc.dictionary_encode(col)
+        col = col.dictionary_encode()  # the method: no compute-wrapper overhead on a small batch
     vt = col.type.value_type
     if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
         raise fail(f"must be text, not a column of type {vt}", 0)

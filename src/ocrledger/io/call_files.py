@@ -21,6 +21,8 @@ class CallInput:
     batches: Callable[[], Iterator[Any]]
     lines: Any = None
     """A CSV file's ``CsvLines``: errors give the line a record starts on, as ``rate`` does."""
+    size: int = 0
+    """Bytes of a file whose row count is not known up front (a CSV file), for an estimate; else 0."""
 
 
 def call_inputs(calls: Any, chunk_rows: int) -> list[CallInput]:
@@ -66,6 +68,10 @@ def frame_input(calls: Any, chunk_rows: int) -> CallInput:
                     yield batch.slice(start, chunk_rows)
 
         return CallInput(name, 1, None, stream)
+    if isinstance(data, pa.RecordBatch):
+        if data.num_rows <= chunk_rows:
+            return CallInput(name, 1, data.num_rows, lambda: iter([data]))
+        data = pa.Table.from_batches([data])
     table = data
     if table.num_rows <= chunk_rows:
         return CallInput(name, 1, table.num_rows, lambda: iter([table]))
@@ -112,7 +118,7 @@ def csv_input(path: Path, chunk_rows: int) -> CallInput:
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise csv_files.refused(path, exc) from None
 
-    return CallInput(str(path), 2, None, batches, csv_files.CsvLines(path))
+    return CallInput(str(path), 2, None, batches, csv_files.CsvLines(path), path.stat().st_size)
 
 
 def have_pyarrow() -> bool:

@@ -56,7 +56,7 @@ def is_frame(calls: Any) -> bool:
 
 
 def to_arrow(calls: Any, name: str) -> Any:
-    """A pyarrow Table (or, for a stream, a RecordBatchReader) of the call columns of ``calls``.
+    """A pyarrow Table or RecordBatch (or, for a stream, a RecordBatchReader) of the call columns of ``calls``.
 
     Accepts a pyarrow Table, RecordBatch or RecordBatchReader; anything with ``__arrow_c_stream__``
     or ``__arrow_c_array__`` (the Arrow PyCapsule interface: polars, DuckDB, nanoarrow, ...); a polars
@@ -65,9 +65,7 @@ def to_arrow(calls: Any, name: str) -> Any:
     """
     import pyarrow as pa
 
-    if isinstance(calls, pa.RecordBatch):
-        return pa.Table.from_batches([calls])
-    if isinstance(calls, (pa.Table, pa.RecordBatchReader)):
+    if isinstance(calls, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
         return calls
     if _lazy(calls):  # a polars LazyFrame: the plan runs here, once
         calls = calls.collect()
@@ -80,12 +78,15 @@ def to_arrow(calls: Any, name: str) -> Any:
         for record in calls:
             keys.update(dict.fromkeys(map(str, record)))
         return _from_columns({k: [r.get(k) for r in calls] for k in keys if k in CALL_COLUMNS}, name)
+    if _duckdb(calls):  # read whole: a stream left open by an error would block the user's DuckDB connection
+        for method in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+            if hasattr(calls, method):
+                got = getattr(calls, method)()
+                return got.read_all() if isinstance(got, pa.RecordBatchReader) else got
     if hasattr(calls, "__arrow_c_stream__"):
         return pa.RecordBatchReader.from_stream(calls)
     if hasattr(calls, "__arrow_c_array__"):
-        return pa.Table.from_batches([pa.record_batch(calls)])
-    if _duckdb(calls):  # a relation of an older DuckDB without the PyCapsule interface
-        return calls.arrow()
+        return pa.record_batch(calls)
     raise TypeError(
         "calls must be a path, a list of paths or tables, a dict of columns, a list of records, a pandas or "
         "polars DataFrame, a DuckDB relation, a pyarrow Table or RecordBatchReader, or an object with "
@@ -114,6 +115,8 @@ def _from_columns(columns: Mapping[str, Any], name: str) -> Any:
             raise CallsError(f"column {col!r} has {len(arr)} values, record_id has {n}", file=name)
     if not arrays:
         return pa.table({})
+    if not any(isinstance(a, pa.ChunkedArray) for a in arrays.values()):  # one batch: no chunks to combine later
+        return pa.RecordBatch.from_pydict(arrays)
     return pa.table(arrays)
 
 
@@ -143,6 +146,8 @@ def _column(values: Any, field: str, name: str) -> Any:
         return _mixed(cells, field, name)
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type) or pa.types.is_nested(arr.type):
         return _mixed(arr.to_pylist(), field, name)
+    if pa.types.is_floating(arr.type) and not isinstance(values, np.ndarray):  # one float among integers
+        return _mixed(list(values), field, name)  # is refused at its own row (a float column: at row 1)
     return arr
 
 

@@ -471,7 +471,7 @@ class _Run:
         total = _known_rows(inputs)
         estimate = total
         if estimate is None:
-            estimate = sum(i.rows if i.rows is not None else max(1, os.path.getsize(i.name) // 24) for i in inputs)
+            estimate = sum(i.rows if i.rows is not None else max(1, i.size // 24) for i in inputs)
         limit = memory_rows if total is None or total <= memory_rows else 0
         held = Held(total if limit and total is not None else self.chunk_rows)
         for n_rows, chunk in self._chunks(inputs, parallel=bool(limit) and total is not None):
