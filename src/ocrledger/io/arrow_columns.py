@@ -55,7 +55,7 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool, what:
             if big.any():
                 i = int(np.argmax(big))
                 raise fail(f"{int(raw[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i)
-        ts = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)
+        ts = (arr if t == pa_.int64() else arr.cast(pa_.int64())).to_numpy(zero_copy_only=False)
     elif pa_.types.is_timestamp(t):
         unit = {"s": 1000, "ms": 1, "us": -1000, "ns": -1_000_000}[t.unit]
         raw = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)
