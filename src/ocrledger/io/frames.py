@@ -25,6 +25,8 @@ def kind_name(calls: Any) -> str:
     """The name errors give an in-memory input (it has no file name)."""
     import pyarrow as pa
 
+    if type(calls) is dict:
+        return "<columns>"
     if isinstance(calls, (pa.Table, pa.RecordBatch)):
         return "<arrow table>"
     if isinstance(calls, pa.RecordBatchReader):
@@ -50,6 +52,8 @@ def is_frame(calls: Any) -> bool:
     """Whether ``calls`` is an in-memory input ``to_arrow`` converts (not a path, not a list of inputs)."""
     import pyarrow as pa
 
+    if type(calls) is dict:
+        return True
     return (isinstance(calls, (Mapping, pa.Table, pa.RecordBatch, pa.RecordBatchReader)) or is_records(calls)
             or hasattr(calls, "__arrow_c_stream__") or hasattr(calls, "__arrow_c_array__")
             or _pandas(calls) or _lazy(calls) or _duckdb(calls))
@@ -65,6 +69,8 @@ def to_arrow(calls: Any, name: str) -> Any:
     """
     import pyarrow as pa
 
+    if type(calls) is dict:
+        return _from_columns(calls, name)
     if isinstance(calls, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
         return calls
     if _lazy(calls):  # a polars LazyFrame: the plan runs here, once
@@ -124,6 +130,8 @@ def _column(values: Any, field: str, name: str) -> Any:
     """One column as an Arrow array: as Arrow infers it, or (mixed kinds) as text, cell by cell."""
     import pyarrow as pa
 
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "Uiub":  # the common case
+        return pa.array(values)
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
     if type(values).__module__.split(".")[0] == "pandas":  # a Series: NaN/None/NA are missing cells
