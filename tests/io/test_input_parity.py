@@ -403,3 +403,66 @@ def test_a_parquet_folder_is_read_file_by_file_alike(tmp_path: Path, plain_bills
     folder = _folder(tmp_path / "bad", True)
     kind, text, _ = same(verdicts(folder, tmp_path))
     assert kind == "error" and text == f"{folder / 'part-1.parquet'}: row 400: field ts: is empty"
+
+
+# ----------------------------------------------------------------------------------------------
+# (d) the same quirks in memory (a dict, records, pandas, polars): converted to Arrow once, the same verdicts
+
+
+def _records(cols: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(cols, values)) for values in zip(*cols.values())]
+
+
+def _odd_id_cols() -> dict[str, list[Any]]:
+    cols = plain()
+    for k, rid in enumerate(["r00001\x00", " r00001", "r00001 ", "\tr00001", "  "]):
+        cols["record_id"][10 + k] = rid
+    return cols
+
+
+def _naive_cols() -> dict[str, Any]:
+    cols: dict[str, Any] = plain()
+    cols["ts"] = np.array(cols["ts"], dtype="datetime64[ms]")
+    return cols
+
+
+def _long_id_cols() -> dict[str, list[Any]]:
+    cols = plain()
+    cols["record_id"][5] = "L" * (1 << 20)
+    return cols
+
+
+FRAME_QUIRKS = [
+    ("null ts at row 1000", lambda: with_cell("ts", AT, None, base=1), "row 1000: field ts: is empty"),
+    ("null record_id at row 1000", lambda: with_cell("record_id", AT, None, base=1),
+     "row 1000: field record_id: is empty"),
+    ("unknown API at row 1000", lambda: with_cell("api", AT, "Nope", base=1),
+     "row 1000: field api: API 'Nope' is not in the catalog"),
+    ("API with spaces", lambda: with_cell("api", AT, " RecognizeIdcard", base=1),
+     "row 1000: field api: API ' RecognizeIdcard' is not in the catalog (it has leading or trailing spaces)"),
+    ("naive timestamps", _naive_cols, "row 1: field ts: has no UTC offset (a timestamp column without a time zone)"),
+    ("NUL and spaces in ids", _odd_id_cols, "ok"),
+    ("1 MB id", _long_id_cols, "ok"),
+    ("plain", plain, "plain"),
+]
+FRAME_FORMS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    "dict": ("<columns>", lambda c: c),
+    "records": ("<records>", lambda c: _records({k: list(v) for k, v in c.items()})),
+    "pandas": ("<dataframe>", lambda c: __import__("pandas").DataFrame(c)),
+    "polars": ("<polars DataFrame>", lambda c: __import__("polars").DataFrame(c)),
+}
+
+
+@pytest.mark.parametrize("form", list(FRAME_FORMS))
+@pytest.mark.parametrize(("quirk", "make", "expect"), FRAME_QUIRKS, ids=[q[0] for q in FRAME_QUIRKS])
+def test_quirks_in_memory_get_the_file_verdict(quirk: str, make: Callable[[], Any], expect: str, form: str,
+                                               tmp_path: Path, plain_bills: str) -> None:
+    """What a Parquet file with the same cells gets (rows are record numbers there too), from rate, ingest, rerate."""
+    name, convert = FRAME_FORMS[form]
+    kind, text, dups = same(verdicts(convert(make()), tmp_path))
+    if expect == "plain":
+        assert kind == "ok" and text == plain_bills
+    elif expect == "ok":
+        assert kind == "ok" and dups == 0, text
+    else:
+        assert kind == "error" and text == f"{name}: {expect}"
