@@ -80,6 +80,9 @@ def to_arrow(calls: Any, name: str) -> Any:
     if isinstance(calls, Mapping):
         return _from_columns(calls, name)
     if is_records(calls):
+        fast = _records_table(calls)
+        if fast is not None:
+            return fast
         keys: dict[str, None] = {}
         for record in calls:
             keys.update(dict.fromkeys(map(str, record)))
@@ -97,6 +100,30 @@ def to_arrow(calls: Any, name: str) -> Any:
         "calls must be a path, a list of paths or tables, a dict of columns, a list of records, a pandas or "
         "polars DataFrame, a DuckDB relation, a pyarrow Table or RecordBatchReader, or an object with "
         f"__arrow_c_stream__, not {type(calls).__name__}")
+
+
+def _records_table(records: Any) -> Any:
+    """``pa.Table.from_pylist`` of the records (C speed) when it keeps every cell as it is: every record's
+    keys become columns (from_pylist takes the first record's), no column of mixed kinds, no float among
+    the instants or flags; else None (the column-by-column path then names the odd cell)."""
+    import pyarrow as pa
+
+    keys = set().union(*records)
+    if not all(isinstance(k, str) for k in keys):
+        return None
+    try:
+        table = pa.Table.from_pylist(records)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    if set(table.column_names) != keys:
+        return None
+    table = table.select([c for c in table.column_names if c in CALL_COLUMNS])
+    for f in table.schema:
+        t = f.type
+        if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_nested(t)
+                or pa.types.is_floating(t) or pa.types.is_null(t) and f.name in ("ts", "success")):
+            return None
+    return table
 
 
 def _pandas(calls: Any) -> bool:
