@@ -13,6 +13,7 @@ from .errors import (
 )
 from .io.account_tables import load_accounts
 from .model.accounts import Accounts, parse_accounts
+from .model.bill_tables import bills_to_arrow, bills_to_pandas
 from .model.bills import (
     Adjustment,
     Bill,
@@ -29,6 +30,6 @@ from .version import __version__
 __all__ = [
     "Accounts", "AccountsError", "Adjustment", "Bill", "BillLine", "CallsError", "Catalog", "CatalogError", "Engine",
     "IngestResult", "Ledger", "MoneyError", "OcrledgerError", "PlanBalance", "RatingResult", "Source", "StateError",
-    "Status", "TierCharge", "bills_from_json", "bills_to_json", "default_catalog", "load_accounts", "load_catalog",
+    "Status", "TierCharge", "bills_from_json", "bills_to_arrow", "bills_to_json", "bills_to_pandas", "default_catalog", "load_accounts", "load_catalog",
     "parse_accounts", "parse_catalog", "rate", "__version__",
 ]

@@ -15,10 +15,8 @@ class Source(IntEnum):
 
 
 class Status(IntEnum):
-    """What happened to a call (int8 in the ``status`` outcome column).
-
-    Codes of 64 and above are errors: the kernel stops at that call and rates nothing after it.
-    """
+    """What happened to a call (int8 in the ``status`` outcome column); ``name.lower()`` is the word
+    calls.parquet and ``RatingResult.calls_table()`` hold (``Status.CHARGED`` is "charged")."""
 
     CHARGED = 0
     """Successful and paid by ``source`` (free quota counts as paid)."""
@@ -30,6 +28,13 @@ class Status(IntEnum):
     """Marketplace channel and no plan could pay."""
     REJECTED_CREDENTIAL = 5
     """Unknown or expired credential (resolved before the kernel)."""
+
+
+class Fault(IntEnum):
+    """The kernel's stop codes (64 and above), internal: the kernel writes one at the call it cannot rate,
+    stops and rates nothing after it; the engine raises the matching error and no outcome column ever
+    holds one. Kept apart from ``Status`` so the public enum carries only the outcomes a caller sees."""
+
     ERR_LATE = 64
     """The call's month is earlier than the month its counters have already moved to."""
     ERR_OVERFLOW = 65
@@ -37,3 +42,7 @@ class Status(IntEnum):
 
 
 REJECTED = (Status.REJECTED_INACTIVE, Status.REJECTED_NO_PLAN, Status.REJECTED_CREDENTIAL)
+STATUS_NAMES = tuple(s.name.lower() for s in Status)
+"""The ``status`` words of calls.parquet and ``calls_table()``, indexed by ``Status``."""
+SOURCE_NAMES = tuple(s.name.lower() for s in Source if s != Source.NONE)
+"""The ``source`` words, indexed by ``Source`` - 1 (``Source.NONE``: null, nothing paid)."""

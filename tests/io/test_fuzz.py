@@ -194,12 +194,19 @@ def poked_columns(draw: st.DrawFn) -> dict:  # type: ignore[type-arg]
 
 
 @FUZZ
-@given(poked_columns())
-def test_poked_call_columns(cols: dict) -> None:  # type: ignore[type-arg]
+@given(poked_columns(), st.sampled_from(["<columns>", "<records>", "<dataframe>"]))
+def test_poked_call_columns(cols: dict, form: str) -> None:  # type: ignore[type-arg]
+    """Odd cells in a dict of columns, the same as records or a pandas DataFrame: one line naming the input."""
+    import pandas as pd
+
+    n = len(next(iter(cols.values()))) if cols else 0
+    calls = {"<columns>": lambda: cols,
+             "<records>": lambda: [{k: v[i] for k, v in cols.items()} for i in range(n)],
+             "<dataframe>": lambda: pd.DataFrame(cols)}[form]()
     try:
-        rate(cols)
+        rate(calls)
     except OcrledgerError as exc:
-        assert "\n" not in str(exc) and str(exc).startswith("<columns>: "), str(exc)
+        assert "\n" not in str(exc) and str(exc).startswith(f"{form}: "), str(exc)
 
 
 @FUZZ

@@ -123,24 +123,20 @@ def exact_ids() -> list[str]:
     return base + [b + "\x00" for b in base] + ["s", " s", "s ", "\ts", "s\t", "  "]
 
 
-@pytest.mark.parametrize("form", ["columns", "arrow", "csv", "parquet"])
+@pytest.mark.parametrize("form", ["columns", "records", "arrow", "csv", "parquet"])
 def test_ids_that_differ_by_a_nul_or_spaces_are_distinct_everywhere(form: str, tmp_path: Path) -> None:
     ids = exact_ids()
     cols = rows(ids)
     calls: Any = {
         "columns": lambda: cols,
+        "records": lambda: [dict(zip(cols, values)) for values in zip(*cols.values())],
         "arrow": lambda: pa.table(cols),
         "csv": lambda: write_csv(tmp_path / "calls.csv", cols),
         "parquet": lambda: write_parquet(tmp_path / "calls.parquet", cols),
     }[form]()
-    if form == "columns":  # rerate takes files and Arrow tables
+    if form == "columns":
         res = rate(calls, CATALOG, ACC)
-        assert (res.calls["status"] == Status.DUPLICATE).sum() == 0
         assert sorted(res.calls["record_id"].tolist()) == sorted(ids)
-        ledger = Ledger.create(":memory:", CATALOG, ACC)
-        assert ledger.ingest(calls, "b1").duplicates == 0
-        assert bills_to_json(ledger.bills(MONTH)) == bills_to_json(res.bills)
-        return
     kind, bills, dups = same(verdicts(calls, tmp_path))
     assert kind == "ok" and dups == 0
     assert sum(line["calls"] for bill in json.loads(bills) for line in bill["lines"]) == len(ids)  # all billed
@@ -208,13 +204,18 @@ PEAK = textwrap.dedent("""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if {what!r} == "rate":
         rate(cols, CATALOG, acc)
+    elif {what!r} == "rerate":
+        import tempfile
+        from ocrledger.rerate.rerater import rerate
+        with tempfile.TemporaryDirectory() as out:
+            rerate(cols, CATALOG, acc, out=out)
     else:
         Ledger.create(":memory:", CATALOG, acc).ingest(cols, "b1")
     print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 """)
 
 
-@pytest.mark.parametrize("what", ["rate", "ingest"])
+@pytest.mark.parametrize("what", ["rate", "ingest", "rerate"])
 def test_one_long_id_does_not_widen_every_cell(what: str) -> None:
     script = PEAK.format(tests=str(Path(__file__).parent.parent), what=what)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -378,3 +379,90 @@ def test_command_line_gives_one_line_everywhere(quirk: Quirk, tmp_path: Path) ->
         lines[name] = proc.stderr
     assert lines["rate"] == f"ocrledger: error: {path}: {quirk.expect}\n"
     assert lines["ingest"] == lines["rate"] == lines["rerate"]
+
+
+def _folder(path: Path, bad_second: bool) -> Path:
+    """Two Parquet files (600 calls each) and files a folder reader must skip (a _SUCCESS marker, a text file)."""
+    path.mkdir()
+    cols = plain()
+    first = {k: v[:600] for k, v in cols.items()}
+    second = {k: v[600:] for k, v in cols.items()}
+    if bad_second:
+        second["ts"][399] = None  # row 400 of the second file (row 1000 of the whole month)
+    write_parquet(path / "part-0.parquet", first)
+    write_parquet(path / "part-1.parquet", second)
+    (path / "_SUCCESS").write_bytes(b"")
+    (path / "notes.txt").write_text("not calls")
+    return path
+
+
+def test_a_parquet_folder_is_read_file_by_file_alike(tmp_path: Path, plain_bills: str) -> None:
+    """rate/ingest and rerate read a folder with one reader: the same files, and an error names the file and its row."""
+    kind, text, _ = same(verdicts(_folder(tmp_path / "ok", False), tmp_path))
+    assert kind == "ok" and text == plain_bills
+    folder = _folder(tmp_path / "bad", True)
+    kind, text, _ = same(verdicts(folder, tmp_path))
+    assert kind == "error" and text == f"{folder / 'part-1.parquet'}: row 400: field ts: is empty"
+
+
+# ----------------------------------------------------------------------------------------------
+# (d) the same quirks in memory (a dict, records, pandas, polars): converted to Arrow once, the same verdicts
+
+
+def _records(cols: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(cols, values)) for values in zip(*cols.values())]
+
+
+def _odd_id_cols() -> dict[str, list[Any]]:
+    cols = plain()
+    for k, rid in enumerate(["r00001\x00", " r00001", "r00001 ", "\tr00001", "  "]):
+        cols["record_id"][10 + k] = rid
+    return cols
+
+
+def _naive_cols() -> dict[str, Any]:
+    cols: dict[str, Any] = plain()
+    cols["ts"] = np.array(cols["ts"], dtype="datetime64[ms]")
+    return cols
+
+
+def _long_id_cols() -> dict[str, list[Any]]:
+    cols = plain()
+    cols["record_id"][5] = "L" * (1 << 20)
+    return cols
+
+
+FRAME_QUIRKS = [
+    ("null ts at row 1000", lambda: with_cell("ts", AT, None, base=1), "row 1000: field ts: is empty"),
+    ("null record_id at row 1000", lambda: with_cell("record_id", AT, None, base=1),
+     "row 1000: field record_id: is empty"),
+    ("unknown API at row 1000", lambda: with_cell("api", AT, "Nope", base=1),
+     "row 1000: field api: API 'Nope' is not in the catalog"),
+    ("API with spaces", lambda: with_cell("api", AT, " RecognizeIdcard", base=1),
+     "row 1000: field api: API ' RecognizeIdcard' is not in the catalog (it has leading or trailing spaces)"),
+    ("naive timestamps", _naive_cols, "row 1: field ts: has no UTC offset (a timestamp column without a time zone)"),
+    ("NUL and spaces in ids", _odd_id_cols, "ok"),
+    ("1 MB id", _long_id_cols, "ok"),
+    ("plain", plain, "plain"),
+]
+FRAME_FORMS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    "dict": ("<columns>", lambda c: c),
+    "records": ("<records>", lambda c: _records({k: list(v) for k, v in c.items()})),
+    "pandas": ("<dataframe>", lambda c: __import__("pandas").DataFrame(c)),
+    "polars": ("<polars DataFrame>", lambda c: __import__("polars").DataFrame(c)),
+}
+
+
+@pytest.mark.parametrize("form", list(FRAME_FORMS))
+@pytest.mark.parametrize(("quirk", "make", "expect"), FRAME_QUIRKS, ids=[q[0] for q in FRAME_QUIRKS])
+def test_quirks_in_memory_get_the_file_verdict(quirk: str, make: Callable[[], Any], expect: str, form: str,
+                                               tmp_path: Path, plain_bills: str) -> None:
+    """What a Parquet file with the same cells gets (rows are record numbers there too), from rate, ingest, rerate."""
+    name, convert = FRAME_FORMS[form]
+    kind, text, dups = same(verdicts(convert(make()), tmp_path))
+    if expect == "plain":
+        assert kind == "ok" and text == plain_bills
+    elif expect == "ok":
+        assert kind == "ok" and dups == 0, text
+    else:
+        assert kind == "error" and text == f"{name}: {expect}"

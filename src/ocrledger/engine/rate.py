@@ -15,12 +15,14 @@ from ..io.calls import CHANNEL_TEXTS, read_calls, texts
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.accounts import Accounts
+from ..model.bill_tables import bills_to_arrow, bills_to_pandas
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from .bill_columns import bill_columns
 from .billing import bills_from_columns
 from .encode import BatchParties, Encoded, encode
+from .outcomes import calls_table
 from .pricing import VolumePrices
 from .qps import addon_index, qps_arrays, second_counts
 from .tables import PlanSlice, SetupTables
@@ -44,9 +46,10 @@ class RatingResult:
 
     @property
     def calls(self) -> dict[str, np.ndarray]:
-        """record_id, account, channel, api (codes); ts (epoch ms), period ("YYYY-MM"); status and
-        source (int8 codes of ``ocrledger.codes``); plan (plan id, "" if none); tier (0-based, -1
-        if not PAYG); amount (exact micro-units, int64)."""
+        """numpy columns: record_id, account, channel, api (API codes as text); ts (epoch ms), period
+        ("YYYY-MM"); status and source (int8 codes: ``ocrledger.Status``/``Source``, whose
+        ``name.lower()`` is the word calls.parquet holds; ``calls_table()`` gives the words); plan (plan
+        id, "" if none); tier (0-based, -1 if not PAYG); amount (exact micro-units, int64)."""
         if callable(self._calls):
             self._calls = self._calls()
         return self._calls
@@ -57,6 +60,20 @@ class RatingResult:
         if callable(self._bills):
             self._bills = self._bills()
         return self._bills
+
+    def calls_table(self) -> Any:
+        """``calls`` as a pyarrow Table with calls.parquet's schema and words: status "charged", source
+        "payg" (null if nothing paid), plan null if none, tier null if not PAYG (``outcomes.calls_table``)."""
+        return calls_table(self.calls)
+
+    def bills_table(self, *, lines: bool = True) -> Any:
+        """The bills as a pyarrow Table with decimal128 money (``bill_tables.bills_to_arrow``): one row per
+        bill line, or with ``lines=False`` one row per bill, nested as its JSON."""
+        return bills_to_arrow(self.bills, lines=lines)
+
+    def bills_frame(self, *, lines: bool = True) -> Any:
+        """``bills_table`` as a pandas DataFrame with Arrow-backed columns (money stays decimal128)."""
+        return bills_to_pandas(self.bills, lines=lines)
 
     def bill(self, account: str, period: str, channel: str = "official") -> Bill:
         for b in self.bills:
@@ -99,8 +116,11 @@ class Engine:
     def rate(self, calls: Any, *, month: str | None = None) -> RatingResult:
         """Rate a set of call records from scratch and bill every account, channel and month in it.
 
-        ``calls`` is a CSV or Parquet path, a pandas DataFrame, a pyarrow Table or a dict of columns
-        (record_id, account, api, ts, success, optional channel). ``month`` ("YYYY-MM") keeps only
+        ``calls`` (record_id, account, api, ts, success, optional channel) is a CSV or Parquet file, a
+        folder of Parquet files, a dict of columns, a list of records (dicts), a pandas or polars
+        DataFrame or LazyFrame, a DuckDB relation, a pyarrow Table, RecordBatch or RecordBatchReader, or
+        anything with ``__arrow_c_stream__``/``__arrow_c_array__`` (the Arrow PyCapsule interface): each
+        is converted to Arrow once and checked by the one validator (``io.calls.read_calls``). ``month`` ("YYYY-MM") keeps only
         that month's bills; every call is still rated, since plans and the verification pool span
         months. Raises an ``OcrledgerError`` subclass naming the file, row and field on bad input;
         nothing is rated then.
@@ -113,7 +133,7 @@ class Engine:
             tables, plans, out = self.run(enc.batch, enc.parties, enc.listed_at)
         except (MoneyError, StateError) as exc:
             i = int(enc.order[exc.call_index])  # type: ignore[attr-defined]
-            raise _kernel.name_call(exc, table.rid[i].as_py(), table.source, table.row(i)) from None
+            raise _kernel.name_call(exc, table.rid[i].as_py(), table.file(i), table.row(i)) from None
         usage = None
         if self.volume:  # volume tiers are priced by the month's totals: counted now, kept for the bills
             usage = UsageCounts(tables)

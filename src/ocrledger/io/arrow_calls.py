@@ -62,9 +62,13 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         arr = raw.column(names.index(col))
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
+        t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+        if str(t) == "string_view":  # polars' text (Utf8View): the same strings, plain layout
+            arr = (arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr).cast(pa.string())
         return arr
 
     n = raw.num_rows
+    core = _kernel.helpers()  # once: the compiled string checks, or None for their Arrow twins
     rid = column("record_id")
     if pa.types.is_dictionary(rid.type):
         rid = rid.dictionary_decode()
@@ -72,18 +76,18 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         raise fail_at("record_id")(f"must be text, not a column of type {rid.type}", 0)
     if pa.types.is_null(rid.type):
         rid = rid.cast(pa.string())
-    if not _plain_ends(rid):  # some id may be null or empty (ids are exact: nothing is trimmed)
+    if not _plain_ends(rid, core):  # some id may be null or empty (ids are exact: nothing is trimmed)
         blank = ac.is_empty(rid)
         if blank.any():
             raise fail_at("record_id")("is empty", int(np.argmax(blank)))
     if pa.types.is_large_string(rid.type):
         rid = rid.cast(pa.string())
-    acc_idx, accounts, acc_blank = _dict_column(column("account"), fail_at("account"))
+    acc_idx, accounts, acc_blank = _dict_column(column("account"), fail_at("account"), core)
     i = _first_row(acc_idx, acc_blank)
     if i is not None:
         raise fail_at("account")("is empty", i)
     if "channel" in names:
-        ch_idx, ch_vals, ch_blank = _dict_column(column("channel"), fail_at("channel"))
+        ch_idx, ch_vals, ch_blank = _dict_column(column("channel"), fail_at("channel"), core)
         words = ch_vals.to_pylist() + [None]
         ch_code = np.array([0 if blank or w == OFFICIAL else 1 if w == MARKETPLACE else -1
                             for w, blank in zip(words, ch_blank.tolist())], dtype=np.int8)  # empty -> official
@@ -93,7 +97,7 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
         channel = ch_code[ch_idx]
     else:
         channel = np.zeros(n, dtype=np.int8)
-    api_idx, api_vals, api_blank = _dict_column(column("api"), fail_at("api"))
+    api_idx, api_vals, api_blank = _dict_column(column("api"), fail_at("api"), core)
     words = api_vals.to_pylist() + [None]
     api_code = np.array([-1 if blank else catalog.index.get(w, -1) for w, blank in zip(words, api_blank.tolist())],
                         dtype=np.int16)
@@ -112,35 +116,40 @@ def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chun
     return Chunk(rid, acc_idx, accounts, channel, api_code[api_idx], ts, ok, name, row_base)
 
 
-def _plain_ends(arr: Any) -> bool:
-    """True when no string of ``arr`` is null or empty or could start or end with whitespace (compiled check)."""
-    core = _kernel.helpers()
-    if core is None or arr.null_count:
+def _plain_ends(arr: Any, core: Any = None) -> bool:
+    """True when no string of ``arr`` is null or empty or could start or end with whitespace (compiled check,
+    ``core`` the compiled helpers or None for none)."""
+    if core is None or arr.null_count or not len(arr):
         return False
     offsets, data = ac.string_buffers(arr)
     return bool(core.plain_ends(offsets, data))
 
 
-def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError]) -> tuple[np.ndarray, Any, np.ndarray]:
+def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError], core: Any = None
+                 ) -> tuple[np.ndarray, Any, np.ndarray]:
     """(index per row, dictionary values as an Arrow string array, empty flag per value) of a text column,
     values exact (nothing trimmed). Null rows get the index ``len(values)``, whose flag (the last) is set
     when there are any."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if not pa.types.is_dictionary(col.type):
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type)):
-            raise fail(f"must be text, not a column of type {col.type}", 0)
-        col = pc.dictionary_encode(col)
-    vt = col.type.value_type
+    t = col.type
+    if not pa.types.is_dictionary(t):
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)):
+            raise fail(f"must be text, not a column of type {t}", 0)
+        col = col.dictionary_encode()  # the method: no compute-wrapper overhead on a small batch
+        t = col.type
+    vt = t.value_type
     if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
         raise fail(f"must be text, not a column of type {vt}", 0)
     values = col.dictionary if pa.types.is_string(vt) else col.dictionary.cast(pa.string())
-    blank = np.zeros(len(values) + 1, dtype=bool)
-    if not _plain_ends(values):  # some value may be null or empty
+    n_values = len(values)
+    blank = np.zeros(n_values + 1, dtype=bool)
+    if not _plain_ends(values, core):  # some value may be null or empty
         blank[:-1] = ac.is_empty(values)
-    blank[-1] = col.indices.null_count > 0  # null rows only; no row has that index otherwise
-    idx = col.indices.fill_null(len(values)) if col.indices.null_count else col.indices
+    indices = col.indices  # (a new wrapper on every access)
+    nulls = indices.null_count
+    blank[-1] = nulls > 0  # null rows only; no row has that index otherwise
+    idx = indices.fill_null(n_values) if nulls else indices
     return idx.to_numpy(zero_copy_only=False), values, blank
 
 

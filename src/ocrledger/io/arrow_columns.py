@@ -49,7 +49,13 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool, what:
     if pa_.types.is_dictionary(t):
         arr, t = arr.dictionary_decode(), t.value_type
     if pa_.types.is_integer(t):
-        ts = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)
+        if pa_.types.is_uint64(t):  # past INT64_MAX a cast would raise; it is out of range, said as such
+            raw = arr.to_numpy(zero_copy_only=False)
+            big = raw > np.uint64(np.iinfo(np.int64).max)
+            if big.any():
+                i = int(np.argmax(big))
+                raise fail(f"{int(raw[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i)
+        ts = (arr if t == pa_.int64() else arr.cast(pa_.int64())).to_numpy(zero_copy_only=False)
     elif pa_.types.is_timestamp(t):
         unit = {"s": 1000, "ms": 1, "us": -1000, "ns": -1_000_000}[t.unit]
         raw = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)

@@ -1,4 +1,4 @@
-"""Inputs of calls as streams of Arrow record batches: Parquet files and folders, CSV files, Arrow tables."""
+"""Inputs of calls as streams of Arrow record batches: Parquet files and folders, CSV files, frames in memory."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import CallsError
-from . import csv_files
+from . import csv_files, frames
 from .messages import REQUIRED
 
 
@@ -21,23 +21,22 @@ class CallInput:
     batches: Callable[[], Iterator[Any]]
     lines: Any = None
     """A CSV file's ``CsvLines``: errors give the line a record starts on, as ``rate`` does."""
+    size: int = 0
+    """Bytes of a file whose row count is not known up front (a CSV file), for an estimate; else 0."""
 
 
 def call_inputs(calls: Any, chunk_rows: int) -> list[CallInput]:
     """The inputs of ``calls``: a Parquet file, a folder of them (every ``.parquet`` below it, hidden and
-    ``_`` names left out, in path order), a CSV file (plain or ``.csv.gz``), an Arrow table or record
-    batch, or a list of these. Errors name the file."""
-    import pyarrow as pa
-
+    ``_`` names left out, in path order), a CSV file (plain or ``.csv.gz``), anything in memory that
+    ``frames.to_arrow`` converts (a dict of columns, a list of records, a pandas or polars frame, a
+    DuckDB relation, a pyarrow Table or RecordBatchReader, an Arrow PyCapsule), or a list of files and
+    tables. The one reader of every entry point; errors name the file."""
+    if frames.is_frame(calls):
+        return [frame_input(calls, chunk_rows)]
     if isinstance(calls, (list, tuple)):
         return [inp for part in calls for inp in call_inputs(part, chunk_rows)]
-    if isinstance(calls, pa.Table):
-        table = calls
-        return [CallInput("<arrow table>", 1, table.num_rows, lambda: iter(table.to_batches(max_chunksize=chunk_rows)))]
-    if isinstance(calls, pa.RecordBatch):
-        return call_inputs(pa.Table.from_batches([calls]), chunk_rows)
     if not isinstance(calls, (str, Path)):
-        raise TypeError(f"calls must be a path, a pyarrow Table or a list of them, not {type(calls).__name__}")
+        frames.to_arrow(calls, "")  # raises the TypeError naming what is accepted
     path = Path(calls)
     if path.is_dir():
         files = sorted(
@@ -54,6 +53,31 @@ def call_inputs(calls: Any, chunk_rows: int) -> list[CallInput]:
     return [csv_input(path, chunk_rows)]
 
 
+def frame_input(calls: Any, chunk_rows: int) -> CallInput:
+    """An in-memory input, converted to Arrow once (``frames.to_arrow``); a stream is read as it comes."""
+    import pyarrow as pa
+
+    name = frames.kind_name(calls)
+    data = frames.to_arrow(calls, name)
+    if isinstance(data, pa.RecordBatchReader):
+        reader = data
+
+        def stream() -> Iterator[Any]:
+            for batch in reader:
+                for start in range(0, batch.num_rows, chunk_rows):
+                    yield batch.slice(start, chunk_rows)
+
+        return CallInput(name, 1, None, stream)
+    if isinstance(data, pa.RecordBatch):
+        if data.num_rows <= chunk_rows:
+            return CallInput(name, 1, data.num_rows, lambda: iter([data]))
+        data = pa.Table.from_batches([data])
+    table = data
+    if table.num_rows <= chunk_rows:
+        return CallInput(name, 1, table.num_rows, lambda: iter([table]))
+    return CallInput(name, 1, table.num_rows, lambda: iter(table.to_batches(max_chunksize=chunk_rows)))
+
+
 def parquet_input(path: Path, chunk_rows: int) -> CallInput:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -64,8 +88,8 @@ def parquet_input(path: Path, chunk_rows: int) -> CallInput:
         rows = meta.metadata.num_rows
     except (OSError, pa.ArrowInvalid) as exc:
         raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
-    cols = [c for c in (*REQUIRED, "channel") if c in names]
-    missing = [c for c in REQUIRED if c not in names]
+    cols = [c for c in frames.CALL_COLUMNS if c in names]
+    missing = [c for c in REQUIRED if c not in names and not (c == "account" and "credential" in names)]
     if missing:
         raise CallsError(f"missing column {missing[0]!r} (needs {', '.join(REQUIRED)})", file=str(path))
 
@@ -94,7 +118,7 @@ def csv_input(path: Path, chunk_rows: int) -> CallInput:
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise csv_files.refused(path, exc) from None
 
-    return CallInput(str(path), 2, None, batches, csv_files.CsvLines(path))
+    return CallInput(str(path), 2, None, batches, csv_files.CsvLines(path), path.stat().st_size)
 
 
 def have_pyarrow() -> bool:

@@ -1,7 +1,7 @@
 """The rating kernel in plain Python: the obviously-correct twin of ``_core.pyx`` (same signature)."""
 from __future__ import annotations
 
-from ..codes import Source, Status
+from ..codes import Fault, Source, Status
 from .contract import Batch, KernelState, KernelTables, Outcomes
 
 INT64_MAX = (1 << 63) - 1
@@ -32,7 +32,7 @@ def rate_batch(tables: KernelTables, state: KernelState, batch: Batch, out: Outc
             continue
         # Monthly counters belong to one month: a new month starts them afresh, an older one is an error.
         if period < state.pair_period[pair]:
-            out.status[i] = Status.ERR_LATE
+            out.status[i] = Fault.ERR_LATE
             return i
         if period > state.pair_period[pair]:
             state.pair_period[pair] = period
@@ -94,7 +94,7 @@ def rate_batch(tables: KernelTables, state: KernelState, batch: Batch, out: Outc
             tier += 1
         price = int(tables.tier_price[first + tier])
         if int(state.payg_spend[pair]) + price > INT64_MAX:
-            out.status[i] = Status.ERR_OVERFLOW
+            out.status[i] = Fault.ERR_OVERFLOW
             return i
         state.payg_calls[pair] = position
         state.payg_tier[pair] = tier

@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..codes import Status
+from ..codes import Fault
 from ..errors import MoneyError, StateError
 from . import reference as _reference
 from .contract import Batch, KernelState, KernelTables, Outcomes
@@ -134,9 +134,9 @@ def run(kernel: ModuleType, tables: KernelTables, state: KernelState, batch: Bat
 
 
 def _error(out: Outcomes, done: int) -> MoneyError | StateError:
-    code = Status(int(out.status[done]))
+    code = int(out.status[done])
     error: MoneyError | StateError
-    if code == Status.ERR_OVERFLOW:
+    if code == Fault.ERR_OVERFLOW:
         error = MoneyError(f"call {done} of the batch: PAYG spend would pass INT64_MAX micro-units")
     else:
         error = StateError(f"call {done} of the batch belongs to a month before one its counters already closed")

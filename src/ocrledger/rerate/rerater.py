@@ -70,11 +70,11 @@ from ..engine.usage import (
     UsageCounts,
 )
 from ..errors import CallsError, MoneyError, OcrledgerError, StateError
-from ..io import csv_files
 from ..io.account_tables import load_accounts
-from ..io.arrow_calls import Chunk, validate_chunk
+from ..io.arrow_calls import Chunk
 from ..io.arrow_columns import string_buffers
 from ..io.call_files import CallInput, call_inputs, have_pyarrow
+from ..io.calls import validated as validated_chunks
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -471,7 +471,7 @@ class _Run:
         total = _known_rows(inputs)
         estimate = total
         if estimate is None:
-            estimate = sum(i.rows if i.rows is not None else max(1, os.path.getsize(i.name) // 24) for i in inputs)
+            estimate = sum(i.rows if i.rows is not None else max(1, i.size // 24) for i in inputs)
         limit = memory_rows if total is None or total <= memory_rows else 0
         held = Held(total if limit and total is not None else self.chunk_rows)
         for n_rows, chunk in self._chunks(inputs, parallel=bool(limit) and total is not None):
@@ -517,14 +517,8 @@ class _Run:
         catalog = self.catalog
 
         def each(inp: CallInput) -> Iterator[tuple[int, Chunk]]:
-            row = 0
-            for raw in inp.batches():
-                try:
-                    chunk = validate_chunk(raw, catalog, inp.name, inp.base + row)
-                except CallsError as exc:
-                    raise csv_files.at_line(exc, inp.lines, inp.base) from None  # the line, as rate() gives it
+            for raw, chunk, _ in validated_chunks(inp, catalog):  # the one validation loop (errors as rate() gives them)
                 yield raw.num_rows, chunk
-                row += raw.num_rows
 
         def validated(inp: CallInput) -> list[tuple[int, Chunk]]:
             return list(each(inp))

@@ -30,14 +30,13 @@ from ..engine.usage import (
     summarize,
 )
 from ..errors import MoneyError, OcrledgerError, StateError
-from ..io.calls import parse_instants, read_columns, validate_columns
+from ..io.calls import read_calls
 from ..kernel import select as _kernel
 from ..kernel.contract import KernelState, KernelTables, Outcomes
 from ..model.accounts import OFFICIAL, Accounts, parse_accounts
 from ..model.bills import Adjustment, Bill
 from ..model.catalog import Catalog, parse_catalog
 from ..model.clock import from_ms, parse_period, period_label
-from ..model.credentials import resolve
 from ..model.money import check_int64, round_line, to_cents_decimal, to_decimal
 from .alerts import AlertEvent, detect
 from .persist import accounts_to_dict, catalog_to_dict
@@ -307,27 +306,19 @@ class Ledger:
         """
         if not isinstance(batch_id, str) or not batch_id:
             raise OcrledgerError("batch_id must be a non-empty string")
-        columns, name, base = read_columns(calls)
         with self._write():
             self._refresh()
             if self.db.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone():
                 return IngestResult(batch_id, replayed=True)
-            result = self._ingest(columns, name, base, batch_id)
+            result = self._ingest(calls, batch_id)
             self._bump()
         return result
 
-    def _ingest(self, columns: dict[str, Any], name: str, base: int, batch_id: str) -> IngestResult:
+    def _ingest(self, calls: Any, batch_id: str) -> IngestResult:
         cat, acc = self.catalog, self.accounts
         clock = cat.clock
-        bad_key = None
-        if "credential" in columns and "account" not in columns:
-            def fail(message: str, index: int, field_: str) -> OcrledgerError:
-                return OcrledgerError(message, file=name, row=base + int(index), field=field_)
-
-            if "ts" not in columns:
-                raise OcrledgerError("missing column 'ts'", file=name)
-            columns, bad_key = resolve(columns, parse_instants(columns["ts"], clock, fail), acc)
-        table = validate_columns(columns, cat, name, base)
+        table = read_calls(calls, cat, credentials=acc)  # a credential column is resolved with the accounts
+        bad_key = table.bad_key if table.bad_key is not None and table.bad_key.any() else None
         parties = party_list(self._parties(), table)
         warm = self._warm
         if warm is None or warm.parties != parties:
@@ -357,7 +348,7 @@ class Ledger:
                 part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             except (MoneyError, StateError) as exc:
                 i = int(enc.order[rows[exc.call_index]])  # type: ignore[attr-defined]
-                raise _kernel.name_call(exc, str(table.record_id[i]), table.source, table.row(i)) from None
+                raise _kernel.name_call(exc, str(table.record_id[i]), table.file(i), table.row(i)) from None
             for col in ("status", "source", "plan", "tier", "amount"):
                 getattr(out, col)[rows] = getattr(part, col)
         if blocked.any():
