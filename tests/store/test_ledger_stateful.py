@@ -103,7 +103,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         period = open_months[0]
         self.closed[period] = self.ledger.bill_texts(period_label(period))
-        self.ledger.close(period_label(period))
+        self.ledger.close_month(period_label(period))
         for key in self.model.counts:
             if key[2] == period:
                 self.exact_at_close[key] = self.model.exact(*key)

@@ -111,7 +111,7 @@ def add_close(sub: Sub) -> None:  # type: ignore[valid-type]
 
 def _run_close(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
-        bills = ledger.close(args.month)
+        bills = ledger.close_month(args.month)
     print(f"closed {args.month}: {len(bills)} bills frozen")
     return 0
 
