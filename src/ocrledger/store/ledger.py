@@ -339,8 +339,10 @@ class Ledger:
         setup = self._setup([ids[p] for p in pairs])
         parties, engine = setup.parties, setup.engine
         tables, plan_rows = engine.setup.tables(parties)
-        plans = plan_rows.objects()
-        state = KernelState.fresh(tables, np.array([p.quantity - setup.used[p.id] for p in plans], dtype=np.int64))
+        kernel_plan_ids = plan_rows.ids_of(np.arange(len(plan_rows))).tolist()
+        used = np.array([setup.used[pid] for pid in kernel_plan_ids], dtype=np.int64).reshape(len(plan_rows))
+        state = KernelState.fresh(tables, plan_rows.quantity - used)
+        alerts = engine.accounts.alerts
         pools = self.store.pools(setup.ids)
         for k, pid in enumerate(setup.ids):
             state.pool_used[k] = pools.get(pid, 0)
@@ -357,9 +359,17 @@ class Ledger:
         pool_before = state.pool_used.copy()
         out = Outcomes.empty(n)
         old: dict[LineKey, list[int]] = {}
+        codes = [a.code for a in cat.apis]
+        everything = {setup.ids[parties.index((a.account, a.channel))] for a in alerts if a.kind == "payg_spend"}
         for period in np.unique(batch.period).tolist():
             rows = np.flatnonzero(batch.period == period)
-            self._month_counters(state, tables, setup.ids, period, old)
+            pair = np.unique(batch.party[rows].astype(np.int64) * tables.n_api + batch.api[rows]).tolist()
+            wanted = {(setup.ids[k // tables.n_api], codes[k % tables.n_api]) for k in pair}
+
+            def keep(party: int, api: str) -> bool:  # the rows the batch changes, every API for a spend alert
+                return (party, api) in wanted or party in everything
+
+            self._month_counters(state, tables, setup.ids, period, old, keep)
             try:
                 part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             except (MoneyError, StateError) as exc:
@@ -371,13 +381,13 @@ class Ledger:
             batch.duplicate[blocked] = 0
             out.status[blocked] = np.where(batch.success[blocked] == 1, Status.REJECTED_CREDENTIAL, Status.FAILED)
         usage = summarize(tables, batch, out)
-        events = self._alerts(engine.accounts.alerts, tables, parties, setup.ids, plans, batch, out, record_id,
-                              remaining_before, pool_before, old)
+        events = self._alerts(alerts, tables, parties, setup.ids, plan_rows.objects() if alerts else [], batch, out,
+                              record_id, remaining_before, pool_before, old)
         remaining = plan_remaining_after(tables, batch, out, remaining_before)
         seq = self.store.next_batch_seq()
         plan_ids = plan_rows.ids_of(out.plan)
-        late = self._store(batch_id, seq, tables, setup, plans, batch, out, usage, record_id, channel, old,
-                           plan_ids, remaining)
+        late = self._store(batch_id, seq, tables, setup, kernel_plan_ids, batch, out, usage, record_id, channel,
+                           old, plan_ids, remaining)
         fired = [e for e in events if self.store.add_alert_event(
             (e.account, e.channel, e.kind, e.target or "", e.threshold, e.key, e.record_id, e.ts, e.message))]
         calls = outcome_columns(cat, table.record_id, enc, out, plan_ids)
@@ -396,13 +406,13 @@ class Ledger:
         return seen
 
     def _month_counters(self, state: KernelState, tables: KernelTables, ids: Sequence[int], period: int,
-                        old: dict[LineKey, list[int]]) -> None:
+                        old: dict[LineKey, list[int]], keep: Any) -> None:
         """Set every pair's monthly counters to what ``period`` already holds (on time and late rows)."""
         state.pair_period[:] = period
         for name in ("free_used", "payg_calls", "payg_tier", "payg_spend"):
             getattr(state, name)[:] = 0
         index = {pid: k for k, pid in enumerate(ids)}
-        for party, api, target, counts in self.store.counters(ids, period):
+        for party, api, target, counts in self.store.counters(ids, period, keep):
             old[(party, period, api, target)] = counts
             api_index = self.catalog.index[api]
             pair = index[party] * tables.n_api + api_index
@@ -442,7 +452,7 @@ class Ledger:
                       pool_before, free_before, spend_before)
 
     def _store(
-        self, batch_id: str, seq: int, tables: KernelTables, setup: _Setup, plans: Sequence[Plan], batch: Batch,
+        self, batch_id: str, seq: int, tables: KernelTables, setup: _Setup, plans: Sequence[str], batch: Batch,
         out: Outcomes, usage: Usage, record_id: np.ndarray, channel: np.ndarray, old: dict[LineKey, list[int]],
         plan_ids: np.ndarray, remaining: np.ndarray,
     ) -> int:
@@ -468,7 +478,7 @@ class Ledger:
                 store.add_late_records((ids[party], period, codes[api], target, r) for r in record_id[rows].tolist())
         store.put_counters(counter_rows)
         store.add_pools(list(pool_rows.items()))
-        store.add_plan_use([(plans[k].id, period, units) for (k, period), units in usage.plan_used.items()])
+        store.add_plan_use([(plans[k], period, units) for (k, period), units in usage.plan_used.items()])
         self._store_daily(tables, ids, batch, out, codes)
         pair, sec, calls = second_counts(batch, out, tables.n_api)
         store.add_seconds((ids[p // tables.n_api], codes[p % tables.n_api], s, k)

@@ -366,11 +366,13 @@ class SqliteStore:
                         (key, party, valid_from, valid_until))
 
     # -------------------------------------------------------------- counters
-    def counters(self, parties: Sequence[int], period: int) -> list[tuple[int, str, int, list[int]]]:
-        """(party, api, target, counts) of ``period`` for ``parties`` (on time and late rows)."""
+    def counters(self, parties: Sequence[int], period: int, keep: Callable[[int, str], bool] | None = None
+                 ) -> list[tuple[int, str, int, list[int]]]:
+        """(party, api, target, counts) of ``period`` for ``parties`` (on time and late rows); only the rows
+        ``keep(party, api)`` accepts are decoded and returned when it is given."""
         rows = self.db.execute("SELECT party, api, target, counts FROM counters WHERE party IN "
                                "(SELECT value FROM json_each(?)) AND period = ?", (_ints(parties), period))
-        return [(int(p), api, int(t), json.loads(c)) for p, api, t, c in rows]
+        return [(p, api, t, json.loads(c)) for p, api, t, c in rows if keep is None or keep(p, api)]
 
     def counters_upto(self, parties: Sequence[int], period: int, apis: Sequence[str]) -> list[tuple[int, int, str, int, list[int]]]:
         """(party, period, api, target, counts) of ``apis`` in months up to ``period`` (the verification pool's history)."""
