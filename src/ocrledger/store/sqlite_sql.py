@@ -121,9 +121,9 @@ class SqliteStore:
     def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
         db = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=timeout, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if uri and "mode=ro" in target:  # a reader runs no statement that touches the file before it reads
+            return db
         db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = OFF")
-        db.execute("PRAGMA temp_store = MEMORY")
         db.execute("PRAGMA cache_size = -262144")  # the record-id index is probed per call: 256 MiB of pages at most
         return db
 
@@ -196,12 +196,32 @@ class SqliteStore:
             readonly = not (os.access(target, os.W_OK) and os.access(target.parent, os.W_OK))
         try:
             if readonly:
-                db = cls._connect(f"file:{quote(str(target.resolve()))}?mode=ro", uri=True, timeout=timeout)
+                db = cls._read_only(target, timeout)
             else:
                 db = cls._connect(str(target), uri=False, timeout=timeout)
         except sqlite3.Error as exc:
             raise _explain(exc, path, timeout) from None
         return cls(db, path, readonly, timeout)
+
+    @classmethod
+    def _read_only(cls, target: Path, timeout: float) -> sqlite3.Connection:
+        """A read-only connection; no statement that writes (not even ``PRAGMA journal_mode``) is run.
+
+        A WAL file in a folder that cannot be written, with no ``-shm`` file beside it, cannot be read
+        through the WAL index: when no ``-wal`` file holds commits either, the file itself is all there
+        is and is opened as immutable.
+        """
+        uri = f"file:{quote(str(target.resolve()))}?mode=ro"
+        db = cls._connect(uri, uri=True, timeout=timeout)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            wal = target.with_name(target.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise
+            db.close()
+            return cls._connect(uri + "&immutable=1", uri=True, timeout=timeout)
 
     def close(self) -> None:
         self.db.close()
