@@ -464,6 +464,8 @@ class Ledger:
         counter_rows, pool_rows = [], defaultdict(int)
         for (party, period, api), counts in usage.lines.items():
             target = self._target(period) if period in self._closed else ON_TIME
+            if target != ON_TIME and sum(counts) == counts[DUPLICATE]:
+                continue  # only duplicates of a closed month: nothing to adjust, no empty adjustment line
             key = (ids[party], period, codes[api], target)
             mine = list(old.get(key, [0] * usage.width))
             mine += [0] * (usage.width - len(mine))
