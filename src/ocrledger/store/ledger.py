@@ -515,17 +515,15 @@ class Ledger:
              source == Source.FREE, source == Source.DEDICATED, source == Source.SHARED],
             [3, 1, 2, 4, 5, 6], default=7,
         )
-        key = ((batch.party.astype(np.int64) * tables.n_api + batch.api) * len(day_u) + day) * 8 + cat
-        keys, counts = np.unique(key, return_counts=True)
-        cells: dict[tuple[int, int, int], list[int]] = defaultdict(lambda: [0] * 8)
-        for k, v in zip(keys.tolist(), counts.tolist()):
-            rest, c = divmod(k, 8)
-            pair, d = divmod(rest, len(day_u))
-            cells[(pair // tables.n_api, pair % tables.n_api, d)][c] += v
-        rows = []
-        for (party, api, d), v in cells.items():
-            calls = sum(v) - v[3]
-            rows.append((ids[party], codes[api], str(day_u[d]), calls, v[1], v[2], v[3], v[4], v[5], v[6], v[7]))
+        cell_key = (batch.party.astype(np.int64) * tables.n_api + batch.api) * len(day_u) + day
+        cells, cell_of = np.unique(cell_key, return_inverse=True)
+        counts = np.bincount(cell_of.reshape(-1) * 8 + cat, minlength=len(cells) * 8).reshape(len(cells), 8)
+        counts[:, 0] = counts.sum(axis=1) - counts[:, 3]  # calls: every distinct record (duplicates are not calls)
+        pair, d = np.divmod(cells, len(day_u))
+        party_ids = np.array(ids, dtype=np.int64)[pair // tables.n_api].tolist()
+        api_codes = np.array(codes, dtype=object)[pair % tables.n_api].tolist()
+        days = day_u[d].tolist()
+        rows = [(p, a, dd, *c) for p, a, dd, c in zip(party_ids, api_codes, days, counts.tolist())]
         self.store.add_daily(rows)
 
     # ------------------------------------------------------------- month close

@@ -51,7 +51,7 @@ CREATE TABLE deductions(seq INTEGER PRIMARY KEY, batch INTEGER NOT NULL, party I
     source INTEGER NOT NULL, plan_id TEXT, tier INTEGER NOT NULL, amount INTEGER NOT NULL, plan_remaining INTEGER);
 CREATE INDEX deductions_party ON deductions(party, ts);
 CREATE INDEX deductions_plan ON deductions(plan_id, ts) WHERE plan_id IS NOT NULL;
-CREATE INDEX deductions_record ON deductions(record_id);
+CREATE INDEX deductions_batch ON deductions(batch);
 CREATE TABLE daily(party INTEGER NOT NULL, api TEXT NOT NULL, day TEXT NOT NULL,
     calls INTEGER NOT NULL, failed INTEGER NOT NULL, rejected INTEGER NOT NULL, duplicates INTEGER NOT NULL,
     free INTEGER NOT NULL, dedicated INTEGER NOT NULL, shared INTEGER NOT NULL, payg INTEGER NOT NULL,
@@ -514,8 +514,16 @@ class SqliteStore:
     def deductions(self, *, parties: Sequence[int] | None = None, api: str | None = None, plan: str | None = None,
                    record_id: str | None = None, since: int | None = None, until: int | None = None,
                    statuses: Sequence[int] | None = None, after: int = 0, limit: int = 100) -> list[tuple[Any, ...]]:
-        """Log rows matching every filter given, in ``seq`` (commit) order from ``seq > after``."""
+        """Log rows matching every filter given, in ``seq`` (commit) order from ``seq > after``.
+
+        A record id is looked up through the records table: the rows of the batch that committed it
+        (the batch index), not a scan of the log.
+        """
         where, args = ["seq > ?"], [after]
+        if record_id is not None:
+            where.append("batch IN (SELECT b.seq FROM records r JOIN batches b ON b.batch_id = r.batch_id "
+                         "WHERE r.record_id = ?)")
+            args.append(record_id)
         if parties is not None:
             where.append("party IN (SELECT value FROM json_each(?))")
             args.append(_ints(parties))
