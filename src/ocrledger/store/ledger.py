@@ -16,7 +16,7 @@ from ..codes import Source, Status
 from ..engine.bill_columns import bill_columns, line_exact
 from ..engine.billing import bills_from_columns
 from ..engine.encode import encode
-from ..engine.qps import qps_arrays, second_counts
+from ..engine.qps import qps_arrays
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
 from ..engine.usage import DUPLICATE, FREE, TIER0, LineArrays, Usage, position_spend, summarize
 from ..errors import MoneyError, OcrledgerError, StateError
@@ -481,10 +481,6 @@ class Ledger:
         store.put_counters(counter_rows)
         store.add_pools(list(pool_rows.items()))
         store.add_plan_use([(plans[k], period, units) for (k, period), units in usage.plan_used.items()])
-        self._store_daily(tables, ids, batch, out, codes)
-        pair, sec, calls = second_counts(batch, out, tables.n_api)
-        store.add_seconds((ids[p // tables.n_api], codes[p % tables.n_api], s, k)
-                          for p, s, k in zip(pair.tolist(), sec.tolist(), calls.tolist()))
         party_id = np.array(ids, dtype=np.int64)[batch.party] if len(batch) else np.zeros(0, np.int64)
         api_code = np.array(codes, dtype=object)[batch.api]
         plan_col = np.where(out.plan >= 0, plan_ids, None)
@@ -498,33 +494,31 @@ class Ledger:
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return late
 
-    def _store_daily(self, tables: KernelTables, ids: Sequence[int], batch: Batch, out: Outcomes,
-                     codes: list[str]) -> None:
-        n = len(batch)
-        if not n:
-            return
-        quarter = np.floor_divide(batch.ts, 900_000)  # every zone offset is a multiple of 15 minutes
+    def _daily_rows(self, party: np.ndarray, api: np.ndarray, ts: np.ndarray, status: np.ndarray,
+                    source: np.ndarray) -> list[tuple[Any, ...]]:
+        """Call details per (party, API code, day) of log rows: calls, failed, rejected, duplicates, free,
+        dedicated, shared, PAYG (the day in the billing zone)."""
+        if not len(ts):
+            return []
+        quarter = np.floor_divide(ts, 900_000)  # every zone offset is a multiple of 15 minutes
         uq, inverse = np.unique(quarter, return_inverse=True)
         tz = self.catalog.clock.tz
         day_labels = [from_ms(q * 900_000, tz).date().isoformat() for q in uq.tolist()]
         day_u, day_of_q = np.unique(np.array(day_labels), return_inverse=True)
         day = day_of_q[inverse.reshape(-1)]
-        status, source = out.status, out.source
+        api_u, api_of = np.unique(api, return_inverse=True)
         cat = np.select(
             [status == Status.DUPLICATE, status == Status.FAILED, np.isin(status, [3, 4, 5]),
              source == Source.FREE, source == Source.DEDICATED, source == Source.SHARED],
             [3, 1, 2, 4, 5, 6], default=7,
         )
-        cell_key = (batch.party.astype(np.int64) * tables.n_api + batch.api) * len(day_u) + day
+        cell_key = (party.astype(np.int64) * len(api_u) + api_of.reshape(-1)) * len(day_u) + day
         cells, cell_of = np.unique(cell_key, return_inverse=True)
         counts = np.bincount(cell_of.reshape(-1) * 8 + cat, minlength=len(cells) * 8).reshape(len(cells), 8)
         counts[:, 0] = counts.sum(axis=1) - counts[:, 3]  # calls: every distinct record (duplicates are not calls)
         pair, d = np.divmod(cells, len(day_u))
-        party_ids = np.array(ids, dtype=np.int64)[pair // tables.n_api].tolist()
-        api_codes = np.array(codes, dtype=object)[pair % tables.n_api].tolist()
-        days = day_u[d].tolist()
-        rows = [(p, a, dd, *c) for p, a, dd, c in zip(party_ids, api_codes, days, counts.tolist())]
-        self.store.add_daily(rows)
+        return [(p, a, dd, *c) for p, a, dd, c in zip((pair // len(api_u)).tolist(), api_u[pair % len(api_u)].tolist(),
+                                                      day_u[d].tolist(), counts.tolist())]
 
     # ------------------------------------------------------------- month close
     def close_month(self, month: str) -> list[Bill]:
@@ -694,7 +688,14 @@ class Ledger:
         """Per account, API and day: calls, failed, rejected, duplicates, successful calls by source."""
         with self._read():
             ids = None if account is None else self._ids_of(account, channel)
-            rows = self.store.daily(ids)
+            logged = self.store.logged_calls(ids)
+            cols = [np.array(c) for c in zip(*logged)] if logged else [np.zeros(0, np.int64)] * 5
+            summed: dict[tuple[int, str, str], list[int]] = {}
+            for r in [*self.store.daily(ids), *self._daily_rows(*cols)]:
+                mine = summed.setdefault(tuple(r[:3]), [0] * 8)
+                for k, v in enumerate(r[3:]):
+                    mine[k] += v
+            rows = [(*k, *v) for k, v in summed.items()]
             names = self.store.party_names(sorted({r[0] for r in rows}))
         fields = ("account", "channel", "api", "day", "calls", "failed", "rejected", "duplicates", "free",
                   "dedicated", "shared", "payg")
