@@ -364,12 +364,8 @@ class Ledger:
         for period in np.unique(batch.period).tolist():
             rows = np.flatnonzero(batch.period == period)
             pair = np.unique(batch.party[rows].astype(np.int64) * tables.n_api + batch.api[rows]).tolist()
-            wanted = {(setup.ids[k // tables.n_api], codes[k % tables.n_api]) for k in pair}
-
-            def keep(party: int, api: str) -> bool:  # the rows the batch changes, every API for a spend alert
-                return (party, api) in wanted or party in everything
-
-            self._month_counters(state, tables, setup.ids, period, old, keep)
+            wanted = [(setup.ids[k // tables.n_api], codes[k % tables.n_api]) for k in pair]
+            self._month_counters(state, tables, setup.ids, period, old, wanted, sorted(everything))
             try:
                 part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             except (MoneyError, StateError) as exc:
@@ -406,13 +402,18 @@ class Ledger:
         return seen
 
     def _month_counters(self, state: KernelState, tables: KernelTables, ids: Sequence[int], period: int,
-                        old: dict[LineKey, list[int]], keep: Any) -> None:
-        """Set every pair's monthly counters to what ``period`` already holds (on time and late rows)."""
+                        old: dict[LineKey, list[int]], pairs: Sequence[tuple[int, str]], whole: Sequence[int]) -> None:
+        """Set the monthly counters of ``pairs`` (party id, API code: the batch's) to what ``period`` already holds
+        (on time and late rows); ``whole`` parties get every API's rows in ``old`` (a spend alert sums them)."""
         state.pair_period[:] = period
         for name in ("free_used", "payg_calls", "payg_tier", "payg_spend"):
             getattr(state, name)[:] = 0
         index = {pid: k for k, pid in enumerate(ids)}
-        for party, api, target, counts in self.store.counters(ids, period, keep):
+        rows = self.store.counters(ids, period, pairs)
+        if whole:
+            wanted = set(pairs)
+            rows += [r for r in self.store.counters(whole, period) if (r[0], r[1]) not in wanted]
+        for party, api, target, counts in rows:
             old[(party, period, api, target)] = counts
             api_index = self.catalog.index[api]
             pair = index[party] * tables.n_api + api_index

@@ -393,13 +393,19 @@ class SqliteStore:
                         (key, party, valid_from, valid_until))
 
     # -------------------------------------------------------------- counters
-    def counters(self, parties: Sequence[int], period: int, keep: Callable[[int, str], bool] | None = None
+    def counters(self, parties: Sequence[int], period: int, pairs: Sequence[tuple[int, str]] | None = None
                  ) -> list[tuple[int, str, int, list[int]]]:
-        """(party, api, target, counts) of ``period`` for ``parties`` (on time and late rows); only the rows
-        ``keep(party, api)`` accepts are decoded and returned when it is given."""
-        rows = self.db.execute("SELECT party, api, target, counts FROM counters WHERE party IN "
-                               "(SELECT value FROM json_each(?)) AND period = ?", (_ints(parties), period))
-        return [(p, api, t, json.loads(c)) for p, api, t, c in rows if keep is None or keep(p, api)]
+        """(party, api, target, counts) of ``period`` (on time and late rows): of every API of ``parties``, or
+        of the (party, api) ``pairs`` only when they are given."""
+        if pairs is not None:
+            rows = self.db.execute(
+                "SELECT party, api, target, counts FROM counters WHERE period = ? AND (party, api) IN "
+                "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+                (period, json.dumps([[int(p), a] for p, a in pairs])))
+        else:
+            rows = self.db.execute("SELECT party, api, target, counts FROM counters WHERE party IN "
+                                   "(SELECT value FROM json_each(?)) AND period = ?", (_ints(parties), period))
+        return [(p, api, t, json.loads(c)) for p, api, t, c in rows]
 
     def counters_upto(self, parties: Sequence[int], period: int, apis: Sequence[str]) -> list[tuple[int, int, str, int, list[int]]]:
         """(party, period, api, target, counts) of ``apis`` in months up to ``period`` (the verification pool's history)."""
