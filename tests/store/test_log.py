@@ -138,6 +138,7 @@ def test_retention_prunes_the_log_of_old_closed_months_and_duplicates_are_still_
     again = ledger.ingest(calls(repeat(1, "u", "RecognizeIdcard", OCT)), "resend")
     assert again.duplicates == 1 and again.late == 0
     assert ledger.bill_texts("2026-12") == before  # no adjustment lands on the open bill
+    assert ledger.explain("r0000000") == [] and ledger.committed_by("r0000000") == "b1"  # pruned, still known
     with pytest.raises(OcrledgerError, match="at least 1"):
         ledger.set_retention(0)
 

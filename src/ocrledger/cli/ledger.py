@@ -324,6 +324,10 @@ def explain_from_log(db: Path, record: str, channel: str | None, fmt: str) -> in
 
     with Ledger.open(db) as ledger:
         rows = ledger.explain(record, channel)
+        batch = ledger.committed_by(record, channel) if not rows else None
+    if not rows and batch is not None:
+        raise OcrledgerError(f"record {record!r} was committed by batch {batch!r}; its log rows were pruned by the "
+                             "retention setting (it is still a duplicate if it comes again)", file=str(db))
     if not rows:
         raise OcrledgerError(f"no record {record!r} in the ledger's deduction log", file=str(db))
     _show(rows, fmt, lambda rs: "".join(

@@ -733,10 +733,22 @@ class Ledger:
             return [plan_state(p, setup.used[p.id], when, clock) for p in setup.engine.accounts.plans]
 
     def explain(self, record_id: str, channel: str | None = None) -> list[dict[str, Any]]:
-        """The log rows of ``record_id`` (every copy ingested, the duplicates too), oldest first."""
+        """The log rows of ``record_id`` in the batch that committed it (its charged copy and the duplicates
+        in that batch), oldest first. Copies sent again in later batches are found with
+        ``deductions(status=["duplicate"], ...)``: the log has no index on record ids."""
         with self._read():
             page = log_page(self.store, self.catalog, record_id=record_id, channel=channel, limit=1000)
         return page.rows
+
+    def committed_by(self, record_id: str, channel: str | None = None) -> str | None:
+        """The batch that committed ``record_id`` (on ``channel``, else either), or None: kept for the
+        ledger's life, so it answers after retention pruned the record's log rows."""
+        with self._read():
+            for ch in [channel] if channel is not None else [OFFICIAL, MARKETPLACE]:
+                batch = self.store.record_batch(ch, record_id)
+                if batch is not None:
+                    return batch
+        return None
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, after: int = 0) -> list[dict[str, Any]]:
