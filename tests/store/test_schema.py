@@ -43,7 +43,7 @@ def test_a_schema_1_file_is_migrated_and_answers_as_before(tmp_path: Path) -> No
         assert {k: list(v) for k, v in ledger.qps("u", "2026-10").items()} == want["qps"]
         # the ghost account seen only in calls is an unlisted party; the stored setup is rows now
         assert ledger.db.execute("SELECT listed FROM parties WHERE account = 'ghost'").fetchone() == (0,)
-        assert ledger.db.execute("SELECT used FROM plans WHERE plan_id = 'p-ded'").fetchone() == (100,)
+        assert ledger.db.execute("SELECT SUM(units) FROM plan_used WHERE plan_id = 'p-ded'").fetchone() == (100,)
         # a committed batch replays as a no-op, an old record is a duplicate, new calls rate on top
         assert ledger.ingest(calls(repeat(3, "u", "RecognizeIdcard", OCT)), "oct-1").replayed
         again = calls([("a0001", "u", "RecognizeIdcard", "2026-11-05T00:00:00+08:00", 1),

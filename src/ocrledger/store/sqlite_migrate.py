@@ -53,8 +53,6 @@ def migrate_v1(store: SqliteStore) -> None:
             pools[party[(a, c)]] = pools.get(party[(a, c)], 0) + int(values[FREE])
     store.put_counters(counters)
     store.add_pools(sorted(pools.items()))
-    db.executemany("UPDATE plans SET used = ? WHERE plan_id = ?",
-                   db.execute("SELECT SUM(units), plan_id FROM plan_used GROUP BY plan_id").fetchall())
     store.add_daily([(party[(r[0], r[1])], *r[2:]) for r in db.execute(
         "SELECT account, channel, api, day, calls, failed, rejected, duplicates, free, dedicated, shared, payg "
         "FROM v1_daily")])

@@ -26,7 +26,7 @@ CREATE TABLE activations(party INTEGER NOT NULL, api TEXT NOT NULL, activated IN
     PRIMARY KEY(party, api)) WITHOUT ROWID;
 CREATE TABLE plans(plan_id TEXT PRIMARY KEY, party INTEGER NOT NULL, kind TEXT NOT NULL, apis TEXT NOT NULL,
     quantity INTEGER NOT NULL, start INTEGER NOT NULL, end_at INTEGER NOT NULL, price INTEGER,
-    refunded INTEGER, used INTEGER NOT NULL DEFAULT 0);
+    refunded INTEGER);
 CREATE INDEX plans_party ON plans(party);
 CREATE TABLE qps_addons(addon INTEGER PRIMARY KEY, party INTEGER NOT NULL, api TEXT NOT NULL, qps INTEGER NOT NULL,
     start INTEGER NOT NULL, end_at INTEGER NOT NULL);
@@ -52,7 +52,6 @@ CREATE TABLE deductions(seq INTEGER PRIMARY KEY, batch INTEGER NOT NULL, party I
     record_id TEXT NOT NULL, ts INTEGER NOT NULL, period INTEGER NOT NULL, status INTEGER NOT NULL,
     source INTEGER NOT NULL, plan_id TEXT, tier INTEGER NOT NULL, amount INTEGER NOT NULL, plan_remaining INTEGER);
 CREATE INDEX deductions_party ON deductions(party, ts);
-CREATE INDEX deductions_plan ON deductions(plan_id, ts) WHERE plan_id IS NOT NULL;
 CREATE INDEX deductions_batch ON deductions(batch);
 CREATE TABLE daily(party INTEGER NOT NULL, api TEXT NOT NULL, day TEXT NOT NULL,
     calls INTEGER NOT NULL, failed INTEGER NOT NULL, rejected INTEGER NOT NULL, duplicates INTEGER NOT NULL,
@@ -323,7 +322,9 @@ class SqliteStore:
     def set_activation(self, party: int, api: str, at: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO activations VALUES (?, ?, ?)", (party, api, at))
 
-    PLAN_COLUMNS = "plan_id, party, kind, apis, quantity, start, end_at, price, refunded, used"
+    PLAN_COLUMNS = ("plan_id, party, kind, apis, quantity, start, end_at, price, refunded, "
+                    "(SELECT COALESCE(SUM(units), 0) FROM plan_used u WHERE u.plan_id = plans.plan_id)")
+    """A plan's row and its use so far (the sum of its months in ``plan_used``: no total row to rewrite)."""
 
     def plans_of(self, parties: Sequence[int]) -> list[tuple[Any, ...]]:
         return self.db.execute(f"SELECT {self.PLAN_COLUMNS} FROM plans WHERE party IN "
@@ -335,8 +336,8 @@ class SqliteStore:
     def add_plan(self, plan_id: str, party: int, kind: str, apis: str, quantity: int, start: int, end: int,
                  price: int | None, refunded: int | None) -> None:
         self.db.execute(
-            "INSERT INTO plans(plan_id, party, kind, apis, quantity, start, end_at, price, refunded, used) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            "INSERT INTO plans(plan_id, party, kind, apis, quantity, start, end_at, price, refunded) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (plan_id, party, kind, apis, quantity, start, end, price, refunded),
         )
 
@@ -344,13 +345,9 @@ class SqliteStore:
         self.db.execute("UPDATE plans SET refunded = ? WHERE plan_id = ?", (at, plan_id))
 
     def add_plan_use(self, rows: Sequence[tuple[str, int, int]]) -> None:
-        """(plan id, period, units) deltas: per month and the plan's running total."""
+        """(plan id, period, units) deltas of each plan's use per month."""
         self.db.executemany("INSERT INTO plan_used VALUES (?, ?, ?) ON CONFLICT(plan_id, period) DO UPDATE "
                             "SET units = units + excluded.units", rows)
-        totals: dict[str, int] = {}
-        for pid, _, units in rows:
-            totals[pid] = totals.get(pid, 0) + units
-        self.db.executemany("UPDATE plans SET used = used + ? WHERE plan_id = ?", [(u, p) for p, u in totals.items()])
 
     def plan_use(self, plan_ids: Sequence[str]) -> list[tuple[str, int, int]]:
         out: list[tuple[str, int, int]] = []
@@ -559,6 +556,9 @@ class SqliteStore:
         if parties is not None:
             where.append("party IN (SELECT value FROM json_each(?))")
             args.append(_ints(parties))
+        if plan is not None:  # a plan's rows are among its party's: the party index, no index of its own
+            where.append("party = (SELECT party FROM plans WHERE plan_id = ?)")
+            args.append(plan)
         for column, value in (("api", api), ("plan_id", plan), ("record_id", record_id)):
             if value is not None:
                 where.append(f"{column} = ?")
