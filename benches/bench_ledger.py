@@ -1,126 +1,238 @@
-"""Ledger ingest throughput, SQLite commit included, beside rating alone on the same calls (same run).
+"""The embedded ledger beside the SQLite floor measured in the same run: ingest, reopen, add_plan, bills.
 
-pytest benches/bench_ledger.py --benchmark-only        (pytest-benchmark tables)
-python benches/bench_ledger.py [--quick]               (calls/s and the ratio, printed)
+The workload is the issue's: the default catalog, every API activated, 30% of (account, API) pairs
+with a dedicated plan, 10% of the accounts with a shared plan, time-ordered calls of random accounts.
+The floor inserts the same record ids into a SQLite table (channel, record_id, batch_id; primary key;
+WAL; synchronous=FULL; one transaction per batch): what SQLite itself allows for one row per call.
+
+python benches/bench_ledger.py [--accounts 1000 100000] [--quick]   (the issue's table, printed)
+pytest benches/bench_ledger.py --benchmark-only                     (pytest-benchmark tables)
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synth import make  # noqa: E402
 
-from ocrledger.engine.rate import rate  # noqa: E402
+from ocrledger.model.account_entries import Account, Plan  # noqa: E402
+from ocrledger.model.accounts import Accounts  # noqa: E402
+from ocrledger.model.catalog import Catalog, default_catalog  # noqa: E402
 from ocrledger.store.ledger import Ledger  # noqa: E402
 
-
-def _batches(n_calls: int, batch: int, n_accounts: int) -> tuple[object, list[dict[str, np.ndarray]]]:
-    work = make(n_calls=n_calls, n_accounts=n_accounts)
-    cols = work.columns(shuffle=False)
-    order = np.lexsort((cols["record_id"], cols["ts"]))
-    parts = [{k: v[order[i : i + batch]] for k, v in cols.items()} for i in range(0, n_calls, batch)]
-    return work, parts
+OCT_MS = 1_790_784_000_000  # 2026-10-01T00:00:00+08:00
+DAY = 86_400_000
 
 
-def measure(n_calls: int, batch: int, n_accounts: int = 2_000) -> dict[str, float]:
-    """Seconds and calls/s for ingesting ``n_calls`` in batches of ``batch`` into a fresh file."""
-    work, parts = _batches(n_calls, batch, n_accounts)
-    with tempfile.TemporaryDirectory() as folder:
-        ledger = Ledger.create(Path(folder) / "bench.sqlite", work.catalog, work.accounts)
-        started = time.perf_counter()
-        times = []
-        for k, part in enumerate(parts):
-            t0 = time.perf_counter()
-            ledger.ingest(part, f"b{k}")
-            times.append(time.perf_counter() - t0)
-        ingest = time.perf_counter() - started
-        ledger.close_connection()
-    started = time.perf_counter()
-    for part in parts:
-        rate(part, work.catalog, work.accounts)
-    rating = time.perf_counter() - started
-    k = max(1, len(times) // 5)
-    return {"calls": n_calls, "batch": batch, "ingest_s": ingest, "ingest_calls_per_s": n_calls / ingest,
-            "first_batches_s": sum(times[1 : k + 1]) / k, "last_batches_s": sum(times[-k:]) / k,
-            "rate_s": rating, "rate_calls_per_s": n_calls / rating}
+def setup(n_accounts: int, seed: int = 13) -> tuple[Catalog, Accounts]:
+    """The issue's accounts: every API activated, 30% of pairs with a dedicated plan, 10% with a shared one."""
+    cat = default_catalog()
+    rng = np.random.default_rng(seed)
+    before = OCT_MS - 90 * DAY
+    accounts = [Account(f"acct-{k:07d}", "official", {a.code: before for a in cat.apis}) for k in range(n_accounts)]
+    plans = []
+    dedicated = [a.code for a in cat.apis if a.dedicated]
+    for k in range(n_accounts):
+        for code in dedicated:
+            if rng.random() < 0.3:
+                start = before + int(rng.integers(0, 120 * DAY))
+                plans.append(Plan(f"d-{k}-{code}", f"acct-{k:07d}", "official", "dedicated", (code,),
+                                  int(rng.integers(100, 5000)), start, start + 365 * DAY))
+        if rng.random() < 0.1:
+            plans.append(Plan(f"s-{k}", f"acct-{k:07d}", "official", "shared",
+                              tuple(a.code for a in cat.apis if a.shared), int(rng.integers(1000, 50_000)) * 10,
+                              before, before + 365 * DAY))
+    return cat, Accounts(tuple(accounts), tuple(plans))
 
 
-QUICK = os.environ.get("OCRLEDGER_BENCH_QUICK") == "1"
-SIZES = [10_000, 100_000] if QUICK else [10_000, 1_000_000]
+def calls(cat: Catalog, n_accounts: int, n: int, start: int, prefix: str, seed: int) -> dict[str, np.ndarray]:
+    """``n`` time-ordered calls of random accounts and APIs from instant ``start``, one ms or more apart."""
+    rng = np.random.default_rng(seed)
+    codes = np.array([a.code for a in cat.apis], dtype=object)
+    return {
+        "record_id": np.array([f"{prefix}{k:09d}" for k in range(n)], dtype=object),
+        "account": np.array([f"acct-{k:07d}" for k in rng.integers(0, n_accounts, n)], dtype=object),
+        "api": codes[rng.integers(0, len(codes), n)],
+        "ts": start + np.cumsum(rng.integers(1, 20, n)).astype(np.int64),
+        "success": (rng.random(n) < 0.97).astype(np.int8),
+    }
 
 
-@pytest.mark.parametrize("batch", SIZES)
-def test_ledger_ingest(benchmark, batch: int) -> None:  # type: ignore[no-untyped-def]
-    """One batch into a warm ledger file (one batch already in): rating, duplicate look-ups, the commit."""
-    work, parts = _batches(2 * batch, batch, 2_000)
-    counter = iter(range(10**9))
-
-    def setup():  # type: ignore[no-untyped-def]
-        folder = tempfile.mkdtemp()
-        ledger = Ledger.create(Path(folder) / f"b{next(counter)}.sqlite", work.catalog, work.accounts)
-        ledger.ingest(parts[0], "warm-up")
-        return (ledger,), {}
-
-    benchmark.pedantic(lambda ledger: ledger.ingest(parts[1], "measured"), setup=setup, rounds=3, iterations=1)
-    benchmark.extra_info["calls_per_s"] = batch / benchmark.stats.stats.median
+def split(cols: dict[str, np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
+    n = len(cols["ts"])
+    return [{k: v[i : i + size] for k, v in cols.items()} for i in range(0, n, size)]
 
 
-@pytest.mark.parametrize("batch", SIZES)
-def test_rate_only(benchmark, batch: int) -> None:  # type: ignore[no-untyped-def]
-    """The same batch through rate() alone, no store: the ingest figure's baseline in this run."""
-    work, parts = _batches(2 * batch, batch, 2_000)
-    benchmark.pedantic(lambda: rate(parts[1], work.catalog, work.accounts), rounds=3, iterations=1)
-    benchmark.extra_info["calls_per_s"] = batch / benchmark.stats.stats.median
+def timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
-def lookups(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 3_000_000)) -> list[tuple[int, float]]:
-    """Seconds for 10,000 duplicate look-ups as the records table grows (an index, never a scan)."""
-    from ocrledger.model.catalog import default_catalog
+def floor(parts: list[dict[str, np.ndarray]], folder: Path) -> list[float]:
+    """Seconds of each batch inserted into the floor's table (WAL, synchronous=FULL, a transaction a batch)."""
+    path = folder / f"floor-{len(parts[0]['ts'])}.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("CREATE TABLE records(channel TEXT NOT NULL, record_id TEXT NOT NULL, batch_id TEXT NOT NULL, "
+               "PRIMARY KEY(channel, record_id)) WITHOUT ROWID")
+    times = []
+    for k, part in enumerate(parts):
+        t = time.perf_counter()
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO records VALUES ('official', ?, ?)",
+                       zip(part["record_id"].tolist(), [f"b{k}"] * len(part["ts"])))
+        db.execute("COMMIT")
+        times.append(time.perf_counter() - t)
+    db.close()
+    return times
 
-    out = []
-    with tempfile.TemporaryDirectory() as folder:
-        ledger = Ledger.create(Path(folder) / "lookups.sqlite", default_catalog())
-        probe = np.array([f"q{i:09d}" for i in range(10_000)])
-        channel = np.full(len(probe), "official")
-        have = 0
-        for size in sizes:
-            ledger.db.execute("BEGIN")
-            ledger.db.executemany("INSERT INTO records VALUES ('official', ?, 'b')",
-                                  ((f"r{i:09d}",) for i in range(have, size)))
-            ledger.db.execute("COMMIT")
-            have = size
-            best = float("inf")
-            for _ in range(3):
-                started = time.perf_counter()
-                ledger._seen(probe, channel)
-                best = min(best, time.perf_counter() - started)
-            out.append((size, best))
-        ledger.close_connection()
+
+def ingest(ledger: Ledger, parts: list[dict[str, np.ndarray]], tag: str) -> list[float]:
+    return [timed(lambda: ledger.ingest(part, f"{tag}-{k}")) for k, part in enumerate(parts)]
+
+
+def rate_of(times: list[float], size: int) -> float:
+    return size * len(times) / sum(times)
+
+
+def measure(n_accounts: int, *, big: int = 10_000, n_big: int = 10, n_small: int = 200) -> dict[str, float]:
+    """Every figure of the issue's table for ``n_accounts`` listed accounts (seconds, calls/s), floor included."""
+    cat, acc = setup(n_accounts)
+    out: dict[str, float] = {"accounts": n_accounts, "plans": len(acc.plans)}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / "bench.sqlite"
+        out["create_s"] = timed(lambda: Ledger.create(path, cat, acc).close())
+        ledger = Ledger.open(path)
+        warm = calls(cat, n_accounts, 2 * big, OCT_MS, "w", 1)
+        ingest(ledger, split(warm, big), "warm")  # warm-up: the file's pages, the imports
+        big_parts = split(calls(cat, n_accounts, n_big * big, OCT_MS + DAY, "b", 2), big)
+        t_big = ingest(ledger, big_parts, "big")
+        small_parts = split(calls(cat, n_accounts, n_small * 100, OCT_MS + 2 * DAY, "s", 3), 100)
+        t_small = ingest(ledger, small_parts, "small")
+        out.update(big_calls_per_s=rate_of(t_big, big), big_p50_s=float(np.median(t_big)),
+                   small_calls_per_s=rate_of(t_small, 100), small_p50_s=float(np.median(t_small)),
+                   small_p99_s=float(np.percentile(t_small, 99)))
+        ledger.close()
+        one = calls(cat, n_accounts, 100, OCT_MS + 3 * DAY, "r", 4)
+
+        def reopen() -> None:
+            with Ledger.open(path) as again:
+                again.ingest(one, "reopen")
+
+        out["reopen_batch_s"] = timed(reopen)
+        ledger = Ledger.open(path)
+        buys = [timed(lambda k=k: ledger.add_plan(id=f"bought-{k}", account=f"acct-{(k * 7919) % n_accounts:07d}",
+                                                  kind="shared", quantity=1000, start=OCT_MS + 4 * DAY))
+                for k in range(20)]
+        out["add_plan_s"] = float(np.median(buys))
+        bill = [timed(lambda k=k: ledger.bills("2026-10", f"acct-{(k * 104729) % n_accounts:07d}")) for k in range(20)]
+        out["one_bill_s"] = float(np.median(bill))
+        every: list[Any] = []
+        out["all_bills_s"] = timed(lambda: every.extend(ledger.bill_texts("2026-10")))
+        out["bills"] = len(every)
+        ledger.close()
+        f_big = floor(split(calls(cat, n_accounts, n_big * big, OCT_MS, "fb", 5), big), folder)
+        f_small = floor(split(calls(cat, n_accounts, n_small * 100, OCT_MS, "fs", 6), 100), folder)
+        out.update(floor_big_per_s=rate_of(f_big, big), floor_small_per_s=rate_of(f_small, 100),
+                   floor_small_p50_s=float(np.median(f_small)))
     return out
 
 
+def report(r: dict[str, float]) -> str:
+    return "\n".join([
+        f"{r['accounts']:,.0f} accounts, {r['plans']:,.0f} plans (created in {r['create_s']:.1f} s)",
+        f"  ingest, 10,000-call batches: {r['big_calls_per_s']:,.0f} calls/s (p50 {r['big_p50_s'] * 1e3:.0f} ms); "
+        f"SQLite floor {r['floor_big_per_s']:,.0f}/s: ratio {r['big_calls_per_s'] / r['floor_big_per_s']:.2f}",
+        f"  ingest, 100-call batches: {r['small_calls_per_s']:,.0f} calls/s (p50 {r['small_p50_s'] * 1e3:.1f} ms, "
+        f"p99 {r['small_p99_s'] * 1e3:.1f} ms); SQLite floor {r['floor_small_per_s']:,.0f}/s "
+        f"(p50 {r['floor_small_p50_s'] * 1e3:.1f} ms): ratio {r['small_calls_per_s'] / r['floor_small_per_s']:.2f}",
+        f"  reopen the file, then one 100-call batch: {r['reopen_batch_s'] * 1e3:.0f} ms",
+        f"  buy one plan (add_plan): {r['add_plan_s'] * 1e3:.1f} ms",
+        f"  one account's bill for the month: {r['one_bill_s'] * 1e3:.1f} ms",
+        f"  every bill of the month: {r['all_bills_s']:.2f} s for {r['bills']:,.0f} bills",
+    ])
+
+
+QUICK = os.environ.get("OCRLEDGER_BENCH_QUICK") == "1"
+SIZES = [100, 10_000]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Catalog, int]:
+    n = 1_000 if QUICK else 10_000
+    cat, acc = setup(n)
+    path = tmp_path_factory.mktemp("ledger") / "bench.sqlite"
+    Ledger.create(path, cat, acc).close()
+    return path, cat, n
+
+
+@pytest.mark.parametrize("batch", SIZES)
+def test_ledger_ingest(benchmark, prepared, batch: int) -> None:  # type: ignore[no-untyped-def]
+    """One batch into a warm ledger file: the store's reads, rating, the deduction log, the commit."""
+    path, cat, n = prepared
+    counter = iter(range(10**9))
+    ledger = Ledger.open(path)
+    ledger.ingest(calls(cat, n, batch, OCT_MS, f"warm{batch}-", 7), f"warm-{batch}")
+
+    def setup_round():  # type: ignore[no-untyped-def]
+        k = next(counter)
+        return (calls(cat, n, batch, OCT_MS + DAY + k * 60_000, f"m{batch}-{k}-", k),), {}
+
+    benchmark.pedantic(lambda part: ledger.ingest(part, f"m{batch}-{next(counter)}"), setup=setup_round,
+                       rounds=5, iterations=1)
+    benchmark.extra_info["calls_per_s"] = batch / benchmark.stats.stats.median
+    ledger.close()
+
+
+@pytest.mark.parametrize("batch", SIZES)
+def test_sqlite_floor(benchmark, tmp_path: Path, batch: int) -> None:  # type: ignore[no-untyped-def]
+    """The floor: the same number of record ids into a (channel, record_id, batch_id) table, a transaction a batch."""
+    cat = default_catalog()
+    counter = iter(range(10**9))
+    db = sqlite3.connect(tmp_path / "floor.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("CREATE TABLE records(channel TEXT NOT NULL, record_id TEXT NOT NULL, batch_id TEXT NOT NULL, "
+               "PRIMARY KEY(channel, record_id)) WITHOUT ROWID")
+
+    def one(ids: list[str]) -> None:
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO records VALUES ('official', ?, 'b')", ((i,) for i in ids))
+        db.execute("COMMIT")
+
+    def setup_round():  # type: ignore[no-untyped-def]
+        return (calls(cat, 10, batch, OCT_MS, f"f{next(counter)}-", 0)["record_id"].tolist(),), {}
+
+    benchmark.pedantic(one, setup=setup_round, rounds=5, iterations=1)
+    benchmark.extra_info["records_per_s"] = batch / benchmark.stats.stats.median
+    db.close()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="100,000 calls only")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, nargs="+", default=[1_000, 100_000])
+    parser.add_argument("--quick", action="store_true", help="1,000 accounts, fewer batches")
     args = parser.parse_args()
-    cases = [(100_000, 10_000)] if args.quick else [(1_000_000, 10_000), (1_000_000, 1_000_000)]
-    for n, b in cases:
-        r = measure(n, b)
-        print(f"{n:>10,} calls in batches of {b:>9,}: ingest {r['ingest_calls_per_s']:>12,.0f} calls/s "
-              f"({r['ingest_s']:.2f} s), rate only {r['rate_calls_per_s']:>12,.0f} calls/s ({r['rate_s']:.2f} s), "
-              f"ingest/rate time {r['ingest_s'] / r['rate_s']:.1f}x")
-        if len(range(0, n, b)) > 5:  # the duplicate look-ups must not slow down as the ledger grows
-            print(f"{'':>10}  seconds a batch, early batches {r['first_batches_s']:.3f} vs last {r['last_batches_s']:.3f}")
-    for size, seconds in lookups((10_000, 100_000) if args.quick else (10_000, 100_000, 1_000_000, 3_000_000)):
-        print(f"duplicate look-ups: 10,000 ids against {size:>9,} stored records in {seconds * 1000:.1f} ms")
+    sizes = [1_000] if args.quick else args.accounts
+    results = [measure(n, n_big=3 if args.quick else 10, n_small=50 if args.quick else 200) for n in sizes]
+    for r in results:
+        print(report(r))
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"100-call batch p50 at {b['accounts']:,.0f} vs {a['accounts']:,.0f} accounts: "
+              f"{b['small_p50_s'] / a['small_p50_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -57,9 +57,9 @@ def _runtime_cases(tmp_path: Path) -> list[tuple[str, str, str, str]]:
                            accounts(DEFAULT_CATALOG, account=[official("u", "RecognizeIdcard")]))
     ledger.ingest(calls(repeat(2, "u", "RecognizeIdcard", OCT)), "b")
     record("closing a month while an earlier one is open", "ledger", "close 2026-11 with October open",
-           lambda: ledger.close("2026-11"))
-    ledger.close("2026-10")
-    record("closing a month twice", "ledger", "close 2026-10 again", lambda: ledger.close("2026-10"))
+           lambda: ledger.close_month("2026-11"))
+    ledger.close_month("2026-10")
+    record("closing a month twice", "ledger", "close 2026-10 again", lambda: ledger.close_month("2026-10"))
     record("creating a ledger over an existing file", "ledger", "Ledger.create on l.sqlite",
            lambda: Ledger.create(tmp_path / "l.sqlite"))
     record("opening a ledger that does not exist", "ledger", "Ledger.open on missing.sqlite",

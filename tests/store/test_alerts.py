@@ -37,19 +37,22 @@ def test_every_alert_kind_names_the_crossing_record() -> None:
         ("plan_remaining", "50%", "p"): "r0000250",
         # remaining < 10 after its 91st call (9 left): r0000290
         ("plan_remaining", "10", "p"): "r0000290",
+        # and again when it is used up, once for the plan although two alerts name it: its 100th call r0000299
+        ("plan_remaining", "0", "p"): "r0000299",
         # PAYG from r300 at 0.0825: 12 calls = 0.99, 13 calls = 1.0725 > 1.00: r0000312
         ("payg_spend", "1.00", None): "r0000312",
         # the lifetime pool of 50 verification calls: the 50th (v0000049) empties it
         ("free_exhausted", "", "VerifyVATInvoice"): "v0000049",
     }
-    assert len(raised) == 5
+    assert len(raised) == 6
 
 
 def test_alerts_are_delivered_once_and_never_raised_twice() -> None:
     ledger = _ledger()
     ledger.ingest(calls(repeat(320, "u", "RecognizeIdcard", OCT)), "one")
     first = ledger.pending_alerts()
-    assert len(first) == 4 and all(a["record_id"] for a in first)
+    # free used up, the plan below 50% and below 10, the plan used up, PAYG over 1.00 (13 calls at 0.0825)
+    assert len(first) == 5 and all(a["record_id"] for a in first)
     assert ledger.pending_alerts() == []
     ledger.ingest(calls(repeat(50, "u", "RecognizeIdcard", "2026-10-09T00:00:00+08:00", prefix="z")), "two")
     assert ledger.pending_alerts() == []  # the same thresholds are not crossed again this month

@@ -93,7 +93,7 @@ def test_late_calls_after_close_become_an_adjustment(tmp_path: Path) -> None:
     # October: 10,200 calls -> 200 free + 10,000 PAYG at 0.0825 = 825.00
     ledger.ingest(calls(repeat(10_200, "u", "RecognizeIdcard", OCT, step_ms=100)), "oct")
     ledger.ingest(calls(repeat(5, "u", "RecognizeIdcard", "2026-11-02T00:00:00+08:00", prefix="nov")), "nov")
-    ledger.close("2026-10")
+    ledger.close_month("2026-10")
     closed = ledger.bill_texts("2026-10")
     assert json.loads(closed[0])["total"] == "825.00"
     # Three October calls arrive late: PAYG positions 10,001..10,003 of October at 0.0495 = 0.1485,
@@ -108,14 +108,14 @@ def test_late_calls_after_close_become_an_adjustment(tmp_path: Path) -> None:
     assert adj.record_ids == ("late-0", "late-1", "late-2")
     assert nov.total == Decimal("0.14")  # November's 5 calls are free
     with pytest.raises(StateError):
-        ledger.close("2026-10")
+        ledger.close_month("2026-10")
 
 
 def test_cannot_close_a_month_while_an_earlier_one_with_calls_is_open() -> None:
     ledger = _idcard_ledger()
     ledger.ingest(calls(repeat(3, "u", "RecognizeIdcard", OCT)), "b")
     with pytest.raises(StateError, match="close 2026-10 first"):
-        ledger.close("2026-11")
+        ledger.close_month("2026-11")
 
 
 def test_plans_bought_and_refunded_while_running_take_effect_from_their_times() -> None:

@@ -103,7 +103,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         period = open_months[0]
         self.closed[period] = self.ledger.bill_texts(period_label(period))
-        self.ledger.close(period_label(period))
+        self.ledger.close_month(period_label(period))
         for key in self.model.counts:
             if key[2] == period:
                 self.exact_at_close[key] = self.model.exact(*key)
@@ -134,6 +134,36 @@ class LedgerMachine(RuleBasedStateMachine):
         for key, at_close in self.exact_at_close.items():  # late calls: the whole change is adjusted
             assert adjustments.get(key, 0) == self.model.exact(*key) - at_close, key
         assert json.loads(json.dumps(self.ledger.batches())) == [f"b{k + 1}" for k in range(self.batches)]
+
+    @invariant()
+    def plan_states_match_the_model(self) -> None:
+        if not hasattr(self, "ledger"):
+            return
+        for party in ACCOUNTS:
+            states = {s.id: s for s in self.ledger.plan_states(*party, at=self.now)}
+            mine = [p for p in self.model.plans if (p.account, p.channel) == party]
+            assert sorted(states) == sorted(p.id for p in mine)
+            for plan in mine:
+                state = states[plan.id]
+                total = state.total
+                assert state.used == total - plan.remaining, plan.id  # every call the model charged to it
+                if plan.refunded is not None and self.now >= plan.refunded:
+                    want = "refunded"
+                elif self.now >= plan.end:
+                    want = "expired"
+                else:
+                    want = "exhausted" if plan.remaining == 0 else "available"
+                assert state.status == want, (plan.id, state)
+                assert state.remaining == (plan.remaining if want in ("available", "exhausted") else 0)
+        # the plan's log rows are its deductions: they add up to what it paid
+        for plan in self.model.plans:
+            rows = self.ledger.deductions(plan=plan.id, limit=10_000).rows
+            points = {a.code: a.shared_points for a in self.catalog.apis}
+            paid = sum(points[r["api"]] if r["source"] == "shared" else 1 for r in rows)
+            state = {s.id: s for s in self.ledger.plan_states(plan.account, plan.channel, at=self.now)}[plan.id]
+            assert paid == state.used
+            if rows:
+                assert rows[-1]["plan_remaining"] == plan.remaining
 
 
 LedgerMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)  # examples: the profile's

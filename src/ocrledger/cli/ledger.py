@@ -1,11 +1,11 @@
-"""Sub-commands over a ledger file: ingest, bill, quota, close, alerts (registered in ``cli.COMMANDS``)."""
+"""Sub-commands over a ledger file: ingest, bill, quota, close, alerts, log, plans, and the lifecycle changes."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import OcrledgerError
 
@@ -15,6 +15,10 @@ Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def _db(p: argparse.ArgumentParser, creates: bool = False) -> None:
     p.add_argument("--db", type=Path, required=True, help="the ledger's SQLite file" + (
         "; created from --catalog/--accounts if it does not exist yet" if creates else ""))
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("text", "json"), default="json", help="output format (default: json)")
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -28,6 +32,19 @@ def _open(args: argparse.Namespace) -> Any:
     if creating:
         raise OcrledgerError("the ledger exists already; --catalog/--accounts are only for creating it", file=str(args.db))
     return Ledger.open(args.db)
+
+
+def _emit(text: str) -> None:
+    """Write and flush, so that a failed write (a full disk, /dev/full) is an error before anything is acknowledged."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise OcrledgerError(f"cannot write the output ({exc.strerror or exc})") from None
+
+
+def _show(rows: Any, fmt: str, text: Callable[[Any], str]) -> None:
+    _emit(json.dumps(rows, indent=2, ensure_ascii=False) + "\n" if fmt == "json" else text(rows))
 
 
 def add_ingest(sub: Sub) -> None:  # type: ignore[valid-type]
@@ -79,9 +96,9 @@ def _run_bill(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         if args.format == "json":
             texts = ledger.bill_texts(args.month, args.account, args.channel)
-            sys.stdout.write("[" + ",\n".join(texts) + "]\n")
+            _emit("[" + ",\n".join(texts) + "]\n")
         else:
-            sys.stdout.write(render(ledger.bills(args.month, args.account, args.channel), args.format))
+            _emit(render(ledger.bills(args.month, args.account, args.channel), args.format))
     return 0
 
 
@@ -91,12 +108,26 @@ def add_quota(sub: Sub) -> None:  # type: ignore[valid-type]
     p.add_argument("--account", required=True)
     p.add_argument("--channel", default="official", choices=("official", "marketplace"))
     p.add_argument("--at", help="instant to look at (ISO 8601 or epoch ms; default: now)")
+    _format(p)
     p.set_defaults(handler=_run_quota)
+
+
+def _quota_text(q: dict[str, Any]) -> str:
+    lines = [f"{q['account']} ({q['channel']}) at {q['at']}, month {q['month']}"]
+    for p in q["plans"]:
+        lines.append(f"  plan {p['id']} ({p['kind']}): {p['remaining']:,} of {p['quantity']:,} left, "
+                     f"{p['start']} to {p['end']}{'' if p['active'] else ' (not active)'}")
+    for api, left in q["free_remaining"].items():
+        lines.append(f"  free {api}: {left:,} left this month")
+    if q["verification_pool_remaining"] is not None:
+        lines.append(f"  verification pool: {q['verification_pool_remaining']:,} left")
+    return "\n".join(lines) + "\n"
 
 
 def _run_quota(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
-        print(json.dumps(ledger.quota(args.account, args.channel, args.at), indent=2))
+        q = ledger.quota(args.account, args.channel, args.at)
+    _show(q, args.format, _quota_text)
     return 0
 
 
@@ -111,23 +142,201 @@ def add_close(sub: Sub) -> None:  # type: ignore[valid-type]
 
 def _run_close(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
-        bills = ledger.close(args.month)
+        bills = ledger.close_month(args.month)
     print(f"closed {args.month}: {len(bills)} bills frozen")
     return 0
 
 
 def add_alerts(sub: Sub) -> None:  # type: ignore[valid-type]
-    p = sub.add_parser("alerts", help="print alerts not delivered yet (each is delivered once)")
+    p = sub.add_parser("alerts", help="print alerts not delivered yet; acknowledged only once printed",
+                       description="Print the alerts not acknowledged yet, oldest first, and acknowledge them once "
+                       "the output was written (at least once: a failed write acknowledges nothing).")
     _db(p)
-    p.add_argument("--peek", action="store_true", help="show without marking them delivered")
+    p.add_argument("--peek", action="store_true", help="show without acknowledging them")
+    p.add_argument("--ack", type=int, metavar="ID", help="only acknowledge the alerts up to id ID (a reader that "
+                   "handled them after --peek)")
+    p.add_argument("--format", choices=("text", "json"), default="json",
+                   help="json: one JSON object a line (default); text: one sentence a line")
     p.set_defaults(handler=_run_alerts)
 
 
 def _run_alerts(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
-        for alert in ledger.pending_alerts(acknowledge=not args.peek):
-            print(json.dumps(alert))
+        if args.ack is not None:
+            n = ledger.ack_alerts(args.ack)
+            print(f"{_count(n, 'alert')} acknowledged")
+            return 0
+        rows = ledger.alerts()
+        if args.format == "json":
+            _emit("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in rows))
+        else:
+            _emit("".join(f"#{a['id']} {a['account']} ({a['channel']}): {a['message']} (record {a['record_id']})\n"
+                          for a in rows))
+        if rows and not args.peek:
+            ledger.ack_alerts(rows[-1]["id"])
     return 0
 
 
-REGISTRARS = [add_ingest, add_bill, add_quota, add_close, add_alerts]
+def add_log(sub: Sub) -> None:  # type: ignore[valid-type]
+    p = sub.add_parser("log", help="the per-call deduction log: what paid for each call, paged and filtered",
+                       description="Rows of the per-call deduction log (status, source, plan, tier, exact amount, "
+                       "the plan's remainder after the call), oldest first. Continue with --after NEXT.")
+    _db(p)
+    p.add_argument("--account")
+    p.add_argument("--channel", choices=("official", "marketplace"))
+    p.add_argument("--api")
+    p.add_argument("--plan", help="only the calls this plan paid (its deductions)")
+    p.add_argument("--record", metavar="RECORD_ID")
+    p.add_argument("--since", help="calls at or after this instant")
+    p.add_argument("--until", help="calls before this instant")
+    p.add_argument("--status", action="append", help="charged, failed, duplicate, rejected, ... (repeatable)")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="start after this log row (paging)")
+    p.add_argument("--limit", type=int, default=100, help="rows a page (default 100, at most 10,000)")
+    _format(p)
+    p.set_defaults(handler=_run_log)
+
+
+def _log_text(page: dict[str, Any]) -> str:
+    out = [f"{r['seq']:>8} {r['ts']} {r['account']} {r['api']} {r['record_id']} {r['status']} {r['source']}"
+           f"{' ' + r['plan'] + ' left ' + str(r['plan_remaining']) if r['plan'] else ''}"
+           f"{' tier ' + str(r['tier']) if r['tier'] else ''} {r['amount']}" for r in page["rows"]]
+    if page["next_after"] is not None:
+        out.append(f"more: --after {page['next_after']}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _run_log(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        page = ledger.deductions(account=args.account, channel=args.channel, api=args.api, plan=args.plan,
+                                 record_id=args.record, since=args.since, until=args.until, status=args.status,
+                                 after=args.after, limit=args.limit)
+    _show({"rows": page.rows, "next_after": page.next_after}, args.format, _log_text)
+    return 0
+
+
+def add_plans(sub: Sub) -> None:  # type: ignore[valid-type]
+    p = sub.add_parser("plans", help="an account's plans: total, remaining, start, end and status")
+    _db(p)
+    p.add_argument("--account", required=True)
+    p.add_argument("--channel", default="official", choices=("official", "marketplace"))
+    p.add_argument("--at", help="instant to look at (default: now)")
+    _format(p)
+    p.set_defaults(handler=_run_plans)
+
+
+def _run_plans(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        states = [s.to_dict() for s in ledger.plan_states(args.account, args.channel, args.at)]
+    _show(states, args.format, lambda rows: "".join(
+        f"{s['id']} ({s['kind']}): {s['status']}, {s['remaining']:,} of {s['total']:,} left, {s['start']} to "
+        f"{s['end']}\n" for s in rows))
+    return 0
+
+
+def _change(name: str, help_: str, fields: list[tuple[str, dict[str, Any]]],
+            apply: Callable[[Any, argparse.Namespace], str]) -> Callable[[Any], None]:
+    def register(sub: Sub) -> None:  # type: ignore[valid-type]
+        p = sub.add_parser(name, help=help_, description=help_ + " (one row, effective from its own instant).")
+        _db(p)
+        for flag, options in fields:
+            p.add_argument(flag, **options)
+
+        def run(args: argparse.Namespace) -> int:
+            with _open(args) as ledger:
+                print(apply(ledger, args))
+            return 0
+
+        p.set_defaults(handler=run)
+
+    return register
+
+
+def _drop_none(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _activations(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        api, sep, at = pair.partition("=")
+        if not sep:
+            raise OcrledgerError(f"--activate takes API=INSTANT, not {pair!r}")
+        out[api] = at
+    return out
+
+
+ACCOUNT = ("--account", {"required": True})
+CHANNEL = ("--channel", {"default": "official", "choices": ("official", "marketplace")})
+
+add_account_cmd = _change(
+    "add-account", "list an account on an existing ledger",
+    [ACCOUNT, CHANNEL, ("--activate", {"action": "append", "metavar": "API=INSTANT", "help": "activate an API"})],
+    lambda led, a: (led.add_account(a.account, a.channel, _activations(a.activate)) or f"account {a.account} added"),
+)
+activate_cmd = _change(
+    "activate", "activate an API for an official account",
+    [ACCOUNT, ("--api", {"required": True}), ("--at", {"required": True})],
+    lambda led, a: (led.activate(a.account, a.api, a.at) or f"{a.api} active for {a.account} from {a.at}"),
+)
+buy_plan_cmd = _change(
+    "buy-plan", "buy a resource plan",
+    [("--id", {"required": True}), ACCOUNT, CHANNEL, ("--kind", {"required": True, "choices": ("dedicated", "shared")}),
+     ("--api", {"help": "the API of a dedicated plan"}), ("--apis", {"help": "API codes of a shared plan, '|'-separated"}),
+     ("--quantity", {"required": True, "type": int}), ("--start", {"required": True}), ("--end", {}), ("--price", {})],
+    lambda led, a: (led.add_plan(**_drop_none(id=a.id, account=a.account, channel=a.channel, kind=a.kind, api=a.api,
+                                               apis=a.apis, quantity=a.quantity, start=a.start, end=a.end,
+                                               price=a.price)) or f"plan {a.id} bought"),
+)
+refund_cmd = _change(
+    "refund", "refund a plan: it pays for no call at or after the refund",
+    [("--id", {"required": True}), ("--at", {"required": True})],
+    lambda led, a: (led.refund(a.id, a.at) or f"plan {a.id} refunded at {a.at}"),
+)
+add_credential_cmd = _change(
+    "add-credential", "add an AccessKey ID (official) or AppCode (marketplace) of an account",
+    [("--key", {"required": True}), ACCOUNT, CHANNEL, ("--from", {"dest": "valid_from"}), ("--until", {})],
+    lambda led, a: (led.add_credential(**_drop_none(key=a.key, account=a.account, channel=a.channel,
+                                                    **{"from": a.valid_from}, until=a.until)) or "credential added"),
+)
+add_qps_addon_cmd = _change(
+    "add-qps-addon", "buy a QPS add-on for an account's API",
+    [ACCOUNT, CHANNEL, ("--api", {"required": True}), ("--qps", {"required": True, "type": int}),
+     ("--start", {"required": True}), ("--end", {})],
+    lambda led, a: (led.add_qps_addon(**_drop_none(account=a.account, channel=a.channel, api=a.api, qps=a.qps,
+                                                   start=a.start, end=a.end)) or "QPS add-on added"),
+)
+add_alert_cmd = _change(
+    "add-alert", "configure an alert: plan_remaining, free_exhausted or payg_spend",
+    [ACCOUNT, CHANNEL, ("--kind", {"required": True}), ("--target", {}), ("--threshold", {})],
+    lambda led, a: (led.add_alert(**_drop_none(account=a.account, channel=a.channel, kind=a.kind, target=a.target,
+                                               threshold=a.threshold)) or "alert added"),
+)
+retention_cmd = _change(
+    "retention", "set how many closed months the deduction log keeps (pruned at each close)",
+    [("--months", {"type": int, "help": "months to keep; leave out to keep everything"})],
+    lambda led, a: (led.set_retention(a.months) or f"retention: {a.months or 'every'} month(s)"),
+)
+
+
+def explain_from_log(db: Path, record: str, channel: str | None, fmt: str) -> int:
+    """``explain --db``: the record's rows of the deduction log."""
+    from ..store.ledger import Ledger
+
+    with Ledger.open(db) as ledger:
+        rows = ledger.explain(record, channel)
+        batch = ledger.committed_by(record, channel) if not rows else None
+    if not rows and batch is not None:
+        raise OcrledgerError(f"record {record!r} was committed by batch {batch!r}; its log rows were pruned by the "
+                             "retention setting (it is still a duplicate if it comes again)", file=str(db))
+    if not rows:
+        raise OcrledgerError(f"no record {record!r} in the ledger's deduction log", file=str(db))
+    _show(rows, fmt, lambda rs: "".join(
+        f"{r['record_id']} ({r['account']}, {r['channel']}, {r['api']}, {r['ts']}): {r['status']}, paid by "
+        f"{r['source']}{' plan ' + r['plan'] + ' (' + str(r['plan_remaining']) + ' left after it)' if r['plan'] else ''}"
+        f"{', tier ' + str(r['tier']) if r['tier'] else ''}, {r['amount']} (batch {r['batch_id']})\n" for r in rs))
+    return 0
+
+
+REGISTRARS = [add_ingest, add_bill, add_quota, add_close, add_alerts, add_log, add_plans, add_account_cmd,
+              activate_cmd, buy_plan_cmd, refund_cmd, add_credential_cmd, add_qps_addon_cmd, add_alert_cmd,
+              retention_cmd]

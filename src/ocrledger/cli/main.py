@@ -95,7 +95,8 @@ def _add_explain(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     )
     p.add_argument("--catalog", type=Path, help="catalog TOML; default: the bundled catalog")
     p.add_argument("--accounts", type=Path, help="accounts TOML; default: none")
-    p.add_argument("--calls", type=Path, required=True, help="call records (CSV or Parquet)")
+    p.add_argument("--calls", type=Path, help="call records (CSV or Parquet), rated now")
+    p.add_argument("--db", type=Path, help="instead of --calls: a ledger file, answered from its deduction log")
     p.add_argument("--record", required=True, metavar="RECORD_ID", help="the record_id to explain")
     p.add_argument("--channel", choices=("official", "marketplace"), help="only the record on this channel")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
@@ -105,6 +106,10 @@ def _add_explain(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
 def _run_explain(args: argparse.Namespace) -> int:
     from ..engine.explain import explain, explanations_json
 
+    if (args.db is None) == (args.calls is None):
+        raise OcrledgerError("give either --calls (rate them now) or --db (a ledger's deduction log)")
+    if args.db is not None:
+        return ledger_cli.explain_from_log(args.db, args.record, args.channel, args.format)
     items = explain(args.calls, args.record, args.catalog, args.accounts, channel=args.channel)
     sys.stdout.write(explanations_json(items) if args.format == "json" else "\n".join(e.text() for e in items))
     return 0

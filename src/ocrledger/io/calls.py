@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
@@ -98,14 +98,16 @@ class CallTable:
         return CHANNEL_TEXTS[self.market]
 
 
-def read_calls(calls: Any, catalog: Catalog, *, credentials: Accounts | None = None) -> CallTable:
+def read_calls(calls: Any, catalog: Catalog, *, credentials: Credentials | None = None) -> CallTable:
     """Read and validate call records from any input ``call_files.call_inputs`` takes (files, folders,
     frames, Arrow objects): one reader and one validator for rate, ingest, explain, advise and rerate.
 
     The validator's Arrow columns are kept as they are (record ids, the account dictionary, channel
     codes): nothing is turned into Python strings unless a caller asks (``CallTable.record_id``).
     With ``credentials`` (the ledger), a calls input with a ``credential`` column and no ``account``
-    column is resolved through the accounts' ``[[credential]]`` entries at each call's instant.
+    column is resolved through the accounts' ``[[credential]]`` entries at each call's instant
+    (``credentials`` is the accounts, or a function giving the accounts that hold the keys it is
+    given: the ledger reads only those rows).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -161,11 +163,14 @@ CHANNEL_TEXTS = texts(list(CHANNELS))
 """Channel name by code (0 official, 1 marketplace)."""
 
 
+Credentials = Union[Accounts, Callable[[np.ndarray], Accounts]]
+"""The accounts whose ``[[credential]]`` entries resolve keys, or a function giving them for some keys."""
+
 Keyed = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(account, channel, unknown-or-expired key) per call of a batch resolved from credentials."""
 
 
-def validated(inp: CallInput, catalog: Catalog, credentials: Accounts | None = None
+def validated(inp: CallInput, catalog: Catalog, credentials: Credentials | None = None
               ) -> Iterator[tuple[Any, Chunk, Keyed | None]]:
     """(raw batch, validated chunk, None) of every batch of ``inp`` in order; errors name the input, the
     row within it (a CSV file's line) and the field. The one validation loop of every entry point.
@@ -195,8 +200,10 @@ def validated(inp: CallInput, catalog: Catalog, credentials: Accounts | None = N
             raise at_line(exc, inp.lines, inp.base) from None
         if keyed:
             keys = texts(chunk.accounts.to_pylist())
-            resolved, bad_key = resolve({"credential": keys[chunk.account] if len(keys) else texts([])},
-                                        np.asarray(chunk.ts, dtype=np.int64), credentials)  # type: ignore[arg-type]
+            per_call = keys[chunk.account] if len(keys) else texts([])
+            held = credentials(keys) if callable(credentials) else credentials
+            resolved, bad_key = resolve({"credential": per_call}, np.asarray(chunk.ts, dtype=np.int64),
+                                        held)  # type: ignore[arg-type]
             yield raw, chunk, (resolved["account"], resolved["channel"], bad_key)
         else:
             yield raw, chunk, None

@@ -1,4 +1,4 @@
-"""Alerts (SPEC §5): finding, in a rated batch, the record that crossed each configured threshold."""
+"""Alerts (SPEC §5): finding, in a rated batch, the record that crossed each configured threshold or used a plan up."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,6 +11,10 @@ from ..kernel.contract import Batch, KernelTables, Outcomes
 from ..model.accounts import Alert, Plan
 from ..model.catalog import Catalog
 from ..model.money import format_exact, parse_amount
+
+
+EXHAUSTED = "0"
+"""``threshold`` of the event raised when a plan is used up (one per plan, beside the threshold's own)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,12 @@ def detect(
                 if len(below):
                     i = int(rows[below[0]])
                     event(plan.id, i, f"plan {plan.id} has {int(after[below[0]]):,} left, below {alert.threshold}")
+                empty = np.flatnonzero(after == 0)
+                if len(empty):  # Alibaba's rule: again at exhaustion, once per plan (whatever alerts name it)
+                    i = int(rows[empty[0]])
+                    events.append(AlertEvent(alert.account, alert.channel, alert.kind, plan.id, EXHAUSTED,
+                                             f"{plan.id}:exhausted", str(record_id[i]), int(batch.ts[i]),
+                                             f"plan {plan.id} is used up"))
         elif alert.kind == "free_exhausted":
             free = mine & (out.source == Source.FREE)
             for api_index, api in enumerate(catalog.apis):

@@ -1,8 +1,7 @@
-"""The embedded ledger: durable incremental rating on SQLite with idempotent batches, month close and alerts."""
+"""The embedded ledger: durable incremental rating on a normalized store, where each operation costs what it touches."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -16,79 +15,39 @@ import numpy as np
 from ..codes import Source, Status
 from ..engine.bill_columns import bill_columns, line_exact
 from ..engine.billing import bills_from_columns
-from ..engine.encode import encode, party_list
-from ..engine.qps import qps_arrays, second_counts
+from ..engine.encode import encode
+from ..engine.qps import qps_arrays
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
-from ..engine.tables import PlanSlice
-from ..engine.usage import (
-    DUPLICATE,
-    FREE,
-    TIER0,
-    LineArrays,
-    Usage,
-    position_spend,
-    summarize,
-)
+from ..engine.usage import DUPLICATE, FREE, TIER0, LineArrays, Usage, position_spend, summarize
 from ..errors import MoneyError, OcrledgerError, StateError
 from ..io.calls import read_calls
 from ..kernel import select as _kernel
-from ..kernel.contract import KernelState, KernelTables, Outcomes
-from ..model.accounts import OFFICIAL, Accounts, parse_accounts
+from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
+from ..model.accounts import (
+    MARKETPLACE,
+    OFFICIAL,
+    Accounts,
+    Alert,
+    Credential,
+    Plan,
+    QpsAddon,
+    parse_accounts,
+)
 from ..model.bills import Adjustment, Bill
 from ..model.catalog import Catalog, parse_catalog
 from ..model.clock import from_ms, parse_period, period_label
 from ..model.money import check_int64, round_line, to_cents_decimal, to_decimal
 from .alerts import AlertEvent, detect
-from .persist import accounts_to_dict, catalog_to_dict
+from .log import LogPage, PlanState, log_page, plan_state
+from .persist import catalog_to_dict
+from .rows import accounts_of, write_accounts
+from .sqlite_sql import SCHEMA_VERSION, SqliteStore
+from .sqlite_migrate import migrate_v1
 
-SCHEMA_VERSION = "1"
 ON_TIME = -1
 """``target`` of a usage line rated in its own (open) month; a late line names its target month."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batches(batch_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, calls INTEGER NOT NULL,
-    duplicates INTEGER NOT NULL, late INTEGER NOT NULL, committed_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records(channel TEXT NOT NULL, record_id TEXT NOT NULL, batch_id TEXT NOT NULL,
-    PRIMARY KEY(channel, record_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lines(account TEXT NOT NULL, channel TEXT NOT NULL, period INTEGER NOT NULL,
-    api TEXT NOT NULL, target INTEGER NOT NULL, counts TEXT NOT NULL,
-    PRIMARY KEY(account, channel, period, api, target)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS plan_used(plan_id TEXT NOT NULL, period INTEGER NOT NULL, units INTEGER NOT NULL,
-    PRIMARY KEY(plan_id, period)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS daily(account TEXT NOT NULL, channel TEXT NOT NULL, api TEXT NOT NULL, day TEXT NOT NULL,
-    calls INTEGER NOT NULL, failed INTEGER NOT NULL, rejected INTEGER NOT NULL, duplicates INTEGER NOT NULL,
-    free INTEGER NOT NULL, dedicated INTEGER NOT NULL, shared INTEGER NOT NULL, payg INTEGER NOT NULL,
-    PRIMARY KEY(account, channel, api, day)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS qps_seconds(account TEXT NOT NULL, channel TEXT NOT NULL, api TEXT NOT NULL,
-    second INTEGER NOT NULL, calls INTEGER NOT NULL, PRIMARY KEY(account, channel, api, second)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS closed(period INTEGER PRIMARY KEY, closed_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS closed_bills(account TEXT NOT NULL, channel TEXT NOT NULL, period INTEGER NOT NULL,
-    json TEXT NOT NULL, PRIMARY KEY(account, channel, period));
-CREATE TABLE IF NOT EXISTS late_records(account TEXT NOT NULL, channel TEXT NOT NULL, period INTEGER NOT NULL,
-    api TEXT NOT NULL, target INTEGER NOT NULL, record_id TEXT NOT NULL,
-    PRIMARY KEY(account, channel, period, api, target, record_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alert_events(id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,
-    channel TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, threshold TEXT NOT NULL, key TEXT NOT NULL,
-    record_id TEXT NOT NULL, ts INTEGER NOT NULL, message TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
-    UNIQUE(account, channel, kind, target, threshold, key));
-"""
-
-LineKey = tuple[str, str, int, str, int]  # account, channel, period, api code, target
-
-
-@dataclass
-class _Warm:
-    """Kernel tables and counters kept between ingests while nothing else changed the ledger."""
-
-    parties: list[tuple[str, str]]
-    tables: KernelTables
-    plans: list[Any]
-    plan_rows: PlanSlice
-    """The same plans as rows of the Engine's plan columns (their ids for the outcome columns)."""
-    state: KernelState
-    period: int | None
-    """The month whose counters ``state`` holds for every pair (None: not loaded yet)."""
+LineKey = tuple[int, int, str, int]  # party id, period, api code, target
 
 
 @dataclass(frozen=True)
@@ -99,40 +58,43 @@ class IngestResult:
     replayed: bool
     """True when the batch id was already committed: nothing was done."""
     calls: dict[str, np.ndarray] = field(default_factory=dict)
-    """Per-call outcomes in charge order (see ``RatingResult.calls``); empty when replayed."""
+    """Per-call outcomes in charge order (see ``RatingResult.calls``) with ``plan_remaining`` (-1: no plan);
+    empty when replayed."""
     duplicates: int = 0
     late: int = 0
     """Calls of closed months, rated into adjustments on the next open bill."""
     alerts: tuple[AlertEvent, ...] = ()
 
 
+@dataclass
+class _Setup:
+    """The stored setup of some parties, as the Engine's accounts: what one operation loads."""
+
+    ids: list[int]
+    """Party id of each of ``parties``."""
+    parties: list[tuple[str, str]]
+    """Listed parties first (in the Engine's order), then the unlisted ones sorted."""
+    engine: Engine
+    used: dict[str, int]
+    """Plan id -> calls/points used so far (its whole history)."""
+
+
 class Ledger:
     """A durable rating ledger on one SQLite file (or ``":memory:"``).
 
     One writer at a time (SQLite's write lock); readers in other processes see only committed
-    batches. Every ``ingest`` is one transaction: a batch is applied whole or not at all.
+    batches. Every ``ingest`` is one transaction: a batch is applied whole or not at all. Opening a
+    file reads the catalog only; each operation reads and writes the rows of the parties it touches.
     """
 
-    def __init__(self, path: str | Path, *, kernel: str | ModuleType | None = None) -> None:
-        self.path = str(path)
+    def __init__(self, store: SqliteStore, *, kernel: str | ModuleType | None = None) -> None:
+        self.store = store
+        self.path = store.path
         self.kernel = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0, check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        if self.path != ":memory:":
-            self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
-        # The record-id index is looked up for every call: keep its pages in memory (256 MiB at most).
-        self.db.execute("PRAGMA cache_size = -262144")
-        self._generation = -1
-        self.catalog: Catalog
-        self.accounts: Accounts
-        self._lines: dict[LineKey, list[int]] = {}
-        self._plan_used: dict[tuple[str, int], int] = {}
+        self.catalog: Catalog = parse_catalog(json.loads(store.meta("catalog") or "{}"), source=f"{self.path}:catalog")
         self._closed: set[int] = set()
-        self._line_parties: set[tuple[str, str]] = set()
-        """(account, channel) pairs with usage lines."""
-        self._warm: _Warm | None = None
-        self._engine: Engine | None = None
+        self._width = TIER0 + max(len(a.tiers) for a in self.catalog.apis)
+        self._verification = [a.code for a in self.catalog.apis if a.kind == "verification"]
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -143,159 +105,196 @@ class Ledger:
         accounts: Accounts | str | Path | None = None,
         *,
         kernel: str | ModuleType | None = None,
+        timeout: float = 60.0,
     ) -> "Ledger":
-        """Create a ledger holding ``catalog`` and ``accounts`` (an existing file is an error)."""
-        if str(path) != ":memory:" and Path(path).exists():
-            raise OcrledgerError("a ledger already exists here; open it instead", file=str(path))
+        """Create a ledger holding ``catalog`` and ``accounts``: the file appears complete or not at all.
+
+        An existing file is an error, and so is a file another process created first.
+        """
         cat = as_catalog(catalog)
         acc = as_accounts(accounts, cat)
-        ledger = cls(path, kernel=kernel)
-        with ledger._write():
-            for statement in _statements():
-                ledger.db.execute(statement)
-            ledger._set_meta("schema", SCHEMA_VERSION)
-            ledger._set_meta("catalog", json.dumps(catalog_to_dict(cat)))
-            ledger._set_meta("accounts", json.dumps(accounts_to_dict(acc)))
-            ledger._set_meta("generation", "1")
-        ledger._load()
-        return ledger
+
+        def init(store: SqliteStore) -> None:
+            store.set_meta("schema", SCHEMA_VERSION)
+            store.set_meta("catalog", json.dumps(catalog_to_dict(cat)))
+            write_accounts(store, acc)
+
+        store = SqliteStore.create(str(path), init, timeout=timeout)
+        return cls(store, kernel=kernel)
 
     @classmethod
-    def open(cls, path: str | Path, *, kernel: str | ModuleType | None = None) -> "Ledger":
-        """Open an existing ledger file."""
-        if not Path(path).exists():
-            raise OcrledgerError("no ledger here; create it with a catalog and accounts first", file=str(path))
-        ledger = cls(path, kernel=kernel)
+    def open(cls, path: str | Path, *, kernel: str | ModuleType | None = None, readonly: bool | None = None,
+             timeout: float = 60.0) -> "Ledger":
+        """Open an existing ledger file (read-only when it cannot be written); a schema-1 file is migrated."""
+        store = SqliteStore.open(str(path), readonly=readonly, timeout=timeout)
         try:
-            if ledger._meta("schema") != SCHEMA_VERSION:
-                raise OcrledgerError("not an ocrledger ledger (schema version differs)", file=str(path))
-        except sqlite3.DatabaseError as exc:
-            raise OcrledgerError(f"not an ocrledger ledger ({exc})", file=str(path)) from None
-        ledger._load()
-        return ledger
+            version = store.schema_version()
+            if version == "1":
+                if store.readonly:
+                    raise OcrledgerError("this ledger has schema 1 and must be migrated: open it once where it can "
+                                         "be written", file=str(path))
+                with store.write():
+                    migrate_v1(store)
+            elif version != SCHEMA_VERSION:
+                raise OcrledgerError("not an ocrledger ledger (no schema version "
+                                     f"{SCHEMA_VERSION} in its meta table)", file=str(path))
+            with store.read():
+                return cls(store, kernel=kernel)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file (the context manager does it too)."""
+        self.store.close()
 
     def close_connection(self) -> None:
-        self.db.close()
+        """Old name of ``close``."""
+        self.store.close()
 
     def __enter__(self) -> "Ledger":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close_connection()
+        self.close()
 
-    # ------------------------------------------------------------- storage
-    def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+    @property
+    def readonly(self) -> bool:
+        return self.store.readonly
 
-    def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+    @property
+    def db(self) -> Any:
+        """The SQLite connection (for tests and benchmarks)."""
+        return self.store.db
 
+    # ------------------------------------------------------------ transactions
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; rolled back on any error (nothing half-applied)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.store.write():
+            self._closed = self.store.closed_periods()
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            self._generation = -1  # the cache may hold uncommitted changes: reload
-            raise
-        self.db.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[None]:
-        """A read transaction: one consistent snapshot of committed batches."""
-        self.db.execute("BEGIN")
-        try:
-            self._refresh()
+        with self.store.read():
+            self._closed = self.store.closed_periods()
             yield
-        finally:
-            self.db.execute("COMMIT")
 
-    def _bump(self) -> None:
-        self._generation += 1
-        self._set_meta("generation", str(self._generation))
+    # ------------------------------------------------------------------ setup
+    def _party(self, account: str, channel: str, *, listed: bool = True) -> int:
+        """The id of a listed party; an error naming it when the ledger does not list it."""
+        found = self.store.find_parties([(account, channel)]).get((account, channel))
+        if found is None or (listed and not found[1]):
+            raise OcrledgerError(f"account {account!r} is not listed on the {channel} channel")
+        return found[0]
 
-    def _refresh(self) -> None:
-        generation = self._meta("generation")
-        if generation is None or int(generation) != self._generation:
-            self._load()
+    def _setup(self, ids: Sequence[int]) -> _Setup:
+        """The Engine of the given parties' stored setup (activations, plans, add-ons, alerts)."""
+        names = self.store.party_names(ids)
+        acc, used = accounts_of(self.store, ids, names, source=f"{self.path}:accounts")
+        by_id = {i: (names[i][0], names[i][1]) for i in ids}
+        engine = Engine(self.catalog, acc, kernel=self.kernel)
+        known = engine.setup.parties
+        id_of = {by_id[i]: i for i in ids}
+        unlisted = sorted(by_id[i] for i in ids if not names[i][2])
+        parties = list(known) + unlisted
+        return _Setup([id_of[p] for p in parties], parties, engine, used)
 
-    def _load(self) -> None:
-        """Read catalog, accounts and usage counters into memory."""
-        self.catalog = parse_catalog(json.loads(self._meta("catalog") or "{}"), source=f"{self.path}:catalog")
-        self.accounts = parse_accounts(
-            json.loads(self._meta("accounts") or "{}"), self.catalog, source=f"{self.path}:accounts"
-        )
-        self._lines = {
-            (a, c, p, api, t): json.loads(counts)
-            for a, c, p, api, t, counts in self.db.execute("SELECT account, channel, period, api, target, counts FROM lines")
-        }
-        self._plan_used = {(pid, p): u for pid, p, u in self.db.execute("SELECT plan_id, period, units FROM plan_used")}
-        self._closed = {p for (p,) in self.db.execute("SELECT period FROM closed")}
-        self._line_parties = {(a, c) for a, c, *_ in self._lines}
-        self._generation = int(self._meta("generation") or 0)
-        self._warm = None
-        self._engine: Engine | None = None
-
-    # ------------------------------------------------------- accounts changes
-    def _change_accounts(self, change: Any) -> None:
+    def _change(self, change: Any) -> None:
+        if self.readonly:
+            raise OcrledgerError("the ledger file is read-only: it cannot be changed", file=self.path)
         with self._write():
-            self._refresh()
-            data = accounts_to_dict(self.accounts)
-            change(data)
-            accounts = parse_accounts(data, self.catalog, source="<ledger change>")
-            self._set_meta("accounts", json.dumps(accounts_to_dict(accounts)))
-            self._bump()
-            self.accounts = accounts
-            self._warm = None
-            self._engine = None
+            change()
+
+    def _validated(self, account: str, channel: str, table: str, entry: dict[str, Any]) -> Any:
+        """One accounts-file entry of a listed party, checked as the accounts file is."""
+        data = {"account": [{"id": account, "channel": channel}], table: [entry]}
+        parsed = parse_accounts(data, self.catalog, source=f"<{table}>")
+        return {"plan": parsed.plans, "qps_addon": parsed.qps_addons, "alert": parsed.alerts,
+                "credential": parsed.credentials}[table][0]
 
     def add_account(self, account: str, channel: str = OFFICIAL, activated: dict[str, Any] | None = None) -> None:
+        """List an account (one row, and one per activation)."""
         entry: dict[str, Any] = {"id": account, "channel": channel}
         if activated:
             entry["activated"] = activated
-        self._change_accounts(lambda d: d["account"].append(entry))
+        acc = parse_accounts({"account": [entry]}, self.catalog, source="<account>").accounts[0]
+
+        def change() -> None:
+            found = self.store.find_parties([(acc.id, acc.channel)]).get((acc.id, acc.channel))
+            if found is not None and found[1]:
+                raise OcrledgerError(f"account {acc.id!r} is listed already on the {acc.channel} channel")
+            if found is None:
+                party = self.store.add_party(acc.id, acc.channel, True)
+            else:  # calls of it were seen before it was listed: its counters stay
+                party = found[0]
+                self.store.list_party(party)
+            for api, at in acc.activated.items():
+                self.store.set_activation(party, api, at)
+
+        self._change(change)
 
     def activate(self, account: str, api: str, at: Any) -> None:
         """Activate ``api`` for an official account from instant ``at``."""
+        acc = parse_accounts({"account": [{"id": account, "activated": {api: at}}]}, self.catalog,
+                             source="<activate>").accounts[0]
 
-        def change(d: dict[str, Any]) -> None:
-            for a in d["account"]:
-                if a["id"] == account and a["channel"] == OFFICIAL:
-                    a.setdefault("activated", {})[api] = at
-                    return
-            raise OcrledgerError(f"no official account {account!r}")
+        def change() -> None:
+            party = self._party(account, OFFICIAL)
+            self.store.set_activation(party, api, acc.activated[api])
 
-        self._change_accounts(change)
+        self._change(change)
 
     def add_plan(self, **plan: Any) -> None:
         """Buy a plan (fields as in the accounts file's [[plan]]); it pays from its own start."""
-        self._change_accounts(lambda d: d["plan"].append(plan))
+        account, channel = plan.get("account"), plan.get("channel", OFFICIAL)
+        if not isinstance(account, str) or not isinstance(channel, str):
+            raise OcrledgerError("a plan needs an 'account' (and optionally a 'channel')")
+        p: Plan = self._validated(account, channel, "plan", plan)
+
+        def change() -> None:
+            party = self._party(p.account, p.channel)
+            if self.store.plan(p.id) is not None:
+                raise OcrledgerError(f"plan id {p.id!r} exists already")
+            self.store.add_plan(p.id, party, p.kind, json.dumps(list(p.apis)), p.quantity, p.start, p.end, p.price,
+                                p.refunded)
+
+        self._change(change)
 
     def refund(self, plan_id: str, at: Any) -> None:
-        """Refund a plan: it pays for no call at or after ``at``."""
+        """Refund a plan: it pays for no call at or after ``at`` (a refunded plan cannot be refunded again)."""
+        when = self.catalog.clock.instant(at, what="refund time")
 
-        def change(d: dict[str, Any]) -> None:
-            for p in d["plan"]:
-                if p["id"] == plan_id:
-                    p["refunded"] = at
-                    return
-            raise OcrledgerError(f"no plan {plan_id!r}")
+        def change() -> None:
+            row = self.store.plan(plan_id)
+            if row is None:
+                raise OcrledgerError(f"no plan {plan_id!r}")
+            if row[8] is not None:
+                raise StateError(f"plan {plan_id!r} was refunded already at {self.catalog.clock.label(row[8])}")
+            if when < row[5]:
+                raise OcrledgerError(f"plan {plan_id!r} cannot be refunded before it starts")
+            self.store.set_refund(plan_id, when)
 
-        self._change_accounts(change)
+        self._change(change)
 
     def add_qps_addon(self, **addon: Any) -> None:
-        self._change_accounts(lambda d: d["qps_addon"].append(addon))
+        """Buy a QPS add-on (fields as in the accounts file's [[qps_addon]])."""
+        q: QpsAddon = self._validated(addon.get("account"), addon.get("channel", OFFICIAL), "qps_addon", addon)
+        self._change(lambda: self.store.add_addon(self._party(q.account, q.channel), q.api, q.qps, q.start, q.end))
 
     def add_alert(self, **alert: Any) -> None:
-        self._change_accounts(lambda d: d["alert"].append(alert))
+        """Configure an alert (fields as in the accounts file's [[alert]])."""
+        a: Alert = self._validated(alert.get("account"), alert.get("channel", OFFICIAL), "alert", alert)
+        self._change(lambda: self.store.add_alert(self._party(a.account, a.channel), a.kind, a.target, a.threshold))
 
     def add_credential(self, **credential: Any) -> None:
-        self._change_accounts(lambda d: d["credential"].append(credential))
+        """Add an AccessKey ID / AppCode (fields as in the accounts file's [[credential]])."""
+        c: Credential = self._validated(credential.get("account"), credential.get("channel", OFFICIAL), "credential",
+                                        credential)
+        self._change(lambda: self.store.add_credential(c.key, self._party(c.account, c.channel), c.valid_from,
+                                                       c.valid_until))
 
-    # ------------------------------------------------------------- ingest
+    # ------------------------------------------------------------------ ingest
     def ingest(self, calls: Any, batch_id: str) -> IngestResult:
         """Rate a batch on top of the stored counters and commit it, all or nothing.
 
@@ -306,32 +305,43 @@ class Ledger:
         """
         if not isinstance(batch_id, str) or not batch_id:
             raise OcrledgerError("batch_id must be a non-empty string")
+        if self.readonly:
+            raise OcrledgerError("the ledger file is read-only: batches cannot be ingested", file=self.path)
         with self._write():
-            self._refresh()
-            if self.db.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone():
+            if self.store.has_batch(batch_id):
                 return IngestResult(batch_id, replayed=True)
-            result = self._ingest(calls, batch_id)
-            self._bump()
-        return result
+            return self._ingest(calls, batch_id)
+
+    def _credentials(self, keys: np.ndarray) -> Accounts:
+        """The stored credentials of ``keys`` only (the ones a batch names)."""
+        rows = self.store.credentials(sorted(set(keys.tolist())))
+        return Accounts(credentials=tuple(Credential(k, a, c, lo, hi) for k, a, c, lo, hi in rows))
 
     def _ingest(self, calls: Any, batch_id: str) -> IngestResult:
-        cat, acc = self.catalog, self.accounts
+        cat = self.catalog
         clock = cat.clock
-        table = read_calls(calls, cat, credentials=acc)  # a credential column is resolved with the accounts
+        table = read_calls(calls, cat, credentials=self._credentials)  # a credential column: its keys' rows
         bad_key = table.bad_key if table.bad_key is not None and table.bad_key.any() else None
-        parties = party_list(self._parties(), table)
-        warm = self._warm
-        if warm is None or warm.parties != parties:
-            tables, plan_rows = self.engine.setup.tables(parties)
-            plans = plan_rows.objects()
-            warm = self._warm = _Warm(parties, tables, plans, plan_rows, self._state(tables, plans, parties), None)
-        tables, plans, state = warm.tables, warm.plans, warm.state
+        pairs = sorted(set(zip(table.account.tolist(), table.channel.tolist()))) if len(table) else []
+        found = self.store.find_parties(pairs)
+        new = [p for p in pairs if p not in found]
+        ids = {p: v[0] for p, v in found.items()}
+        ids.update(zip(new, self.store.add_parties(new, listed=False)))
+        setup = self._setup([ids[p] for p in pairs])
+        parties, engine = setup.parties, setup.engine
+        tables, plan_rows = engine.setup.tables(parties)
+        kernel_plan_ids = plan_rows.ids_of(np.arange(len(plan_rows))).tolist()
+        used = np.array([setup.used[pid] for pid in kernel_plan_ids], dtype=np.int64).reshape(len(plan_rows))
+        state = KernelState.fresh(tables, plan_rows.quantity - used)
+        alerts = engine.accounts.alerts
+        pools = self.store.pools(setup.ids)
+        for k, pid in enumerate(setup.ids):
+            state.pool_used[k] = pools.get(pid, 0)
         enc = encode(table, parties, clock)
         batch, n = enc.batch, len(enc.batch)
         record_id = table.record_id[enc.order]
         channel = table.channel[enc.order]
-        seen = self._seen(record_id, channel)
-        batch.duplicate |= seen.astype(np.int8)
+        batch.duplicate |= self._seen(record_id, channel).astype(np.int8)
         blocked = np.zeros(n, dtype=bool)
         if bad_key is not None:  # unknown/expired credentials: the kernel must not charge them
             blocked = bad_key[enc.order] & (batch.duplicate == 0)
@@ -339,11 +349,14 @@ class Ledger:
         remaining_before = state.plan_remaining.copy()
         pool_before = state.pool_used.copy()
         out = Outcomes.empty(n)
+        old: dict[LineKey, list[int]] = {}
+        codes = [a.code for a in cat.apis]
+        everything = {setup.ids[parties.index((a.account, a.channel))] for a in alerts if a.kind == "payg_spend"}
         for period in np.unique(batch.period).tolist():
             rows = np.flatnonzero(batch.period == period)
-            if warm.period != period:
-                self._month_counters(state, tables, parties, period)
-                warm.period = period
+            pair = np.unique(batch.party[rows].astype(np.int64) * tables.n_api + batch.api[rows]).tolist()
+            wanted = [(setup.ids[k // tables.n_api], codes[k % tables.n_api]) for k in pair]
+            self._month_counters(state, tables, setup.ids, period, old, wanted, sorted(everything))
             try:
                 part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             except (MoneyError, StateError) as exc:
@@ -355,54 +368,46 @@ class Ledger:
             batch.duplicate[blocked] = 0
             out.status[blocked] = np.where(batch.success[blocked] == 1, Status.REJECTED_CREDENTIAL, Status.FAILED)
         usage = summarize(tables, batch, out)
-        events = self._alerts(tables, parties, plans, batch, out, record_id, remaining_before, pool_before)
-        late = self._store(batch_id, tables, parties, plans, batch, out, usage, record_id, channel)
-        fired = self._store_alerts(events)
-        return IngestResult(
-            batch_id, False, outcome_columns(cat, table.record_id, enc, out, warm.plan_rows.ids_of(out.plan)),
-            int((out.status == Status.DUPLICATE).sum()), late, tuple(fired),
-        )
+        events = self._alerts(alerts, tables, parties, setup.ids, plan_rows.objects() if alerts else [], batch, out,
+                              record_id, remaining_before, pool_before, old)
+        remaining = plan_remaining_after(tables, batch, out, remaining_before)
+        seq = self.store.next_batch_seq()
+        plan_ids = plan_rows.ids_of(out.plan)
+        late = self._store(batch_id, seq, tables, setup, kernel_plan_ids, batch, out, usage, record_id, channel,
+                           old, plan_ids, remaining)
+        fired = [e for e in events if self.store.add_alert_event(
+            (e.account, e.channel, e.kind, e.target or "", e.threshold, e.key, e.record_id, e.ts, e.message))]
+        calls = outcome_columns(cat, table.record_id, enc, out, plan_ids)
+        calls["plan_remaining"] = remaining
+        return IngestResult(batch_id, False, calls, int((out.status == Status.DUPLICATE).sum()), late, tuple(fired))
 
     def _seen(self, record_id: np.ndarray, channel: np.ndarray) -> np.ndarray:
-        """Which records were committed by an earlier batch (indexed look-ups, no scan)."""
+        """Which records were committed by an earlier batch (primary-key look-ups, no scan)."""
         seen = np.zeros(len(record_id), dtype=bool)
         for ch in np.unique(channel).tolist():
             rows = np.flatnonzero(channel == ch)
             ids = record_id[rows].tolist()
-            found: set[str] = set()
-            for k in range(0, len(ids), 900):
-                chunk = ids[k : k + 900]
-                q = f"SELECT record_id FROM records WHERE channel = ? AND record_id IN ({','.join('?' * len(chunk))})"
-                found.update(r for (r,) in self.db.execute(q, [ch, *chunk]))
+            found = self.store.seen(ch, ids)
             if found:
                 seen[rows] = [r in found for r in ids]  # exact (np.isin would drop trailing NULs)
         return seen
 
-    def _state(self, tables: KernelTables, plans: Sequence[Any], parties: Sequence[tuple[str, str]]) -> KernelState:
-        """Kernel counters rebuilt from the stored usage: plan remainders and the verification pool."""
-        used = defaultdict(int)
-        for (pid, _), units in self._plan_used.items():
-            used[pid] += units
-        state = KernelState.fresh(tables, np.array([p.quantity - used[p.id] for p in plans], dtype=np.int64))
-        index = {p: i for i, p in enumerate(parties)}
-        for (a, c, _, api, _), counts in self._lines.items():
-            if self.catalog.api(api).kind == "verification" and (a, c) in index:
-                state.pool_used[index[(a, c)]] += counts[FREE]
-        return state
-
-    def _month_counters(
-        self, state: KernelState, tables: KernelTables, parties: Sequence[tuple[str, str]], period: int
-    ) -> None:
-        """Set every pair's monthly counters to what ``period`` already holds (on time and late)."""
+    def _month_counters(self, state: KernelState, tables: KernelTables, ids: Sequence[int], period: int,
+                        old: dict[LineKey, list[int]], pairs: Sequence[tuple[int, str]], whole: Sequence[int]) -> None:
+        """Set the monthly counters of ``pairs`` (party id, API code: the batch's) to what ``period`` already holds
+        (on time and late rows); ``whole`` parties get every API's rows in ``old`` (a spend alert sums them)."""
         state.pair_period[:] = period
         for name in ("free_used", "payg_calls", "payg_tier", "payg_spend"):
             getattr(state, name)[:] = 0
-        index = {p: i for i, p in enumerate(parties)}
-        for (a, c, p, api, _), counts in self._lines.items():
-            if p != period or (a, c) not in index:
-                continue
+        index = {pid: k for k, pid in enumerate(ids)}
+        rows = self.store.counters(ids, period, pairs)
+        if whole:
+            wanted = set(pairs)
+            rows += [r for r in self.store.counters(whole, period) if (r[0], r[1]) not in wanted]
+        for party, api, target, counts in rows:
+            old[(party, period, api, target)] = counts
             api_index = self.catalog.index[api]
-            pair = index[(a, c)] * tables.n_api + api_index
+            pair = index[party] * tables.n_api + api_index
             state.free_used[pair] += counts[FREE]
             state.payg_calls[pair] += sum(counts[TIER0:])
             spend = int(state.payg_spend[pair]) + position_spend(self.catalog.apis[api_index], counts)
@@ -415,108 +420,16 @@ class Ledger:
             target += 1
         return target
 
-    def _store(
-        self, batch_id: str, tables: KernelTables, parties: Sequence[tuple[str, str]], plans: Sequence[Any],
-        batch: Any, out: Outcomes, usage: Usage, record_id: np.ndarray, channel: np.ndarray,
-    ) -> int:
-        codes = [a.code for a in self.catalog.apis]
-        db = self.db
-        fresh = out.status != Status.DUPLICATE
-        db.executemany(
-            "INSERT INTO records(channel, record_id, batch_id) VALUES (?, ?, ?)",
-            zip(channel[fresh].tolist(), record_id[fresh].tolist(), [batch_id] * int(fresh.sum())),
-        )
-        late = 0
-        line_rows = []
-        for (party, period, api), counts in usage.lines.items():
-            a, c = parties[party]
-            target = self._target(period) if period in self._closed else ON_TIME
-            key = (a, c, period, codes[api], target)
-            self._line_parties.add((a, c))
-            mine = self._lines.setdefault(key, [0] * usage.width)
-            for k, v in enumerate(counts):
-                mine[k] += v
-            line_rows.append((*key, json.dumps(mine)))
-            if target != ON_TIME:
-                late += sum(counts) - counts[DUPLICATE]
-                rows = (batch.party == party) & (batch.period == period) & (batch.api == api) & fresh
-                db.executemany(
-                    "INSERT OR IGNORE INTO late_records VALUES (?, ?, ?, ?, ?, ?)",
-                    ((a, c, period, codes[api], target, r) for r in record_id[rows].tolist()),
-                )
-        db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?)", line_rows)
-        plan_rows = []
-        for (k, period), units in usage.plan_used.items():
-            pid = plans[k].id
-            self._plan_used[(pid, period)] = self._plan_used.get((pid, period), 0) + units
-            plan_rows.append((pid, period, self._plan_used[(pid, period)]))
-        db.executemany("INSERT OR REPLACE INTO plan_used VALUES (?, ?, ?)", plan_rows)
-        self._store_daily(tables, parties, batch, out, codes)
-        pair, sec, calls = second_counts(batch, out, tables.n_api)
-        db.executemany(
-            "INSERT INTO qps_seconds VALUES (?, ?, ?, ?, ?) ON CONFLICT(account, channel, api, second) "
-            "DO UPDATE SET calls = calls + excluded.calls",
-            (
-                (*parties[p // tables.n_api], codes[p % tables.n_api], s, k)
-                for p, s, k in zip(pair.tolist(), sec.tolist(), calls.tolist())
-            ),
-        )
-        seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches").fetchone()[0]
-        db.execute(
-            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-            (batch_id, seq, len(batch), int((~fresh).sum()), late, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
-        )
-        return late
-
-    def _store_daily(
-        self, tables: KernelTables, parties: Sequence[tuple[str, str]], batch: Any, out: Outcomes, codes: list[str]
-    ) -> None:
-        n = len(batch)
-        if not n:
-            return
-        quarter = np.floor_divide(batch.ts, 900_000)  # every zone offset is a multiple of 15 minutes
-        uq, inverse = np.unique(quarter, return_inverse=True)
-        tz = self.catalog.clock.tz
-        day_labels = [from_ms(q * 900_000, tz).date().isoformat() for q in uq.tolist()]
-        day_u, day_of_q = np.unique(np.array(day_labels), return_inverse=True)
-        day = day_of_q[inverse.reshape(-1)]
-        status, source = out.status, out.source
-        cat = np.select(
-            [status == Status.DUPLICATE, status == Status.FAILED, np.isin(status, [3, 4, 5]),
-             source == Source.FREE, source == Source.DEDICATED, source == Source.SHARED],
-            [3, 1, 2, 4, 5, 6], default=7,
-        )
-        key = ((batch.party.astype(np.int64) * tables.n_api + batch.api) * len(day_u) + day) * 8 + cat
-        keys, counts = np.unique(key, return_counts=True)
-        cells: dict[tuple[int, int, int], list[int]] = defaultdict(lambda: [0] * 8)
-        for k, v in zip(keys.tolist(), counts.tolist()):
-            rest, c = divmod(k, 8)
-            pair, d = divmod(rest, len(day_u))
-            cells[(pair // tables.n_api, pair % tables.n_api, d)][c] += v
-        rows = []
-        for (party, api, d), v in cells.items():
-            a, c = parties[party]
-            calls = sum(v) - v[3]
-            rows.append((a, c, codes[api], str(day_u[d]), calls, v[1], v[2], v[3], v[4], v[5], v[6], v[7]))
-        self.db.executemany(
-            "INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(account, channel, api, day) DO UPDATE "
-            "SET calls = calls + excluded.calls, failed = failed + excluded.failed, rejected = rejected + "
-            "excluded.rejected, duplicates = duplicates + excluded.duplicates, free = free + excluded.free, "
-            "dedicated = dedicated + excluded.dedicated, shared = shared + excluded.shared, payg = payg + excluded.payg",
-            rows,
-        )
-
-    def _alerts(
-        self, tables: KernelTables, parties: Sequence[tuple[str, str]], plans: Sequence[Any], batch: Any,
-        out: Outcomes, record_id: np.ndarray, remaining_before: np.ndarray, pool_before: np.ndarray,
-    ) -> list[AlertEvent]:
-        if not self.accounts.alerts:
+    def _alerts(self, alerts: Sequence[Alert], tables: KernelTables, parties: Sequence[tuple[str, str]],
+                ids: Sequence[int], plans: Sequence[Plan], batch: Batch, out: Outcomes, record_id: np.ndarray,
+                remaining_before: np.ndarray, pool_before: np.ndarray, old: dict[LineKey, list[int]]
+                ) -> list[AlertEvent]:
+        if not alerts:
             return []
 
         def month_lines(party: int, period: int) -> Iterator[tuple[str, list[int]]]:
-            a, c = parties[party]
-            for (la, lc, lp, api, _), counts in self._lines.items():
-                if (la, lc, lp) == (a, c, period):
+            for (p, m, api, _), counts in old.items():
+                if (p, m) == (ids[party], period):
                     yield api, counts
 
         def free_before(party: int, period: int, api: int) -> int:
@@ -524,142 +437,211 @@ class Ledger:
             return sum(counts[FREE] for c, counts in month_lines(party, period) if c == code)
 
         def spend_before(party: int, period: int, api: int | None) -> int:
-            total = 0
-            for code, counts in month_lines(party, period):
-                if api is None or self.catalog.index[code] == api:
-                    total += position_spend(self.catalog.api(code), counts)
-            return total
+            return sum(position_spend(self.catalog.api(code), counts) for code, counts in month_lines(party, period)
+                       if api is None or self.catalog.index[code] == api)
 
-        return detect(self.accounts.alerts, self.catalog, tables, parties, plans, batch, out, record_id,
-                      remaining_before, pool_before, free_before, spend_before)
+        return detect(alerts, self.catalog, tables, parties, plans, batch, out, record_id, remaining_before,
+                      pool_before, free_before, spend_before)
 
-    def _store_alerts(self, events: list[AlertEvent]) -> list[AlertEvent]:
-        fired = []
-        for e in events:
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO alert_events(account, channel, kind, target, threshold, key, record_id, ts, "
-                "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (e.account, e.channel, e.kind, e.target or "", e.threshold, e.key, e.record_id, e.ts, e.message),
-            )
-            if cur.rowcount:
-                fired.append(e)
-        return fired
+    def _store(
+        self, batch_id: str, seq: int, tables: KernelTables, setup: _Setup, plans: Sequence[str], batch: Batch,
+        out: Outcomes, usage: Usage, record_id: np.ndarray, channel: np.ndarray, old: dict[LineKey, list[int]],
+        plan_ids: np.ndarray, remaining: np.ndarray,
+    ) -> int:
+        codes = [a.code for a in self.catalog.apis]
+        store, ids = self.store, setup.ids
+        fresh = out.status != Status.DUPLICATE
+        store.add_records(zip(channel[fresh].tolist(), record_id[fresh].tolist(), [batch_id] * int(fresh.sum())))
+        late = 0
+        counter_rows, pool_rows = [], defaultdict(int)
+        for (party, period, api), counts in usage.lines.items():
+            target = self._target(period) if period in self._closed else ON_TIME
+            if target != ON_TIME and sum(counts) == counts[DUPLICATE]:
+                continue  # only duplicates of a closed month: nothing to adjust, no empty adjustment line
+            key = (ids[party], period, codes[api], target)
+            mine = list(old.get(key, [0] * usage.width))
+            mine += [0] * (usage.width - len(mine))
+            for k, v in enumerate(counts):
+                mine[k] += v
+            counter_rows.append((*key, mine))
+            if self.catalog.apis[api].kind == "verification" and counts[FREE]:
+                pool_rows[ids[party]] += counts[FREE]
+            if target != ON_TIME:
+                late += sum(counts) - counts[DUPLICATE]
+                rows = (batch.party == party) & (batch.period == period) & (batch.api == api) & fresh
+                store.add_late_records((ids[party], period, codes[api], target, r) for r in record_id[rows].tolist())
+        store.put_counters(counter_rows)
+        store.add_pools(list(pool_rows.items()))
+        store.add_plan_use([(plans[k], period, units) for (k, period), units in usage.plan_used.items()])
+        party_id = np.array(ids, dtype=np.int64)[batch.party] if len(batch) else np.zeros(0, np.int64)
+        api_code = np.array(codes, dtype=object)[batch.api]
+        plan_col = np.where(out.plan >= 0, plan_ids, None)
+        rem_col = np.where(out.plan >= 0, remaining.astype(object), None)
+        store.add_deductions(zip(
+            [seq] * len(batch), party_id.tolist(), api_code.tolist(), record_id.tolist(), batch.ts.tolist(),
+            batch.period.tolist(), out.status.tolist(), out.source.tolist(), plan_col.tolist(), out.tier.tolist(),
+            out.amount.tolist(), rem_col.tolist(),
+        ))
+        store.add_batch(batch_id, seq, len(batch), int((~fresh).sum()), late,
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return late
+
+    def _daily_rows(self, party: np.ndarray, api: np.ndarray, ts: np.ndarray, status: np.ndarray,
+                    source: np.ndarray) -> list[tuple[Any, ...]]:
+        """Call details per (party, API code, day) of log rows: calls, failed, rejected, duplicates, free,
+        dedicated, shared, PAYG (the day in the billing zone)."""
+        if not len(ts):
+            return []
+        quarter = np.floor_divide(ts, 900_000)  # every zone offset is a multiple of 15 minutes
+        uq, inverse = np.unique(quarter, return_inverse=True)
+        tz = self.catalog.clock.tz
+        day_labels = [from_ms(q * 900_000, tz).date().isoformat() for q in uq.tolist()]
+        day_u, day_of_q = np.unique(np.array(day_labels), return_inverse=True)
+        day = day_of_q[inverse.reshape(-1)]
+        api_u, api_of = np.unique(api, return_inverse=True)
+        cat = np.select(
+            [status == Status.DUPLICATE, status == Status.FAILED, np.isin(status, [3, 4, 5]),
+             source == Source.FREE, source == Source.DEDICATED, source == Source.SHARED],
+            [3, 1, 2, 4, 5, 6], default=7,
+        )
+        cell_key = (party.astype(np.int64) * len(api_u) + api_of.reshape(-1)) * len(day_u) + day
+        cells, cell_of = np.unique(cell_key, return_inverse=True)
+        counts = np.bincount(cell_of.reshape(-1) * 8 + cat, minlength=len(cells) * 8).reshape(len(cells), 8)
+        counts[:, 0] = counts.sum(axis=1) - counts[:, 3]  # calls: every distinct record (duplicates are not calls)
+        pair, d = np.divmod(cells, len(day_u))
+        return [(p, a, dd, *c) for p, a, dd, c in zip((pair // len(api_u)).tolist(), api_u[pair % len(api_u)].tolist(),
+                                                      day_u[d].tolist(), counts.tolist())]
 
     # ------------------------------------------------------------- month close
-    def close(self, month: str) -> list[Bill]:
+    def close_month(self, month: str) -> list[Bill]:
         """Freeze the bills of ``month``; later calls of that month become adjustments."""
         period = parse_period(month)
+        if self.readonly:
+            raise OcrledgerError("the ledger file is read-only: a month cannot be closed", file=self.path)
         with self._write():
-            self._refresh()
             if period in self._closed:
                 raise StateError(f"month {month} is already closed")
-            earlier = sorted({p for (_, _, p, _, t) in self._lines if p < period and p not in self._closed})
-            if earlier:
-                raise StateError(f"close {period_label(earlier[0])} first: it is still open and has calls")
-            bills = self._bills(period)
-            for bill in bills:
-                self.db.execute(
-                    "INSERT INTO closed_bills VALUES (?, ?, ?, ?)", (bill.account, bill.channel, period, bill.to_json())
-                )
-            self.db.execute(
-                "INSERT INTO closed VALUES (?, ?)", (period, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            )
-            self._closed.add(period)
-            self._bump()
+            earlier = self.store.open_periods_before(period)
+            if earlier is not None:
+                raise StateError(f"close {period_label(earlier)} first: it is still open and has calls")
+            ids, bills = self._bills(period, self.store.parties_of_period(period))
+            self.store.add_closed(period, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                  [(ids[(b.account, b.channel)], b.to_json()) for b in bills])
+            retention = self.retention_months()
+            if retention is not None:
+                self.store.prune(period - retention + 1)
         return bills
 
     def closed_months(self) -> list[str]:
         with self._read():
             return [period_label(p) for p in sorted(self._closed)]
 
-    # ------------------------------------------------------------- queries
+    # ------------------------------------------------------------- retention
+    def retention_months(self) -> int | None:
+        """How many closed months the deduction log, daily details and QPS seconds keep (None: all)."""
+        value = self.store.meta("retention_months")
+        return None if value is None else int(value)
+
+    def set_retention(self, months: int | None) -> None:
+        """Keep the log of the last ``months`` closed months (pruned at each ``close_month``); None keeps all."""
+        if months is not None and (isinstance(months, bool) or not isinstance(months, int) or months < 1):
+            raise OcrledgerError(f"retention must be a whole number of months of at least 1, not {months!r}")
+
+        def change() -> None:
+            if months is None:
+                self.store.db.execute("DELETE FROM meta WHERE key = 'retention_months'")
+            else:
+                self.store.set_meta("retention_months", str(months))
+
+        self._change(change)
+
+    # ----------------------------------------------------------------- queries
     def bills(self, month: str, account: str | None = None, channel: str | None = None) -> list[Bill]:
         """The bills of ``month``: frozen ones if it is closed, else provisional (sorted)."""
         return [Bill.from_dict(json.loads(text)) for text in self.bill_texts(month, account, channel)]
+
+    def _ids_of(self, account: str, channel: str | None) -> list[int]:
+        channels = [channel] if channel is not None else [MARKETPLACE, OFFICIAL]
+        found = self.store.find_parties([(account, c) for c in channels])
+        return [found[(account, c)][0] for c in channels if (account, c) in found]
 
     def bill_texts(self, month: str, account: str | None = None, channel: str | None = None) -> list[str]:
         """The bills of ``month`` as JSON texts; a closed month's are the bytes stored at close."""
         period = parse_period(month)
         with self._read():
+            if account is not None:
+                ids = self._ids_of(account, channel)
+            else:
+                ids = self.store.parties_of_period(period)
             if period in self._closed:
-                rows = self.db.execute(
-                    "SELECT account, channel, json FROM closed_bills WHERE period = ? ORDER BY account, channel",
-                    (period,),
-                ).fetchall()
-                return [j for a, c, j in rows if (account is None or a == account) and (channel is None or c == channel)]
-            return [
-                b.to_json() for b in self._bills(period)
-                if (account is None or b.account == account) and (channel is None or b.channel == channel)
-            ]
+                rows = self.store.closed_bills(period, None if account is None else ids)
+                names = self.store.party_names([p for p, _ in rows])
+                keyed = sorted(((names[p][0], names[p][1]), j) for p, j in rows)
+                return [j for (a, c), j in keyed if channel is None or c == channel]
+            _, bills = self._bills(period, ids)
+            return [b.to_json() for b in bills if channel is None or b.channel == channel]
 
-    @property
-    def engine(self) -> Engine:
-        """The Engine of the stored catalog and accounts (compiled once, again after a change of accounts)."""
-        if self._engine is None:
-            self._engine = Engine(self.catalog, self.accounts, kernel=self.kernel)
-        return self._engine
-
-    def _parties(self) -> list[tuple[str, str]]:
-        """Listed accounts, then every other (account, channel) the ledger has seen, sorted."""
-        known = self.accounts.parties()
-        return known + sorted(self._line_parties - set(known))
-
-    def _bills(self, period: int) -> list[Bill]:
-        """Provisional bills of ``period`` from the stored usage (whole history for plans and pool)."""
+    def _bills(self, period: int, ids: Sequence[int]) -> tuple[dict[tuple[str, str], int], list[Bill]]:
+        """Provisional bills of ``period`` for the parties ``ids`` from their stored rows."""
         cat = self.catalog
-        parties = self._parties()
-        index = {p: i for i, p in enumerate(parties)}
-        width = TIER0 + max(len(a.tiers) for a in cat.apis)
+        if not ids:
+            return {}, []
+        setup = self._setup(ids)
+        parties, engine = setup.parties, setup.engine
+        index = {pid: k for k, pid in enumerate(setup.ids)}
         summed: dict[tuple[int, int, int], list[int]] = {}
-        for (a, c, p, api, _), counts in self._lines.items():
-            mine = summed.setdefault((index[(a, c)], p, cat.index[api]), [0] * width)
+
+        def add(party: int, p: int, api: str, counts: list[int]) -> None:
+            mine = summed.setdefault((index[party], p, cat.index[api]), [0] * self._width)
             for k, v in enumerate(counts):
                 mine[k] += v
-        tables, plans = self.engine.setup.tables(parties)
-        plan_index = {pid: k for k, pid in enumerate(plans.columns.ids)}
-        plan_used = {(plan_index[pid], p): u for (pid, p), u in self._plan_used.items() if pid in plan_index}
-        start, end = int(cat.clock.month_starts[period]) // 1000, int(cat.clock.month_starts[period + 1]) // 1000
-        rows = self.db.execute(
-            "SELECT account, channel, api, second, calls FROM qps_seconds WHERE second >= ? AND second < ? "
-            "ORDER BY account, channel, api, second", (start, end),
-        ).fetchall()
-        pair = np.array([index[(a, c)] * len(cat.apis) + cat.index[api] for a, c, api, _, _ in rows], dtype=np.int64)
-        order = np.argsort(pair, kind="stable")
-        sec = np.array([r[3] for r in rows], dtype=np.int64)[order]
-        calls = np.array([r[4] for r in rows], dtype=np.int64)[order]
-        qps = qps_arrays(cat, self.engine.addons, parties, pair[order], sec, calls)
-        cols = bill_columns(LineArrays.from_lines(summed, width), plan_used, cat, parties, plans.columns, qps, tables,
-                            period, adjustments=self._adjustments(index, period))
-        return bills_from_columns(cols, cat, parties, plans.columns)
 
-    def _adjustments(self, index: dict[tuple[str, str], int], period: int) -> dict[tuple[int, int], list[Adjustment]]:
+        for party, api, _, counts in self.store.counters(setup.ids, period):
+            add(party, period, api, counts)
+        for party, p, api, _, counts in self.store.counters_upto(setup.ids, period - 1, self._verification):
+            add(party, p, api, counts)  # the verification pool's history
+        tables, plans = engine.setup.tables(parties)
+        plan_index = {pid: k for k, pid in enumerate(plans.columns.ids)}
+        plan_used = {(plan_index[pid], p): u for pid, p, u in self.store.plan_use(list(plan_index))}
+        start, end = int(cat.clock.month_starts[period]) // 1000, int(cat.clock.month_starts[period + 1]) // 1000
+        rows = sorted((index[p], cat.index[api], s, k) for p, api, s, k in self.store.seconds(setup.ids, start, end))
+        pair = np.array([p * len(cat.apis) + a for p, a, _, _ in rows], dtype=np.int64)
+        sec = np.array([r[2] for r in rows], dtype=np.int64)
+        calls = np.array([r[3] for r in rows], dtype=np.int64)
+        qps = qps_arrays(cat, engine.addons, parties, pair, sec, calls)
+        cols = bill_columns(LineArrays.from_lines(summed, self._width), plan_used, cat, parties, plans.columns, qps,
+                            tables, period, adjustments=self._adjustments(setup.ids, index, period))
+        return dict(zip(parties, setup.ids)), bills_from_columns(cols, cat, parties, plans.columns)
+
+    def _adjustments(self, ids: Sequence[int], index: dict[int, int], period: int
+                     ) -> dict[tuple[int, int], list[Adjustment]]:
         """Late calls of closed months whose target is ``period``: the change of the closed line."""
+        lines: dict[tuple[int, int, str, int], list[int]] = {
+            (p, m, api, t): counts for p, m, api, t, counts in self.store.late_lines(ids, period)}
         late_lines = []
-        for (a, c, src, api, target), late in sorted(self._lines.items()):
+        for (party, src, api, target), late in sorted(lines.items()):
             if target != period:
                 continue
             before = [0] * len(late)
-            for (a2, c2, p2, api2, t2), counts in self._lines.items():
-                if (a2, c2, p2, api2) == (a, c, src, api) and (t2 == ON_TIME or t2 < target):
+            for (p2, m2, api2, t2), counts in lines.items():
+                if (p2, m2, api2) == (party, src, api) and (t2 == ON_TIME or t2 < target):
                     before = [x + y for x, y in zip(before, counts)]
-            late_lines.append(((a, c, src, api), late, before, [x + y for x, y in zip(before, late)]))
+            late_lines.append(((party, src, api), late, before, [x + y for x, y in zip(before, late)]))
         result: dict[tuple[int, int], list[Adjustment]] = defaultdict(list)
         if not late_lines:
             return result
         width = max(len(late) for _, late, _, _ in late_lines)
-        apis = np.repeat([self.catalog.index[key[3]] for key, _, _, _ in late_lines], 2)
+        apis = np.repeat([self.catalog.index[key[2]] for key, _, _, _ in late_lines], 2)
         counts = np.zeros((len(apis), width), dtype=np.int64)
         for k, (_, _, before, after) in enumerate(late_lines):
             counts[2 * k, :len(after)], counts[2 * k + 1, :len(before)] = after, before
         exacts = line_exact(self.catalog, apis, counts)  # the bill line's own sums, after then before
-        for k, ((a, c, src, api), late, _, _) in enumerate(late_lines):
+        for k, ((party, src, api), late, _, _) in enumerate(late_lines):
             exact = exacts[2 * k] - exacts[2 * k + 1]
-            ids = [r for (r,) in self.db.execute(
-                "SELECT record_id FROM late_records WHERE account = ? AND channel = ? AND period = ? AND api = ? "
-                "AND target = ? ORDER BY record_id", (a, c, src, api, period))]
-            result[(index[(a, c)], period)].append(Adjustment(
+            result[(index[party], period)].append(Adjustment(
                 period_label(src), api, sum(late) - late[DUPLICATE], to_decimal(exact),
-                to_cents_decimal(round_line(exact, self.catalog.api(api).rounding)), tuple(ids),
+                to_cents_decimal(round_line(exact, self.catalog.api(api).rounding)),
+                tuple(self.store.late_ids(party, src, api, period)),
             ))
         return result
 
@@ -669,29 +651,27 @@ class Ledger:
             clock = self.catalog.clock
             when = clock.instant(at, what="at") if at is not None else int(time.time() * 1000)
             period = clock.period(when)
+            ids = self._ids_of(account, channel)
             plans = []
-            for plan in self.accounts.plans:
-                if (plan.account, plan.channel) != (account, channel):
-                    continue
-                used = sum(u for (pid, _), u in self._plan_used.items() if pid == plan.id)
-                active = plan.start <= when < plan.effective_end
-                plans.append({
-                    "id": plan.id, "kind": plan.kind, "apis": list(plan.apis), "quantity": plan.quantity,
-                    "remaining": plan.quantity - used if when < plan.effective_end else 0,
-                    "start": clock.label(plan.start), "end": clock.label(plan.effective_end), "active": active,
-                })
+            free_used: dict[str, int] = {}
+            pool_used = 0
+            if ids:
+                setup = self._setup(ids)
+                for plan in setup.engine.accounts.plans:
+                    plans.append({
+                        "id": plan.id, "kind": plan.kind, "apis": list(plan.apis), "quantity": plan.quantity,
+                        "remaining": plan.quantity - setup.used[plan.id] if when < plan.effective_end else 0,
+                        "start": clock.label(plan.start), "end": clock.label(plan.effective_end),
+                        "active": plan.start <= when < plan.effective_end,
+                    })
+                for _, api, _, counts in self.store.counters(ids, period):
+                    free_used[api] = free_used.get(api, 0) + counts[FREE]
+                pool_used = self.store.pools(ids).get(ids[0], 0)
             free: dict[str, int] = {}
             pool = None
             if channel == OFFICIAL:
-                pool_used = 0
-                for (a, c, p, api, _), counts in self._lines.items():
-                    if (a, c) != (account, channel):
-                        continue
-                    if self.catalog.api(api).kind == "verification":
-                        pool_used += counts[FREE]
-                    elif p == period:
-                        free[api] = free.get(api, 0) + counts[FREE]
-                free = {a.code: a.free_monthly - free.get(a.code, 0) for a in self.catalog.apis if a.kind != "verification"}
+                free = {a.code: a.free_monthly - free_used.get(a.code, 0) for a in self.catalog.apis
+                        if a.kind != "verification"}
                 pool = max(0, self.catalog.verification_free_total - pool_used)
             return {"account": account, "channel": channel, "at": clock.label(when), "month": period_label(period),
                     "plans": plans, "free_remaining": free, "verification_pool_remaining": pool}
@@ -699,14 +679,21 @@ class Ledger:
     def call_details(self, account: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
         """Per account, API and day: calls, failed, rejected, duplicates, successful calls by source."""
         with self._read():
-            rows = self.db.execute(
-                "SELECT account, channel, api, day, calls, failed, rejected, duplicates, free, dedicated, shared, payg "
-                "FROM daily ORDER BY account, channel, api, day"
-            ).fetchall()
-        names = ("account", "channel", "api", "day", "calls", "failed", "rejected", "duplicates", "free",
-                 "dedicated", "shared", "payg")
-        return [dict(zip(names, r)) for r in rows
-                if (account is None or r[0] == account) and (channel is None or r[1] == channel)]
+            ids = None if account is None else self._ids_of(account, channel)
+            logged = self.store.logged_calls(ids)
+            cols = [np.array(c) for c in zip(*logged)] if logged else [np.zeros(0, np.int64)] * 5
+            summed: dict[tuple[int, str, str], list[int]] = {}
+            for r in [*self.store.daily(ids), *self._daily_rows(*cols)]:
+                mine = summed.setdefault(tuple(r[:3]), [0] * 8)
+                for k, v in enumerate(r[3:]):
+                    mine[k] += v
+            rows = [(*k, *v) for k, v in summed.items()]
+            names = self.store.party_names(sorted({r[0] for r in rows}))
+        fields = ("account", "channel", "api", "day", "calls", "failed", "rejected", "duplicates", "free",
+                  "dedicated", "shared", "payg")
+        out = [dict(zip(fields, (*names[r[0]][:2], *r[1:]))) for r in rows]
+        out = [d for d in out if channel is None or d["channel"] == channel]
+        return sorted(out, key=lambda d: (d["account"], d["channel"], d["api"], d["day"]))
 
     def qps(self, account: str, month: str, channel: str = OFFICIAL) -> dict[str, tuple[int, int]]:
         """API -> (peak calls in one second, seconds over the entitled QPS) in ``month``."""
@@ -715,23 +702,92 @@ class Ledger:
             for bill in self.bills(month, account, channel) for line in bill.lines
         }
 
-    def pending_alerts(self, acknowledge: bool = True) -> list[dict[str, Any]]:
-        """Alerts not delivered yet, oldest first; delivered once unless ``acknowledge`` is False."""
-        with self._write():
-            rows = self.db.execute(
-                "SELECT id, account, channel, kind, target, threshold, key, record_id, ts, message FROM alert_events "
-                "WHERE delivered = 0 ORDER BY id"
-            ).fetchall()
-            if acknowledge and rows:
-                self.db.execute("UPDATE alert_events SET delivered = 1 WHERE id <= ? AND delivered = 0", (rows[-1][0],))
+    # --------------------------------------------------------- deduction log
+    def deductions(self, *, account: str | None = None, channel: str | None = None, api: str | None = None,
+                   plan: str | None = None, record_id: str | None = None, since: Any = None, until: Any = None,
+                   status: Sequence[str] | None = None, after: int = 0, limit: int = 100) -> LogPage:
+        """One page of the per-call deduction log, oldest first; ``page.next_after`` continues it."""
+        with self._read():
+            return log_page(self.store, self.catalog, account=account, channel=channel, api=api, plan=plan,
+                            record_id=record_id, since=since, until=until, status=status, after=after, limit=limit)
+
+    def plan_states(self, account: str, channel: str = OFFICIAL, at: Any = None) -> list[PlanState]:
+        """Every plan of an account with total, remaining, start, end and status (available, exhausted,
+        expired or refunded) at ``at`` (default: now)."""
+        with self._read():
+            ids = self._ids_of(account, channel)
+            if not ids:
+                return []
+            clock = self.catalog.clock
+            when = clock.instant(at, what="at") if at is not None else int(time.time() * 1000)
+            setup = self._setup(ids)
+            return [plan_state(p, setup.used[p.id], when, clock) for p in setup.engine.accounts.plans]
+
+    def explain(self, record_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+        """The log rows of ``record_id`` in the batch that committed it (its charged copy and the duplicates
+        in that batch), oldest first. Copies sent again in later batches are found with
+        ``deductions(status=["duplicate"], ...)``: the log has no index on record ids."""
+        with self._read():
+            page = log_page(self.store, self.catalog, record_id=record_id, channel=channel, limit=1000)
+        return page.rows
+
+    def committed_by(self, record_id: str, channel: str | None = None) -> str | None:
+        """The batch that committed ``record_id`` (on ``channel``, else either), or None: kept for the
+        ledger's life, so it answers after retention pruned the record's log rows."""
+        with self._read():
+            for ch in [channel] if channel is not None else [OFFICIAL, MARKETPLACE]:
+                batch = self.store.record_batch(ch, record_id)
+                if batch is not None:
+                    return batch
+        return None
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, after: int = 0) -> list[dict[str, Any]]:
+        """Alerts not acknowledged yet (``id > after``), oldest first; reading them changes nothing."""
+        with self._read():
+            rows = self.store.alert_events(after)
         names = ("id", "account", "channel", "kind", "target", "threshold", "key", "record_id", "ts", "message")
         return [dict(zip(names, r)) for r in rows]
 
+    def ack_alerts(self, upto: int) -> int:
+        """Mark the alerts with ``id <= upto`` delivered (after the reader has handled them); how many."""
+        if self.readonly:
+            raise OcrledgerError("the ledger file is read-only: alerts cannot be acknowledged", file=self.path)
+        with self._write():
+            return self.store.ack_alerts(upto)
+
+    def pending_alerts(self, acknowledge: bool = True) -> list[dict[str, Any]]:
+        """Alerts not delivered yet, oldest first; acknowledged at once unless ``acknowledge`` is False.
+
+        A reader that prints or sends them should use ``alerts()`` and then ``ack_alerts`` once its
+        output succeeded (at least once); this acknowledges before the caller has handled them.
+        """
+        rows = self.alerts()
+        if acknowledge and rows:
+            self.ack_alerts(rows[-1]["id"])
+        return rows
+
     def batches(self) -> list[str]:
         with self._read():
-            return [b for (b,) in self.db.execute("SELECT batch_id FROM batches ORDER BY seq")]
+            return self.store.batch_ids()
 
 
-def _statements() -> list[str]:
-    return [s.strip() for s in _SCHEMA.split(";") if s.strip()]
+def plan_remaining_after(tables: KernelTables, batch: Batch, out: Outcomes, before: np.ndarray) -> np.ndarray:
+    """int64 remainder of the paying plan right after each call (charge order); -1 for a call no plan paid."""
+    result = np.full(len(batch), -1, dtype=np.int64)
+    paid = np.flatnonzero(out.plan >= 0)
+    if not len(paid):
+        return result
+    plan = out.plan[paid].astype(np.int64)
+    units = np.where(out.source[paid] == Source.SHARED, tables.api_points[batch.api[paid]], 1).astype(np.int64)
+    o = np.argsort(plan, kind="stable")  # charge order kept inside each plan
+    p, u = plan[o], units[o]
+    spent = np.cumsum(u)
+    first = np.r_[True, p[1:] != p[:-1]]
+    group_base = (spent - u)[first]
+    spent -= np.repeat(group_base, np.diff(np.r_[np.flatnonzero(first), len(p)]))
+    result[paid[o]] = before[p] - spent
+    return result
 
+
+__all__ = ["IngestResult", "Ledger", "ON_TIME", "plan_remaining_after"]
