@@ -26,11 +26,13 @@ metadata, per-account call counts, and per-partition summaries:
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -59,6 +61,7 @@ from ..rerate.rerater import (
     DEFAULT_MEMORY_ROWS,
     PartResult,
     RerateResult,
+    expand_glob,
     rate_part,
     rid_hash,
     validated_chunks,
@@ -140,7 +143,7 @@ def units(calls: Any, chunk_rows: int) -> tuple[list[Unit], Any]:
         parts = calls.to_delayed()
         return [Unit(f"<dask partition {k}>", "frame") for k in range(len(parts))], parts
     out: list[Unit] = []
-    for inp in call_inputs(_globbed(calls), chunk_rows):
+    for inp in call_inputs(expand_glob(calls), chunk_rows):
         if inp.lines is not None:
             out.append(Unit(inp.name, "csv", inp.base))
         elif inp.name == "<arrow table>":
@@ -149,20 +152,6 @@ def units(calls: Any, chunk_rows: int) -> tuple[list[Unit], Any]:
         else:
             out.extend(_parquet_units(inp.name))
     return out, None
-
-
-def _globbed(calls: Any) -> Any:
-    """A path with a wildcard (``calls/2026-10-*.parquet``) as the sorted list of what it matches."""
-    if isinstance(calls, (list, tuple)):
-        return [c for part in calls for c in (_globbed(part) if isinstance(part, (str, Path)) else [part])]
-    if isinstance(calls, (str, Path)) and any(ch in str(calls) for ch in "*?[") and not Path(calls).exists():
-        import glob
-
-        found = sorted(glob.glob(str(calls), recursive=True))
-        if not found:
-            raise OcrledgerError("no file matches this pattern", file=str(calls))
-        return found
-    return calls
 
 
 def _table_of(inp: Any) -> Any:
@@ -218,6 +207,14 @@ def read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, 
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    with _no_gc():
+        return _read_unit(unit, frame, catalog, cut, buckets, chunk_rows)
+
+
+def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, chunk_rows: int) -> Read:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     inp = _open(unit, frame, chunk_rows)
     parts: list[list[Any]] = [[] for _ in range(buckets)]
     counted: list[Any] = []
@@ -242,9 +239,27 @@ def read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, 
         })
         for b, piece in _split(table, (rid_hash(c.rid) % np.uint64(buckets)).astype(np.int64), buckets):
             parts[b].append(piece)
-    counts = (pa.concat_tables(counted).group_by("account").aggregate([("n", "sum")]).rename_columns(["account", "n"])
-              if counted else pa.table({"account": pa.array([], pa.string()), "n": pa.array([], pa.int64())}))
+    counts = _per_account(pa.concat_tables(counted)) if counted else _no_counts()
     return Read([pa.concat_tables(p) if p else None for p in parts], counts, rows)
+
+
+def _per_account(counts: Any) -> Any:
+    """(account, n) with one row per account name, the n added up (exact integers)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    account = counts.column("account").combine_chunks()
+    names = pc.unique(account)
+    at = pc.index_in(account, value_set=names).to_numpy(zero_copy_only=False)
+    total = np.zeros(len(names), dtype=np.int64)
+    np.add.at(total, at, counts.column("n").to_numpy().astype(np.int64))
+    return pa.table({"account": names, "n": pa.array(total)})
+
+
+def _no_counts() -> Any:
+    import pyarrow as pa
+
+    return pa.table({"account": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
 
 
 def _split(table: Any, part: np.ndarray, k: int) -> Iterator[tuple[int, Any]]:
@@ -273,6 +288,11 @@ def counts_of(result: Read) -> tuple[Any, int]:
 def settle_duplicates(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     """One record-id bucket: flag every copy of a (channel, record_id) but the first in charge order, then split the
     calls by account range (``starts``: each range's first account, ascending). Per range: a table or None."""
+    with _no_gc():
+        return _settle(pieces, starts)
+
+
+def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -308,31 +328,60 @@ def settle_duplicates(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]
 
 
 _ENGINES: dict[str, Engine] = {}
+_ENGINE_LOCK = threading.Lock()
 
 
 @dataclass
 class Setup:
-    """The catalog and accounts as sent to the workers: each worker process compiles its Engine once (per run)."""
+    """The catalog and accounts as sent to the workers: each worker process compiles its Engine once per run.
+
+    ``accounts`` is the ``Accounts`` or, given as a path, the path: each worker then loads the file itself
+    (columns, fast) instead of receiving millions of pickled plan objects."""
 
     token: str
     catalog: Catalog
-    accounts: Accounts
+    accounts: Accounts | str
     kernel: str | None
 
     def engine(self) -> Engine:
-        engine = _ENGINES.get(self.token)
-        if engine is None:
-            _ENGINES.clear()  # one run's Engine at a time
-            engine = _ENGINES[self.token] = Engine(self.catalog, self.accounts, kernel=self.kernel)
-        return engine
+        with _ENGINE_LOCK:
+            engine = _ENGINES.get(self.token)
+            if engine is None:
+                _ENGINES.clear()  # one run's Engine at a time
+                with _no_gc():
+                    engine = _ENGINES[self.token] = Engine(self.catalog, self.accounts, kernel=self.kernel)
+                gc.freeze()  # the setup's objects live as long as the run: the collector need not scan them
+            return engine
+
+
+def warm(setup: Setup) -> None:
+    """Compile the worker's Engine now (while the calls are read); a bad accounts file fails here."""
+    setup.engine()
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic collector off while a task makes millions of arrays and none cyclic (as the local rerater)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def rate_range(pieces: Sequence[Any], setup: Setup, wanted: int | None, folder: str | None, calls_file: bool,
                want_bills: bool) -> PartResult:
     """Rate one account range (its calls from every bucket, duplicates settled) with the rerater's pass; its files
     go to ``folder``."""
-    import pyarrow as pa
+    engine = setup.engine()
+    with _no_gc():
+        return _rate_range(pieces, engine, wanted, folder, calls_file, want_bills)
 
+
+def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folder: str | None, calls_file: bool,
+                want_bills: bool) -> PartResult:
     chunks = []
     for table in pieces:
         if table is None:
@@ -346,8 +395,7 @@ def rate_range(pieces: Sequence[Any], setup: Setup, wanted: int | None, folder: 
     path = Path(folder) if folder is not None else None
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
-    del pa
-    return rate_part(chunks, setup.engine(), wanted, path, calls_file=calls_file, want_bills=want_bills)
+    return rate_part(chunks, engine, wanted, path, calls_file=calls_file, want_bills=want_bills)
 
 
 def _chunk(rid: Any, account: np.ndarray, accounts: Any, channel: np.ndarray, api: np.ndarray, ts: np.ndarray,
@@ -368,7 +416,7 @@ def account_ranges(counts: Any, budget: int) -> tuple[list[str], list[int]]:
 
     if counts.num_rows == 0:
         return [""], [0]
-    counts = counts.group_by("account").aggregate([("n", "sum")]).rename_columns(["account", "n"])
+    counts = _per_account(counts)
     counts = counts.take(pc.sort_indices(counts, [("account", "ascending")]))  # UTF-8 byte order = str order
     names = counts.column("account").to_pylist()
     n = counts.column("n").to_numpy()
@@ -413,7 +461,10 @@ def rerate(
     started = time.perf_counter()
     modules()
     catalog = as_catalog(catalog)
-    accounts = as_accounts(accounts, catalog)
+    if accounts is None or isinstance(accounts, Accounts):
+        accounts = as_accounts(accounts, catalog)
+    else:  # each worker loads the file (errors name it as locally): no plan objects pickled
+        accounts = str(Path(accounts).resolve())
     wanted = parse_period(month) if month is not None else None
     cut = int(catalog.clock.month_starts[wanted + 1]) if wanted is not None else catalog.clock.max_ms
     _kernel.get(kernel)  # fail early on a bad name
@@ -443,7 +494,7 @@ def rerate(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts: Accounts, kernel: str | None,
+def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts: Accounts | str, kernel: str | None,
          wanted: int | None, cut: int, staging: Path | None, bills_only: bool, partition_rows: int | None,
          npartitions: int | None, chunk_rows: int) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
     """Submit the steps, wait for each, and hand back the ranges' results (raising the first error in input order)."""
@@ -453,25 +504,29 @@ def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts:
     buckets = npartitions or 2 * n_workers
     figures: dict[str, Any] = {"workers": n_workers, "record_id_buckets": buckets}
     t0 = time.perf_counter()
+    setup = client.scatter(Setup(uuid.uuid4().hex, catalog, accounts, kernel), broadcast=True)
+    warming = [client.submit(warm, setup, workers=[w], allow_other_workers=False, pure=False)
+               for w in client.scheduler_info().get("workers", {})]
     frame_futures = client.compute(list(frames)) if frames is not None else [None] * len(work)
     reads = [client.submit(read_unit, unit, frame, catalog, cut, buckets, chunk_rows, pure=False)
              for unit, frame in zip(work, frame_futures)]
     counted = [client.submit(counts_of, r, pure=False) for r in reads]
     wait(counted)
+    if any(f.status == "error" for f in counted):
+        wait(warming)
+        _raise_first(warming)  # a bad accounts file is the error reported first, as locally
     _raise_first(counted)
     results = client.gather(counted)
     import pyarrow as pa
 
     counts = pa.concat_tables([c for c, _ in results]) if results else None
     read_rows = sum(r for _, r in results)
-    kept = int(pa.compute.sum(counts.column("n")).as_py() or 0) if counts is not None and counts.num_rows else 0
+    kept = int(counts.column("n").to_numpy().sum()) if counts is not None and counts.num_rows else 0
     budget = partition_rows or max(1, min(DEFAULT_MEMORY_ROWS, math.ceil(kept / (2 * n_workers))))
-    starts, sizes = account_ranges(counts if counts is not None else pa.table(
-        {"account": pa.array([], pa.string()), "n": pa.array([], pa.int64())}), budget)
+    starts, sizes = account_ranges(counts if counts is not None else _no_counts(), budget)
     figures.update(read_seconds=round(time.perf_counter() - t0, 3), calls_read=read_rows, account_ranges=len(starts),
                    range_budget=budget, largest_range=max(sizes) if sizes else 0)
     t1 = time.perf_counter()
-    setup = client.scatter(Setup(uuid.uuid4().hex, catalog, accounts, kernel), broadcast=True)
     by_bucket = [[client.submit(piece, r, b, pure=False) for r in reads] for b in range(buckets)]
     settled = [client.submit(settle_duplicates, pieces, starts, pure=False) for pieces in by_bucket]
     del by_bucket
@@ -483,6 +538,8 @@ def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts:
                                    pure=False))
     del reads, counted, settled
     wait(rated)
+    wait(warming)
+    _raise_first(warming)
     _raise_first(rated)
     parts = client.gather(rated)
     figures["shuffle_and_rate_seconds"] = round(time.perf_counter() - t1, 3)

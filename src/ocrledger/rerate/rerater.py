@@ -167,7 +167,8 @@ def rerate(
     Parameters
     ----------
     calls
-        A Parquet file, a folder of Parquet files (read in name order; their times may overlap),
+        A Parquet file, a folder of Parquet files (read in name order; their times may overlap), a glob
+        of files (``calls/2026-10-*.parquet``, read in name order),
         a CSV file, a pyarrow Table, or a list of any of these (one input split in parts).
     accounts
         ``Accounts``, or the path of an accounts file or folder. It is loaded (given a path) and
@@ -223,7 +224,7 @@ def rerate(
         _fast.tick("start")
         run = _Run(catalog, _prepare_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
         calls_tmp = spill / "calls.parquet" if out_dir is not None and not bills_only else None
-        inputs = call_inputs(calls, chunk_rows)
+        inputs = call_inputs(expand_glob(calls), chunk_rows)
         total = _known_rows(inputs)
         if _fast.available() and total is not None and total <= memory_rows:  # the in-memory pass
             memory.enter_context(reuse_freed_memory(prefault=total * PREFAULT_BYTES))
@@ -280,6 +281,20 @@ def _bill_files(run: "_Run", folder: Path | None, fixed: "Future[billfiles.Fixed
         bills = bills()
         _fast.write_bills(bills, folder / "bills.json", folder / "bills.txt")
     return cols, bills
+
+
+def expand_glob(calls: Any) -> Any:
+    """A path with a wildcard (``calls/2026-10-*.parquet``) as the sorted list of what it matches."""
+    if isinstance(calls, (list, tuple)):
+        return [c for part in calls for c in (expand_glob(part) if isinstance(part, (str, Path)) else [part])]
+    if isinstance(calls, (str, Path)) and any(ch in str(calls) for ch in "*?[") and not Path(calls).exists():
+        import glob
+
+        found = sorted(glob.glob(str(calls), recursive=True))
+        if not found:
+            raise CallsError("no file matches this pattern", file=str(calls))
+        return found
+    return calls
 
 
 def validated_chunks(inp: CallInput, catalog: Catalog) -> Iterator[tuple[int, Chunk]]:
@@ -934,4 +949,4 @@ def read_calls_parquet(path: str | Path) -> Any:
     return pq.read_table(path)
 
 
-__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
+__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "expand_glob", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
