@@ -504,7 +504,8 @@ def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts:
     buckets = npartitions or 2 * n_workers
     figures: dict[str, Any] = {"workers": n_workers, "record_id_buckets": buckets}
     t0 = time.perf_counter()
-    setup = client.scatter(Setup(uuid.uuid4().hex, catalog, accounts, kernel), broadcast=True)
+    # on one worker; the others fetch it for their warm task
+    setup = client.scatter(Setup(uuid.uuid4().hex, catalog, accounts, kernel))
     warming = [client.submit(warm, setup, workers=[w], allow_other_workers=False, pure=False)
                for w in client.scheduler_info().get("workers", {})]
     frame_futures = client.compute(list(frames)) if frames is not None else [None] * len(work)
