@@ -106,7 +106,7 @@ def connect(scheduler: Any = None) -> Iterator[Any]:
         n = int(n_text) if n_text else (os.cpu_count() or 1)
         import logging
 
-        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                       silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
             yield client
         return
