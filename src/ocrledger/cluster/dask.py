@@ -269,7 +269,8 @@ def _split(table: Any, part: np.ndarray, k: int) -> Iterator[tuple[int, Any]]:
     if k == 1:
         yield 0, table
         return
-    order = np.argsort(part, kind="stable")
+    small = part.astype(np.uint16) if k <= 1 << 16 else part  # numpy sorts 16-bit integers by radix: O(n)
+    order = np.argsort(small, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(k + 1))
     taken = table.take(pa.array(order))
     for b in np.flatnonzero(np.diff(bounds)).tolist():
@@ -310,11 +311,16 @@ def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     api = table.column("api").to_numpy()
     ok = table.column("ok").to_numpy()
     rid = table.column("rid").combine_chunks()
-    keys, party = np.unique(code.astype(np.int64) * 2 + channel, return_inverse=True)
+    pkey = code * 2 + channel  # < 2 x the names: numbered by a table, not a sort
+    seen = np.bincount(pkey, minlength=2 * len(names))
+    keys = np.flatnonzero(seen)
+    lut = np.zeros(len(seen), dtype=np.int32)
+    lut[keys] = np.arange(len(keys), dtype=np.int32)
+    party = lut[pkey]
     names_py = names.to_pylist()
     rank = ordering.party_ranks([names_py[k // 2] for k in keys.tolist()], keys % 2)
     offsets, data = string_buffers(rid)
-    dup = ordering.duplicates(offsets, data, channel, ts, party.reshape(-1), rank, api, ok)
+    dup = ordering.duplicates(offsets, data, channel, ts, party, rank, api, ok)
     range_of = np.searchsorted(np.array(list(starts), dtype=object), np.array(names_py, dtype=object), side="right") - 1
     out = pa.table({
         "rid": rid, "account": pa.DictionaryArray.from_arrays(pa.array(code), names),

@@ -460,12 +460,11 @@ def rid_hash(arr: Any) -> np.ndarray:
     start, length = offsets[:-1], np.diff(offsets)
     h = length.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
     padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
+    windows = np.lib.stride_tricks.as_strided(padded, shape=(len(padded) - 7, 8), strides=(1, 1))  # 8 bytes at each offset
+    short = np.minimum(length, 7).astype(np.uint64) * np.uint64(8)
+    keep = np.where(length >= 8, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << short) - np.uint64(1))  # bytes of the id
     for w, first in zip(_W, (start, start + np.maximum(length // 2 - 4, 0), start + np.maximum(length - 8, 0))):
-        word = np.zeros(n, dtype=np.uint64)
-        for k in range(8):
-            byte = padded[first + k].astype(np.uint64)
-            byte[k >= length] = 0
-            word |= byte << np.uint64(8 * k)
+        word = windows[first].view("<u8").reshape(n) & keep  # one gather of 8 bytes per id (little-endian word)
         h = (h ^ word) * w
         h ^= h >> np.uint64(29)
     return h
