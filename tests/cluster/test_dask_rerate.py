@@ -200,6 +200,10 @@ def test_accounts_as_a_path_and_a_bad_accounts_file(client, tmp_path: Path) -> N
     local = rerate(folder, CATALOG, good)
     assert bills_to_json(odask.rerate(folder, CATALOG, good).bills) == bills_to_json(local.bills)
     assert bills_to_json(odask.rerate(str(folder / "*.parquet"), CATALOG, str(good)).bills) == bills_to_json(local.bills)
+    assert bills_to_json(rerate(str(folder / "*.parquet"), CATALOG, good).bills) == bills_to_json(local.bills)
+    for run in (rerate, odask.rerate):
+        with pytest.raises(OcrledgerError, match="no file matches this pattern"):
+            run(str(folder / "*.csv"), CATALOG, good)
     bad = tmp_path / "bad.toml"
     bad.write_text('[[plan]]\nid = "p"\naccount = "u"\nkind = "dedicated"\napi = "RecognizeIdcard"\nquantity = 0\n'
                    'start = 2026-10-01\n[[account]]\nid = "u"\n')

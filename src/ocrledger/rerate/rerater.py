@@ -286,7 +286,11 @@ def _bill_files(run: "_Run", folder: Path | None, fixed: "Future[billfiles.Fixed
 def expand_glob(calls: Any) -> Any:
     """A path with a wildcard (``calls/2026-10-*.parquet``) as the sorted list of what it matches."""
     if isinstance(calls, (list, tuple)):
-        return [c for part in calls for c in (expand_glob(part) if isinstance(part, (str, Path)) else [part])]
+        out: list[Any] = []
+        for part in calls:
+            found = expand_glob(part)
+            out.extend(found if isinstance(found, list) and not isinstance(part, (list, tuple)) else [found])
+        return out
     if isinstance(calls, (str, Path)) and any(ch in str(calls) for ch in "*?[") and not Path(calls).exists():
         import glob
 
