@@ -136,21 +136,25 @@ class Unit:
     table: Any = None
 
 
-def units(calls: Any, chunk_rows: int) -> tuple[list[Unit], Any]:
+def units(calls: Any, chunk_rows: int, workers: int = 1) -> tuple[list[Unit], Any]:
     """The read units of ``calls`` (a path, folder, glob, Arrow table, list of these, or a Dask DataFrame) and, for a
-    DataFrame, its partitions as delayed objects. Only Parquet metadata is read here."""
+    DataFrame, its partitions as delayed objects. Only Parquet metadata is read here. A Parquet unit is a run of
+    row groups of at least ``UNIT_ROWS`` calls, or of a quarter of a worker's share when that is more: about four
+    units per worker, so that a large input does not make more tasks than the workers can use."""
     if hasattr(calls, "to_delayed") and hasattr(calls, "npartitions"):
         parts = calls.to_delayed()
         return [Unit(f"<dask partition {k}>", "frame") for k in range(len(parts))], parts
     out: list[Unit] = []
-    for inp in call_inputs(expand_glob(calls), chunk_rows):
+    inputs = call_inputs(expand_glob(calls), chunk_rows)
+    unit_rows = max(UNIT_ROWS, sum(i.rows or 0 for i in inputs) // (4 * max(1, workers)))
+    for inp in inputs:
         if inp.lines is not None:
             out.append(Unit(inp.name, "csv", inp.base))
         elif inp.name == "<arrow table>":
             table = calls if not isinstance(calls, (list, tuple)) else None
             out.append(Unit(inp.name, "table", 1, table=table if table is not None else _table_of(inp)))
         else:
-            out.extend(_parquet_units(inp.name))
+            out.extend(_parquet_units(inp.name, unit_rows))
     return out, None
 
 
@@ -160,7 +164,7 @@ def _table_of(inp: Any) -> Any:
     return pa.Table.from_batches(list(inp.batches()))
 
 
-def _parquet_units(name: str) -> list[Unit]:
+def _parquet_units(name: str, unit_rows: int) -> list[Unit]:
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(name).metadata  # call_inputs opened it already: readable
@@ -168,7 +172,7 @@ def _parquet_units(name: str) -> list[Unit]:
     for k in range(meta.num_row_groups):
         groups.append(k)
         rows += meta.row_group(k).num_rows
-        if rows >= UNIT_ROWS or k == meta.num_row_groups - 1:
+        if rows >= unit_rows or k == meta.num_row_groups - 1:
             out.append(Unit(name, "parquet", base, tuple(groups)))
             base += rows
             groups, rows = [], 0
@@ -479,11 +483,10 @@ def rerate(
         if out_dir.exists() and not out_dir.is_dir():
             raise OcrledgerError("--out must be a folder, and this is a file", file=str(out_dir))
         out_dir.mkdir(parents=True, exist_ok=True)
-    work, frames = units(calls, chunk_rows)
     staging = Path(tempfile.mkdtemp(prefix=".rerate-dask-", dir=out_dir)) if out_dir is not None else None
     try:
         with connect(scheduler) as client:
-            parts, summaries, figures = _run(client, work, frames, catalog, accounts, kernel, wanted, cut,
+            parts, summaries, figures = _run(client, calls, catalog, accounts, kernel, wanted, cut,
                                              staging, bills_only, partition_rows, npartitions, chunk_rows)
         summary = _summary(summaries, figures, wanted, _kernel.get(kernel).IMPLEMENTATION,
                            time.perf_counter() - started)
@@ -500,7 +503,7 @@ def rerate(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts: Accounts | str, kernel: str | None,
+def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, kernel: str | None,
          wanted: int | None, cut: int, staging: Path | None, bills_only: bool, partition_rows: int | None,
          npartitions: int | None, chunk_rows: int) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
     """Submit the steps, wait for each, and hand back the ranges' results (raising the first error in input order)."""
@@ -508,6 +511,7 @@ def _run(client: Any, work: list[Unit], frames: Any, catalog: Catalog, accounts:
 
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     buckets = npartitions or 2 * n_workers
+    work, frames = units(calls, chunk_rows, n_workers)
     figures: dict[str, Any] = {"workers": n_workers, "record_id_buckets": buckets}
     t0 = time.perf_counter()
     # on one worker; the others fetch it for their warm task
