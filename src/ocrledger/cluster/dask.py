@@ -290,6 +290,15 @@ def counts_of(result: Read) -> tuple[Any, int]:
     return result.counts, result.rows
 
 
+def add_counts(counted: Sequence[tuple[Any, int]]) -> tuple[Any, int]:
+    """The read units' per-account counts added up on a worker (one row per account), and their rows read: the
+    client receives one table of the accounts, not one per unit."""
+    import pyarrow as pa
+
+    tables = [c for c, _ in counted if c.num_rows]
+    return (_per_account(pa.concat_tables(tables)) if tables else _no_counts()), sum(r for _, r in counted)
+
+
 def settle_duplicates(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     """One record-id bucket: flag every copy of a (channel, record_id) but the first in charge order, then split the
     calls by account range (``starts``: each range's first account, ascending). Per range: a table or None."""
@@ -527,14 +536,10 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
         wait(warming)
         _raise_first(warming)  # a bad accounts file is the error reported first, as locally
     _raise_first(counted)
-    results = client.gather(counted)
-    import pyarrow as pa
-
-    counts = pa.concat_tables([c for c, _ in results]) if results else None
-    read_rows = sum(r for _, r in results)
-    kept = int(counts.column("n").to_numpy().sum()) if counts is not None and counts.num_rows else 0
+    counts, read_rows = client.submit(add_counts, counted, pure=False).result()
+    kept = int(counts.column("n").to_numpy().sum()) if counts.num_rows else 0
     budget = partition_rows or max(1, min(DEFAULT_MEMORY_ROWS, math.ceil(kept / (2 * n_workers))))
-    starts, sizes = account_ranges(counts if counts is not None else _no_counts(), budget)
+    starts, sizes = account_ranges(counts, budget)
     figures.update(read_seconds=round(time.perf_counter() - t0, 3), calls_read=read_rows, account_ranges=len(starts),
                    range_budget=budget, largest_range=max(sizes) if sizes else 0)
     t1 = time.perf_counter()
