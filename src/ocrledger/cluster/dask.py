@@ -208,9 +208,6 @@ class Read:
 
 def read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, chunk_rows: int) -> Read:
     """Read and validate one unit (errors name its file and row), keep the calls before ``cut``, split them by bucket."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     with _no_gc():
         return _read_unit(unit, frame, catalog, cut, buckets, chunk_rows)
 
@@ -255,8 +252,11 @@ def _per_account(counts: Any) -> Any:
     account = counts.column("account").combine_chunks()
     names = pc.unique(account)
     at = pc.index_in(account, value_set=names).to_numpy(zero_copy_only=False)
-    total = np.zeros(len(names), dtype=np.int64)
-    np.add.at(total, at, counts.column("n").to_numpy().astype(np.int64))
+    n = counts.column("n").to_numpy()
+    # call counts are far below 2^53, where float64 holds every integer exactly; bincount adds them in one pass
+    if len(n) and int(n.sum()) >= 1 << 53:
+        raise OverflowError("more than 2^53 calls")
+    total = np.bincount(at, weights=n.astype(np.float64), minlength=len(names)).astype(np.int64)
     return pa.table({"account": names, "n": pa.array(total)})
 
 
@@ -323,7 +323,10 @@ def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     ts = table.column("ts").to_numpy()
     api = table.column("api").to_numpy()
     ok = table.column("ok").to_numpy()
-    rid = table.column("rid").combine_chunks()
+    rid = table.column("rid")
+    if rid.nbytes >= (1 << 31) - 1:  # 2 GiB of ids or more in one bucket: 64-bit offsets
+        rid = rid.cast(pa.large_string())
+    rid = rid.combine_chunks()
     pkey = code * 2 + channel  # < 2 x the names: numbered by a table, not a sort
     seen = np.bincount(pkey, minlength=2 * len(names))
     keys = np.flatnonzero(seen)
@@ -401,13 +404,17 @@ def rate_range(pieces: Sequence[Any], setup: Setup, wanted: int | None, folder: 
 
 def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folder: str | None, calls_file: bool,
                 want_bills: bool) -> PartResult:
+    import pyarrow as pa
+
     chunks = []
     for table in pieces:
         if table is None:
             continue
         for batch in table.to_batches():
-            acc = batch.column(1)
-            chunk = _chunk(batch.column(0), acc.indices.to_numpy(zero_copy_only=False), acc.dictionary,
+            acc, rid = batch.column(1), batch.column(0)
+            if rid.type == pa.large_string():  # a bucket of 2 GiB of ids or more: this range's slice is less
+                rid = rid.cast(pa.string())
+            chunk = _chunk(rid, acc.indices.to_numpy(zero_copy_only=False), acc.dictionary,
                            batch.column(2).to_numpy(), batch.column(3).to_numpy(), batch.column(4).to_numpy(),
                            batch.column(5).to_numpy())
             chunks.append((chunk, batch.column(6).to_numpy()))
