@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, calls, official, repeat
+from helpers import CATALOG, OCT, accounts, calls, ms, official, overflow_setup, repeat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
@@ -241,3 +241,19 @@ def test_without_dask_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch, t
     calls_file.write_text("record_id,account,api,ts,success\nr1,u,RecognizeIdcard,2026-10-02T00:00:00+08:00,1\n")
     assert main(["rerate", "--calls", str(calls_file), "--out", str(tmp_path / "o"), "--scheduler", "local"]) == 2
     assert INSTALL in capfd.readouterr().err
+
+
+def test_a_kernel_error_names_the_record(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # 5e18 micro-units a call (helpers.overflow_setup): the second call of "u" passes INT64_MAX
+    cat, acc = overflow_setup()
+    n = 4
+    t = pa.table({"record_id": [f"r{i}" for i in range(n)], "account": ["u"] * n, "api": ["A"] * n,
+                  "ts": [ms(OCT) + i for i in range(n)], "success": [1] * n})
+    write_parts(t, tmp_path / "calls", 2, seed=3)
+    with pytest.raises(OcrledgerError) as local:
+        rerate(tmp_path / "calls", cat, acc, out=tmp_path / "local")
+    with pytest.raises(OcrledgerError) as got:
+        odask.rerate(tmp_path / "calls", cat, acc, out=tmp_path / "dask")
+    assert str(got.value) == "record r1: its PAYG spend this month would pass INT64_MAX micro-units"
+    assert str(local.value).endswith(": " + str(got.value))  # locally with the file and row in front
+    assert not any((tmp_path / "dask").iterdir())

@@ -428,7 +428,7 @@ def _chunk(rid: Any, account: np.ndarray, accounts: Any, channel: np.ndarray, ap
            ok: np.ndarray) -> Any:
     from ..io.arrow_calls import Chunk
 
-    return Chunk(rid, account, accounts, channel, api, ts, ok, "<dask partition>", 1)
+    return Chunk(rid, account, accounts, channel, api, ts, ok, "", 1)  # no input name: a kernel error names the record
 
 
 # ----------------------------------------------------------------------------------------------

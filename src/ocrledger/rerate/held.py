@@ -66,11 +66,14 @@ class Held:
     def clear(self) -> None:
         self.rid, self.origin, self.n = [], [], 0
 
-    def where(self, i: int) -> tuple[str, int]:
-        """(input name, row number) of held call ``i`` (for errors; still known after ``release``)."""
+    def where(self, i: int) -> tuple[str | None, int | None]:
+        """(input name, row number) of held call ``i`` (for errors; still known after ``release``); (None, None)
+        for calls added without their input's name (the Dask rerate's ranges do not carry the rows)."""
         ends = np.cumsum([m for *_, m in self.origin])
         k = int(np.searchsorted(ends, i, side="right"))
         name, row0, rows, m = self.origin[k]
+        if not name:
+            return None, None
         j = i - int(ends[k] - m)
         return name, row0 + (j if rows is None else int(rows[j]))
 
