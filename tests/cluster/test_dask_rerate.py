@@ -134,6 +134,12 @@ def test_one_account_larger_than_the_budget_is_a_range_of_its_own_and_bills_only
     assert not (tmp_path / "local-b" / "calls.parquet").exists()
     assert_same_outputs(tmp_path / "local-b", tmp_path / "dask", with_calls=False)
     assert (tmp_path / "dask" / "bills.json").read_bytes() == (tmp_path / "local" / "bills.json").read_bytes()
+    # the local rerate and the Dask rerate take turns in one folder: calls.parquet is a file, then a folder again
+    odask.rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
+    rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
+    assert (tmp_path / "dask" / "calls.parquet").is_file()
+    odask.rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
+    assert_same_outputs(tmp_path / "local", tmp_path / "dask")
 
 
 def test_account_ranges_by_hand() -> None:

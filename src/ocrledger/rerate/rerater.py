@@ -372,6 +372,8 @@ def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Pat
     stale = out_dir / "calls.parquet"
     if calls_tmp is None and (stale.exists() or stale.is_symlink()):  # bills only: no earlier run's calls beside them
         shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
+    if calls_tmp is not None and stale.is_dir() and not stale.is_symlink():  # a Dask run's folder of parts
+        shutil.rmtree(stale)
     for name in ["bills.json", "bills.txt", *staged, *(["calls.parquet"] if calls_tmp is not None else [])]:
         src = calls_tmp if name == "calls.parquet" and calls_tmp is not None else spill / name
         os.replace(src, out_dir / name)  # replaces a symlink itself, never its target
