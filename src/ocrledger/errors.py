@@ -1,6 +1,8 @@
 """The one exception hierarchy of ocrledger: every error names where it happened (file, row, field)."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class OcrledgerError(Exception):
     """Base of every error ocrledger raises on purpose.
@@ -34,6 +36,10 @@ class OcrledgerError(Exception):
         parts.append(self.message)
         return ": ".join(parts).replace("\n", " ")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its parts (a Dask worker's error reaches the client as it was raised)."""
+        return (_rebuild, (type(self), self.message, self.file, self.row, self.field), dict(self.__dict__))
+
     def at(self, *, file: str | None = None, row: int | None = None) -> "OcrledgerError":
         """Return the same error with the file (and row) filled in where they were unknown."""
         if file is not None and self.file is None:
@@ -62,3 +68,7 @@ class MoneyError(OcrledgerError):
 
 class StateError(OcrledgerError):
     """Calls were offered out of the order the counters require (e.g. a month already passed)."""
+
+
+def _rebuild(cls: type, message: str, file: str | None, row: int | None, field: str | None) -> OcrledgerError:
+    return cls(message, file=file, row=row, field=field)

@@ -58,8 +58,8 @@ def test_bills_identical_to_single_process(client, tmp_path: Path, files: int, p
     write_folder(cols, folder, files, seed=files)
     expected = bills_to_json(rerate(folder, CATALOG, acc).bills)
     ddf = dd.read_parquet(str(folder))
-    got = odask.rerate(ddf, CATALOG, acc, npartitions=partitions)
+    got = odask.rerate(ddf, CATALOG, acc, npartitions=partitions).bills
     assert bills_to_json(got) == expected
-    oct_only = odask.rerate(ddf, CATALOG, acc, month="2026-10", kernel="reference")
+    oct_only = odask.rerate(ddf, CATALOG, acc, month="2026-10", kernel="reference").bills
     assert bills_to_json(oct_only) == bills_to_json(rerate(folder, CATALOG, acc, month="2026-10").bills)
     assert len(client.scheduler_info()["workers"]) == 2

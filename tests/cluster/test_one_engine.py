@@ -41,5 +41,5 @@ def test_rate_ingest_rerate_and_dask_write_the_same_bills(scenario, client) -> N
         assert (Path(folder) / "bills.json").read_text() == expected + "\n"  # the file ends its last line
 
     frame = arrow(cols).to_pandas()
-    on_dask = odask.rerate(dd.from_pandas(frame, npartitions=2), cat, acc)
+    on_dask = odask.rerate(dd.from_pandas(frame, npartitions=2), cat, acc).bills
     assert bills_to_json(on_dask) == expected

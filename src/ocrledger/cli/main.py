@@ -163,6 +163,11 @@ def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p.add_argument("--chunk-rows", type=int, default=None, help="rows read at a time")
     p.add_argument("--bucket-rows", type=int, default=None, help="calls held in memory at once (memory bound)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown on a terminal only)")
+    p.add_argument("--bills-only", action="store_true", help="skip the per-call attribution (no calls.parquet): "
+                   "bills, summary and diff only")
+    p.add_argument("--scheduler", metavar="ADDRESS|local|local:N", help="rerate on a Dask cluster: a scheduler "
+                   "address (tcp://host:8786), or a LocalCluster of one worker per core (local) or N workers "
+                   "(local:N); needs 'ocrledger[dask]', and the workers must see --calls and --out")
     p.set_defaults(handler=_run_rerate)
 
 
@@ -176,11 +181,20 @@ def _run_rerate(args: argparse.Namespace) -> int:
     catalog = as_catalog(args.catalog)
     # a path is loaded on a second thread while the calls are read
     accounts = args.accounts if args.accounts is not None else as_accounts(None, catalog)
-    result = rerate(
-        args.calls, catalog, accounts, month=args.month, out=args.out,
-        against=args.against, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
-        bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS, progress=not args.no_progress,
-    )
+    if args.scheduler is not None:
+        from ..cluster import dask as on_dask
+
+        result = on_dask.rerate(
+            args.calls, catalog, accounts, month=args.month, out=args.out, against=args.against,
+            scheduler=args.scheduler, bills_only=args.bills_only, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+        )
+    else:
+        result = rerate(
+            args.calls, catalog, accounts, month=args.month, out=args.out,
+            against=args.against, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+            bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS, progress=not args.no_progress,
+            bills_only=args.bills_only,
+        )
     s = result.summary
     print(f"rated {s['calls_rated']:,} calls in {s['seconds']:.1f} s ({s['calls_per_second'] or 0:,} calls/s): "
           f"{s['bills']:,} bills, total {s['bill_total']}; wrote {', '.join(str(f) for f in result.files.values())}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import CallsError
 from . import csv_files, frames
@@ -78,14 +78,16 @@ def frame_input(calls: Any, chunk_rows: int) -> CallInput:
     return CallInput(name, 1, table.num_rows, lambda: iter(table.to_batches(max_chunksize=chunk_rows)))
 
 
-def parquet_input(path: Path, chunk_rows: int) -> CallInput:
+def parquet_input(path: Path, chunk_rows: int, row_groups: Sequence[int] | None = None) -> CallInput:
+    """A Parquet file as an input (``row_groups``: only these row groups, e.g. one worker's share)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         meta = pq.ParquetFile(path)
         names = meta.schema_arrow.names
-        rows = meta.metadata.num_rows
+        rows = meta.metadata.num_rows if row_groups is None else sum(
+            meta.metadata.row_group(k).num_rows for k in row_groups)
     except (OSError, pa.ArrowInvalid) as exc:
         raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
     cols = [c for c in frames.CALL_COLUMNS if c in names]
@@ -96,7 +98,7 @@ def parquet_input(path: Path, chunk_rows: int) -> CallInput:
     def batches() -> Iterator[Any]:
         try:
             pf = pq.ParquetFile(path, read_dictionary=[c for c in ("account", "api", "channel") if c in names])
-            yield from pf.iter_batches(batch_size=chunk_rows, columns=cols)
+            yield from pf.iter_batches(batch_size=chunk_rows, columns=cols, row_groups=row_groups)
         except (OSError, pa.ArrowInvalid) as exc:
             raise CallsError(f"cannot read Parquet: {exc}", file=str(path)) from None
 

@@ -23,6 +23,9 @@ class Held:
         self.ts = np.empty(capacity, dtype=np.int64)
         self.ok = np.empty(capacity, dtype=np.int8)
         self.n = 0
+        self.duplicate: np.ndarray | None = None
+        """The duplicate flag of every held call when it was settled before (the Dask rerate settles it across
+        its partitions); None: the pass finds the duplicates itself."""
 
     def extend(self, rid: Any, m: int, origin: tuple[str, int, np.ndarray | None] = ("", 0, None)
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -45,26 +48,32 @@ class Held:
         return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n]
 
     def batches(self) -> Iterator[Any]:
-        """The held calls as record batches (rid, pkey, api, ts, ok), one per added chunk. They share the
+        """The held calls as record batches (rid, pkey, api, ts, ok, and dup when settled before), one per added chunk. They share the
         arrays, which ``clear`` lets the next chunks overwrite: spilled buckets copy (take) their rows, and
         the single in-memory bucket is filled only once, after the last chunk."""
         import pyarrow as pa
 
         a = 0
+        names = ["rid", "pkey", "api", "ts", "ok"] + (["dup"] if self.duplicate is not None else [])
         for rid in self.rid:
             b = a + len(rid)
             cols = [rid, *(pa.array(col[a:b]) for col in self.columns())]
-            yield pa.RecordBatch.from_arrays(cols, names=["rid", "pkey", "api", "ts", "ok"])
+            if self.duplicate is not None:
+                cols.append(pa.array(self.duplicate[a:b]))
+            yield pa.RecordBatch.from_arrays(cols, names=names)
             a = b
 
     def clear(self) -> None:
         self.rid, self.origin, self.n = [], [], 0
 
-    def where(self, i: int) -> tuple[str, int]:
-        """(input name, row number) of held call ``i`` (for errors; still known after ``release``)."""
+    def where(self, i: int) -> tuple[str | None, int | None]:
+        """(input name, row number) of held call ``i`` (for errors; still known after ``release``); (None, None)
+        for calls added without their input's name (the Dask rerate's ranges do not carry the rows)."""
         ends = np.cumsum([m for *_, m in self.origin])
         k = int(np.searchsorted(ends, i, side="right"))
         name, row0, rows, m = self.origin[k]
+        if not name:
+            return None, None
         j = i - int(ends[k] - m)
         return name, row0 + (j if rows is None else int(rows[j]))
 
@@ -72,7 +81,7 @@ class Held:
         """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
         caller frees each as soon as it is done with it)."""
         out = (self.rid, *self.columns())
-        origin = self.origin
+        origin, duplicate = self.origin, self.duplicate
         Held.__init__(self, 0)
-        self.origin = origin
+        self.origin, self.duplicate = origin, duplicate
         return out

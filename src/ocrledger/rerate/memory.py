@@ -403,6 +403,7 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
         if calls_path is not None:
             run.writer_thread = write_calls(run, calls_path, None, (0, 0), _empty_batch(), Outcomes.empty(0))
         return
+    given = held.duplicate
     rid_chunks, pkey, api, ts, ok = held.release()
     if sum(c.nbytes for c in rid_chunks) >= (1 << 31) - 1:
         rid_chunks = [c.cast(pa.large_string()) for c in rid_chunks]
@@ -420,7 +421,10 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     del pkey
     tick("concatenate")
     offsets, data = string_buffers(rid)
-    dup = ordering.duplicates(offsets, data, market, ts, party, run.party_rank, api, ok)
+    if given is not None:  # settled before, over every copy (the Dask rerate: a copy may be in another partition)
+        dup = np.ascontiguousarray(given, dtype=np.int8)
+    else:
+        dup = ordering.duplicates(offsets, data, market, ts, party, run.party_rank, api, ok)
     del market
     run.report("dedup", n, n)
     tick("duplicates")

@@ -57,6 +57,7 @@ from ..engine import order as ordering
 from ..engine.bill_columns import BillColumns, bill_columns, period_labels
 from ..engine.billing import bills_from_columns
 from ..engine.pricing import VolumePrices
+from ..engine.rate import Engine
 from ..engine.qps import (
     AddonIndex,
     QpsArrays,
@@ -74,11 +75,11 @@ from ..io.account_tables import load_accounts
 from ..io.arrow_calls import Chunk
 from ..io.arrow_columns import string_buffers
 from ..io.call_files import CallInput, call_inputs, have_pyarrow
-from ..io.calls import validated as validated_chunks
+from ..io.calls import validated
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
-from ..model.accounts import CHANNELS, MARKETPLACE, Accounts
+from ..model.accounts import CHANNELS, MARKETPLACE, OFFICIAL, Accounts
 from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
@@ -159,13 +160,15 @@ def rerate(
     tmp_dir: str | Path | None = None,
     progress: bool | Callable[[str, int, int | None], None] = False,
     memory_rows: int | None = None,
+    bills_only: bool = False,
 ) -> RerateResult:
     """Rate ``calls`` from scratch in ``(ts, record_id)`` order and bill every account, channel and month.
 
     Parameters
     ----------
     calls
-        A Parquet file, a folder of Parquet files (read in name order; their times may overlap),
+        A Parquet file, a folder of Parquet files (read in name order; their times may overlap), a glob
+        of files (``calls/2026-10-*.parquet``, read in name order),
         a CSV file, a pyarrow Table, or a list of any of these (one input split in parts).
     accounts
         ``Accounts``, or the path of an accounts file or folder. It is loaded (given a path) and
@@ -189,6 +192,8 @@ def rerate(
     progress
         True for a progress bar on stderr (only when it is a terminal), or a callable
         ``(phase, done, total)``.
+    bills_only
+        Skip the per-call attribution: no calls.parquet (the bills, summary and diff are the same).
 
     Returns the bills (sorted by account, channel, period), a summary, and the written files.
     Raises an ``OcrledgerError`` naming the file, row and field of the first bad record; then
@@ -218,8 +223,8 @@ def rerate(
     try:
         _fast.tick("start")
         run = _Run(catalog, _prepare_soon(accounts, catalog), impl, wanted, chunk_rows, bucket_rows, spill, report)
-        calls_tmp = spill / "calls.parquet"
-        inputs = call_inputs(calls, chunk_rows)
+        calls_tmp = spill / "calls.parquet" if out_dir is not None and not bills_only else None
+        inputs = call_inputs(expand_glob(calls), chunk_rows)
         total = _known_rows(inputs)
         if _fast.available() and total is not None and total <= memory_rows:  # the in-memory pass
             memory.enter_context(reuse_freed_memory(prefault=total * PREFAULT_BYTES))
@@ -230,20 +235,12 @@ def rerate(
             raise
         fixed = _fixed_texts_soon(catalog, run.plans) if out_dir is not None and billfiles.available() else None
         if held is not None:
-            run.rate_in_memory(held, calls_tmp if out_dir is not None else None)
+            run.rate_in_memory(held, calls_tmp)
         else:
             run.dedup()
-            run.rate(calls_tmp if out_dir is not None else None)
+            run.rate(calls_tmp)
         _fast.tick("rated")
-        cols = run.bill_columns()  # while calls.parquet is being written
-        _fast.tick("bill columns")
-        bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker(cols)
-        if out_dir is not None and billfiles.available():
-            billfiles.write(cols, catalog, run.parties, run.plans, spill / "bills.json", spill / "bills.txt",
-                            fixed.result() if fixed is not None else None)
-        elif out_dir is not None:  # without the compiled formatter: from Bill objects
-            bills = bills()
-            _fast.write_bills(bills, spill / "bills.json", spill / "bills.txt")
+        cols, bills = _bill_files(run, spill if out_dir is not None else None, fixed)
         facts = BillFacts.of_columns(cols)
         _fast.tick("bills rendered")
         result = RerateResult(bills, {})
@@ -268,6 +265,48 @@ def rerate(
                 pass
         memory.close()  # malloc's defaults again, once no thread of the run allocates any more
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _bill_files(run: "_Run", folder: Path | None, fixed: "Future[billfiles.FixedTexts] | None"
+                ) -> tuple[BillColumns, list[Bill] | Callable[[], list[Bill]]]:
+    """The rated run's bill columns, and its bills.json and bills.txt written into ``folder`` (when given): from
+    the columns with the compiled formatter, else from the ``Bill`` objects. The bills (or their maker)."""
+    cols = run.bill_columns()  # while calls.parquet is being written
+    _fast.tick("bill columns")
+    bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker(cols)
+    if folder is not None and billfiles.available():
+        billfiles.write(cols, run.catalog, run.parties, run.plans, folder / "bills.json", folder / "bills.txt",
+                        fixed.result() if fixed is not None else None)
+    elif folder is not None:  # without the compiled formatter: from Bill objects
+        bills = bills()
+        _fast.write_bills(bills, folder / "bills.json", folder / "bills.txt")
+    return cols, bills
+
+
+def expand_glob(calls: Any) -> Any:
+    """A path with a wildcard (``calls/2026-10-*.parquet``) as the sorted list of what it matches."""
+    if isinstance(calls, (list, tuple)):
+        out: list[Any] = []
+        for part in calls:
+            found = expand_glob(part)
+            out.extend(found if isinstance(found, list) and not isinstance(part, (list, tuple)) else [found])
+        return out
+    if isinstance(calls, (str, Path)) and any(ch in str(calls) for ch in "*?[") and not Path(calls).exists():
+        import glob
+
+        found = sorted(glob.glob(str(calls), recursive=True))
+        if not found:
+            raise CallsError("no file matches this pattern", file=str(calls))
+        return found
+    return calls
+
+
+def validated_chunks(inp: CallInput, catalog: Catalog) -> Iterator[tuple[int, Chunk]]:
+    """(rows, validated chunk) of one input in order, errors naming its file and row (a CSV file's line, as
+    ``rate`` gives it): the one validation loop (``io.calls.validated``), as the rerater and the Dask
+    rerate's workers read calls."""
+    for raw, chunk, _ in validated(inp, catalog):
+        yield raw.num_rows, chunk
 
 
 def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
@@ -312,9 +351,11 @@ class _Prepared:
     """Kernel index order."""
     addons: AddonIndex
     """The QPS add-ons by party."""
+    parties: Sequence[tuple[str, str]] | None = None
+    """The listed parties ``tables`` hold, in order (None: every party of ``accounts``)."""
 
 
-def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path, diff: Any) -> dict[str, Path]:
+def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Path | None, diff: Any) -> dict[str, Path]:
     """Move the outputs into ``out_dir`` (bills.json and bills.txt are already in ``spill``)."""
     staged: dict[str, str] = {"summary.json": json.dumps(summary, indent=2) + "\n"}
     if diff is not None:
@@ -323,8 +364,13 @@ def _publish(out_dir: Path, spill: Path, summary: dict[str, Any], calls_tmp: Pat
     for name, text in staged.items():
         (spill / name).write_text(text, encoding="utf-8")
     files = {}
-    for name in ["bills.json", "bills.txt", *staged, "calls.parquet"]:
-        src = calls_tmp if name == "calls.parquet" else spill / name
+    stale = out_dir / "calls.parquet"
+    if calls_tmp is None and (stale.exists() or stale.is_symlink()):  # bills only: no earlier run's calls beside them
+        shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
+    if calls_tmp is not None and stale.is_dir() and not stale.is_symlink():  # a Dask run's folder of parts
+        shutil.rmtree(stale)
+    for name in ["bills.json", "bills.txt", *staged, *(["calls.parquet"] if calls_tmp is not None else [])]:
+        src = calls_tmp if name == "calls.parquet" and calls_tmp is not None else spill / name
         os.replace(src, out_dir / name)  # replaces a symlink itself, never its target
         files[name] = out_dir / name
     return files
@@ -415,12 +461,11 @@ def rid_hash(arr: Any) -> np.ndarray:
     start, length = offsets[:-1], np.diff(offsets)
     h = length.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
     padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
+    windows = np.lib.stride_tricks.as_strided(padded, shape=(len(padded) - 7, 8), strides=(1, 1))  # 8 bytes at each offset
+    short = np.minimum(length, 7).astype(np.uint64) * np.uint64(8)
+    keep = np.where(length >= 8, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << short) - np.uint64(1))  # bytes of the id
     for w, first in zip(_W, (start, start + np.maximum(length // 2 - 4, 0), start + np.maximum(length - 8, 0))):
-        word = np.zeros(n, dtype=np.uint64)
-        for k in range(8):
-            byte = padded[first + k].astype(np.uint64)
-            byte[k >= length] = 0
-            word |= byte << np.uint64(8 * k)
+        word = windows[first].view("<u8").reshape(n) & keep  # one gather of 8 bytes per id (little-endian word)
         h = (h ^ word) * w
         h ^= h >> np.uint64(29)
     return h
@@ -517,10 +562,9 @@ class _Run:
         catalog = self.catalog
 
         def each(inp: CallInput) -> Iterator[tuple[int, Chunk]]:
-            for raw, chunk, _ in validated_chunks(inp, catalog):  # the one validation loop (errors as rate() gives them)
-                yield raw.num_rows, chunk
+            return validated_chunks(inp, catalog)
 
-        def validated(inp: CallInput) -> list[tuple[int, Chunk]]:
+        def all_of(inp: CallInput) -> list[tuple[int, Chunk]]:
             return list(each(inp))
 
         if not parallel or len(inputs) < 2:
@@ -531,12 +575,12 @@ class _Run:
 
         with ThreadPoolExecutor(2) as pool:
             ahead = iter(inputs)
-            futures = deque(pool.submit(validated, inp) for inp in islice(ahead, READ_AHEAD))
+            futures = deque(pool.submit(all_of, inp) for inp in islice(ahead, READ_AHEAD))
             try:
                 while futures:
                     chunks = futures.popleft().result()
                     for inp in islice(ahead, 1):  # one more file in flight, so at most READ_AHEAD are held
-                        futures.append(pool.submit(validated, inp))
+                        futures.append(pool.submit(all_of, inp))
                     yield from chunks
             finally:
                 for fut in futures:
@@ -583,7 +627,8 @@ class _Run:
 
     def _parties(self) -> None:
         """Known parties first (file order), then the unknown ones seen in the calls, sorted (as ``rate``)."""
-        known = self.accounts.parties()
+        ready = self.prepared()
+        known = ready.parties if ready.parties is not None else self.accounts.parties()
         index = {p: i for i, p in enumerate(known)}
         seen = self._seen_pkeys()
         names = self.account_names.to_pylist()
@@ -599,7 +644,6 @@ class _Run:
         self.party_market = np.array([ch == MARKETPLACE for _, ch in self.parties], dtype=np.int8)
         self.party_rank = ordering.party_ranks([a for a, _ in self.parties], self.party_market)
         self.party_names = party_names
-        ready = self.prepared()
         self.tables, self.plans = extend_tables(ready.tables, unknown), ready.plans
         self.state = KernelState.fresh(self.tables, self.plans.quantity)
 
@@ -625,8 +669,11 @@ class _Run:
             ts = table.column("ts").to_numpy()
             api = table.column("api").to_numpy()
             ok = table.column("ok").to_numpy()
-            offsets, data = string_buffers(table.column("rid").combine_chunks())
-            dup = ordering.duplicates(offsets, data, self.party_market[party], ts, party, self.party_rank, api, ok)
+            if "dup" in table.column_names:  # settled before, over every copy (the Dask rerate's partitions)
+                dup = table.column("dup").to_numpy()
+            else:
+                offsets, data = string_buffers(table.column("rid").combine_chunks())
+                dup = ordering.duplicates(offsets, data, self.party_market[party], ts, party, self.party_rank, api, ok)
             out = pa.Table.from_arrays(
                 [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup)],
                 names=["rid", "party", "api", "ts", "ok", "dup"],
@@ -829,6 +876,74 @@ class _CallsWriter:
         return total
 
 
+@dataclass
+class PartResult:
+    """What ``rate_part`` gives back: the partition's summary (as ``rerate``'s) and, when asked, its bills."""
+
+    summary: dict[str, Any]
+    bills: list[Bill] | None
+
+
+def rate_part(chunks: Sequence[tuple[Chunk, np.ndarray]], engine: "Engine", wanted: int | None,
+              folder: Path | None, *, calls_file: bool = True, want_bills: bool = False) -> PartResult:
+    """Rate one partition of whole accounts whose duplicates are settled already (the Dask rerate's last step).
+
+    ``chunks`` are validated chunks (every call before the ``wanted`` month's end) with each call's
+    duplicate flag, settled over every copy of its record id, wherever it was. The partition's
+    parties get tables of their own (``engine.setup``: listed ones in setup order, then the
+    unknown ones sorted); the calls are ordered and rated by the rerater's own pass (in memory
+    with the compiled helpers, else its plain passes) and its writers put bills.json, bills.txt
+    and (with ``calls_file``) calls.parquet into ``folder``. The numbers of the summary are those
+    of ``rerate`` over the same calls.
+    """
+    started = time.perf_counter()
+    catalog = engine.catalog
+    pending: "Future[_Prepared]" = Future()
+    scratch = folder if folder is not None else Path(tempfile.gettempdir())
+    run = _Run(catalog, pending, engine.kernel, wanted, DEFAULT_CHUNK_ROWS, DEFAULT_BUCKET_ROWS, scratch,
+               progress_reporter(False))
+    held = Held(sum(len(c.ts) for c, _ in chunks))
+    for c, _ in chunks:
+        run._keep(c, held)
+        run.read_rows += len(c.ts)
+    held.duplicate = np.concatenate([d for _, d in chunks]).astype(np.int8) if chunks else np.zeros(0, np.int8)
+    if held.n != len(held.duplicate):
+        raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling duplicates)")
+    run._note_parties(held.pkey[: held.n])
+    names = run.account_names.to_pylist()
+    present = [(names[k // 2], CHANNELS[k % 2]) for k in run._seen_pkeys().tolist()]
+    at = engine.setup.finder.find([a for a, _ in present], np.array([ch != OFFICIAL for _, ch in present], dtype=np.int8))
+    known = np.flatnonzero(at >= 0)
+    known = known[np.argsort(at[known])]  # the listed parties in setup order
+    listed = [present[k] for k in known.tolist()]
+    tables, plans = engine.setup.tables(listed, at[known])
+    pending.set_result(_Prepared(engine.accounts, tables, plans.columns, engine.addons, listed))
+    run._parties()
+    calls_path = folder / "calls.parquet" if folder is not None and calls_file else None
+    fixed = _fixed_texts_soon(catalog, run.plans) if folder is not None and billfiles.available() else None
+    try:
+        if _fast.available():
+            run.rate_in_memory(held, calls_path)
+        else:  # the plain passes, in memory (one record-id bucket, one time bucket)
+            run.by_rid = _Buckets(1, scratch, "rid")
+            run._spill(held)
+            run.by_rid.close()
+            run.dedup()
+            run.rate(calls_path)
+        cols, bills = _bill_files(run, folder, fixed)
+        facts = BillFacts.of_columns(cols)
+        if run.writer_thread is not None:
+            run.writer_thread.join()
+    finally:
+        if run.writer_thread is not None and run.writer_thread.is_alive():
+            try:
+                run.writer_thread.join()
+            except Exception:  # noqa: BLE001 - an error is already on its way
+                pass
+    summary = run.summary(facts, time.perf_counter() - started)
+    return PartResult(summary, (bills() if callable(bills) else bills) if want_bills else None)
+
+
 def read_calls_parquet(path: str | Path) -> Any:
     """The per-call explanation written by ``rerate`` as a pyarrow Table."""
     import pyarrow.parquet as pq
@@ -836,4 +951,4 @@ def read_calls_parquet(path: str | Path) -> Any:
     return pq.read_table(path)
 
 
-__all__: Sequence[str] = ("rerate", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
+__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "expand_glob", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
