@@ -65,7 +65,7 @@ def test_nested_bills_match_their_json(tmp_path: Path) -> None:
     ledger = Ledger.create(":memory:", CATALOG, acc)
     ledger.ingest(calls(repeat(10_200, "u", "RecognizeIdcard", OCT, step_ms=100)), "oct")
     ledger.ingest(calls(repeat(5, "u", "RecognizeIdcard", "2026-11-02T00:00:00+08:00", prefix="nov")), "nov")
-    ledger.close("2026-10")
+    ledger.close_month("2026-10")
     ledger.ingest(calls([(f"late-{k}", "u", "RecognizeIdcard", "2026-10-31T23:59:59+08:00", 1) for k in range(3)]),
                   "late")
     bills = ledger.bills("2026-11")
