@@ -106,3 +106,19 @@ def test_batch_parties_puts_listed_ones_first_in_setup_order(monkeypatch: pytest
                                  ("q", "official")]
         assert parties.listed_at.tolist() == [1, 2, -1, -1, -1]
         assert slot.tolist() == [1, 0, 4, 2, 3]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(TEXT, st.integers(0, 1)), min_size=1, max_size=12, unique=True), st.data())
+def test_ranks_made_for_some_parties_order_them_as_the_whole(parties: list[tuple[str, int]], data: st.DataObject
+                                                             ) -> None:
+    names = sorted({a for a, _ in parties})
+    account = np.array([names.index(a) for a, _ in parties])
+    market = np.array([m for _, m in parties], dtype=np.int8)
+    whole = order.party_ranks(pa.array(names), market, account)
+    asked = np.array(data.draw(st.lists(st.integers(0, len(parties) - 1), min_size=1, max_size=20)))
+    some = order.PartyRanks(pa.array(names), account, market)[asked]
+    for i in range(len(asked)):
+        for j in range(len(asked)):
+            assert (some[i] < some[j]) == (whole[asked[i]] < whole[asked[j]])
+            assert (some[i] == some[j]) == (asked[i] == asked[j])

@@ -12,7 +12,7 @@ from ..io.arrow_columns import string_buffers
 from ..io.calls import CHANNEL_TEXTS, CallTable
 from ..kernel.contract import Batch
 from ..model.clock import BillingClock
-from .order import charge, party_ranks
+from .order import PartyRanks, charge
 from .party_index import PartyIndex
 
 
@@ -72,20 +72,33 @@ class BatchParties(SequenceABC):
 
 
 def batch_parties(names: Any, account: np.ndarray, market: np.ndarray, listed: PartyIndex | None,
-                  rank: np.ndarray | None = None) -> tuple[BatchParties, np.ndarray]:
+                  rank: Any = None) -> tuple[BatchParties, np.ndarray]:
     """The parties of a batch, given as (``names[account[k]]``, ``market[k]``) for distinct k: the
     ``BatchParties`` (listed ones first in setup order, then the others in (account bytes, channel)
-    order) and the party number (int32) of each k. ``rank`` may give ``party_ranks`` when known."""
+    order) and the party number (int32) of each k. ``rank`` may give ``party_ranks`` (or a
+    ``PartyRanks``) of the k when known."""
     m = len(account)
     market = np.asarray(market, dtype=np.int8).reshape(m)
     at = listed.find(names, market, account) if listed is not None and m else np.full(m, -1, dtype=np.int64)
-    rank = party_ranks(names, market, account) if rank is None else rank
     known = np.flatnonzero(at >= 0)
     unknown = np.flatnonzero(at < 0)
-    by = np.concatenate([known[np.argsort(at[known])], unknown[np.argsort(rank[unknown])]])  # keys are distinct
+    if len(unknown):  # only the unlisted parties are put in (account bytes, channel) order
+        rank = PartyRanks(names, account, market) if rank is None else rank
+        unknown = unknown[np.argsort(rank[unknown])]  # parties are distinct: so are their ranks
+    by = np.concatenate([known[np.argsort(at[known])], unknown])
     slot = np.empty(m, dtype=np.int32)
     slot[by] = np.arange(m, dtype=np.int32)
     return BatchParties(names, account[by], market[by], at[by]), slot
+
+
+class _ComboRanks:
+    """Ranks indexed by (account, market) combo code: ``PartyRanks`` of the combos' parties."""
+
+    def __init__(self, ranks: PartyRanks, combo_party: np.ndarray) -> None:
+        self.ranks, self.combo_party = ranks, combo_party
+
+    def __getitem__(self, combos: Any) -> np.ndarray:
+        return self.ranks[self.combo_party[np.asarray(combos, dtype=np.int64)]]
 
 
 def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: BillingClock, *,
@@ -97,20 +110,17 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: B
     ``listed``, then the others), so the cost follows the batch. The charge order and the
     duplicates are ``order.charge``'s (ties by account, channel, API and failed-first).
     """
-    import pyarrow.compute as pc
-
     n = len(calls)
     market = calls.market
     names, acc_code = calls.account_names, calls.account_code
-    distinct = pc.dictionary_encode(names)  # the names may repeat (an Arrow dictionary may): one code per id
-    if len(distinct.dictionary) < len(names):
-        names, acc_code = distinct.dictionary, distinct.indices.to_numpy(zero_copy_only=False)[acc_code]
-    n_acc = len(names)
+    n_acc = len(names)  # distinct ids (``CallTable.account_names``)
     combo = acc_code.astype(np.int64) * 2 + market
     present = np.flatnonzero(np.bincount(combo, minlength=2 * n_acc)) if n else np.zeros(0, np.int64)
     p_acc, p_market = present // 2, (present % 2).astype(np.int8)
-    combo_rank = np.zeros(2 * n_acc, dtype=np.int64)
-    combo_rank[present] = party_ranks(names, p_market, p_acc)
+    combo_party = np.zeros(2 * n_acc, dtype=np.int64)  # the present party of each (account, market) combo
+    combo_party[present] = np.arange(len(present), dtype=np.int64)
+    ranks = PartyRanks(names, p_acc, p_market)  # sorted only for the parties of tied rows, if any
+    combo_rank = _ComboRanks(ranks, combo_party)
     offsets, data = string_buffers(calls.rid)
     order, dup = charge(calls.ts, offsets, data, market, combo, combo_rank, calls.api, calls.success)
     ts = calls.ts[order]
@@ -118,7 +128,7 @@ def encode(calls: CallTable, parties: Sequence[tuple[str, str]] | None, clock: B
     listed_at = None
     party_of_combo = np.zeros(2 * n_acc, dtype=np.int32)
     if parties is None:
-        parties, slot = batch_parties(names, p_acc, p_market, listed, combo_rank[present])
+        parties, slot = batch_parties(names, p_acc, p_market, listed, ranks)
         party_of_combo[present] = slot
         listed_at = parties.listed_at
     else:

@@ -89,6 +89,27 @@ def party_ranks(names: Any, market: Any, account: np.ndarray | None = None) -> n
     return rank * 2 + np.asarray(market, dtype=np.int64).reshape(len(rank))
 
 
+class PartyRanks:
+    """``party_ranks`` made only for the parties asked for: ``ranks[parties]`` gives keys in (account
+    UTF-8 bytes, channel) order that are consistent within that one request, which is all a tie
+    needs (``duplicates`` and ``break_ties`` each ask once, for the few rows of repeated keys or
+    equal instants). Party k is (``names[account[k]]``, ``market[k]``); a batch without ties
+    sorts no account id at all."""
+
+    def __init__(self, names: Any, account: np.ndarray, market: np.ndarray) -> None:
+        self.names, self.account, self.market = names, np.asarray(account, dtype=np.int64), market
+
+    def __len__(self) -> int:
+        return len(self.account)
+
+    def __getitem__(self, parties: Any) -> np.ndarray:
+        import pyarrow as pa
+
+        wanted, inverse = np.unique(np.asarray(parties, dtype=np.int64), return_inverse=True)
+        names = self.names.take(pa.array(self.account[wanted]))
+        return party_ranks(names, self.market[wanted])[inverse.reshape(-1)]
+
+
 def _key_codes(offsets: np.ndarray, data: np.ndarray, market: np.ndarray) -> np.ndarray:
     """int64 code of each row's (record_id, channel): equal codes for equal keys (the plain twin of the hash)."""
     import pyarrow.compute as pc

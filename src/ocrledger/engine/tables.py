@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..kernel import select as _kernel
 from ..kernel.contract import ALWAYS_ACTIVE, NO_ACTIVATION, KernelTables
 from ..model.account_columns import PlanColumns, expire_first
 from ..model.accounts import OFFICIAL, Accounts, Plan
@@ -70,8 +71,8 @@ class SetupTables:
             p_of, e_api = plan_of[keep], api[keep]
             e_owner = owner[p_of]
             by = np.lexsort((p_of, e_api, e_owner))
-            self.entries.append(_Entries(_offsets(e_owner, n), e_api[by],
-                                         (p_of - self.plan_offset[e_owner])[by]))
+            self.entries.append(_Entries(_offsets(e_owner, n), np.ascontiguousarray(e_api[by], dtype=np.int64),
+                                         np.ascontiguousarray((p_of - self.plan_offset[e_owner])[by], dtype=np.int64)))
         self._whole: tuple[KernelTables, PlanSlice] | None = None
 
     def tables(self, parties: Sequence[tuple[str, str]], listed_at: np.ndarray | None = None
@@ -113,15 +114,8 @@ class SetupTables:
         _, chosen = spans(first, count)
         run_start = np.cumsum(count) - count  # where each listed party's plans start in the slice
         n_pair = m * n_api
-        csr = []
-        for entries in self.entries:
-            e_first = entries.offset[listed]
-            owner, entry = spans(e_first, entries.offset[listed + 1] - e_first)
-            pair = known[owner] * n_api + entries.api[entry]  # non-decreasing: parties in order, then API
-            offset = np.zeros(n_pair + 1, dtype=np.int64)
-            np.cumsum(np.bincount(pair, minlength=n_pair), out=offset[1:])
-            csr.append((offset, (run_start[owner] + entries.rank[entry]).astype(np.int32)))
-        (ded_offset, ded_plans), (sh_offset, sh_plans) = csr
+        (ded_offset, ded_plans), (sh_offset, sh_plans) = [_pair_plans(e, listed, known, run_start, n_api, n_pair)
+                                                          for e in self.entries]
         plans = PlanSlice(self.plans, self.plan_ids, chosen)
         arrays = self.arrays
         tables = KernelTables(
@@ -145,6 +139,26 @@ class SetupTables:
             sh_plans=sh_plans,
         )
         return tables, plans
+
+
+def _pair_plans(entries: "_Entries", listed: np.ndarray, at: np.ndarray, run_start: np.ndarray, n_api: int,
+                n_pair: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR offsets (n_pair + 1) and plans (int32) of the pairs of parties ``listed`` (setup positions) put at
+    slice positions ``at``, whose plans start at ``run_start``: one compiled pass (``pair_plans``) or numpy."""
+    e_first = entries.offset[listed]
+    e_count = entries.offset[listed + 1] - e_first
+    offset = np.zeros(n_pair + 1, dtype=np.int64)
+    core = _kernel.helpers()
+    if core is not None:
+        plans = np.empty(int(e_count.sum()), dtype=np.int32)
+        core.pair_plans(np.ascontiguousarray(listed, dtype=np.int64), np.ascontiguousarray(at, dtype=np.int64),
+                        entries.offset, entries.api, entries.rank, np.ascontiguousarray(run_start, dtype=np.int64),
+                        n_api, offset, plans)
+        return offset, plans
+    owner, entry = spans(e_first, e_count)
+    pair = at[owner] * n_api + entries.api[entry]  # non-decreasing: parties in order, then API
+    np.cumsum(np.bincount(pair, minlength=n_pair), out=offset[1:])
+    return offset, (run_start[owner] + entries.rank[entry]).astype(np.int32)
 
 
 @dataclass

@@ -28,7 +28,7 @@ class Chunk:
     account: np.ndarray
     """Integer index into ``accounts``."""
     accounts: Any
-    """pyarrow StringArray of account ids, exact (a name may repeat; none is null or empty)."""
+    """pyarrow StringArray of account ids, exact and distinct (none is null or empty)."""
     channel: np.ndarray
     """int8: 0 official, 1 marketplace."""
     api: np.ndarray
@@ -128,12 +128,13 @@ def _plain_ends(arr: Any, core: Any = None) -> bool:
 def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError], core: Any = None
                  ) -> tuple[np.ndarray, Any, np.ndarray]:
     """(index per row, dictionary values as an Arrow string array, empty flag per value) of a text column,
-    values exact (nothing trimmed). Null rows get the index ``len(values)``, whose flag (the last) is set
-    when there are any."""
+    values exact (nothing trimmed) and distinct. Null rows get the index ``len(values)``, whose flag (the
+    last) is set when there are any."""
     import pyarrow as pa
 
     t = col.type
-    if not pa.types.is_dictionary(t):
+    fresh = not pa.types.is_dictionary(t)
+    if fresh:
         if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)):
             raise fail(f"must be text, not a column of type {t}", 0)
         col = col.dictionary_encode()  # the method: no compute-wrapper overhead on a small batch
@@ -142,15 +143,20 @@ def _dict_column(col: Any, fail: Callable[[str, int], OcrledgerError], core: Any
     if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_null(vt)):
         raise fail(f"must be text, not a column of type {vt}", 0)
     values = col.dictionary if pa.types.is_string(vt) else col.dictionary.cast(pa.string())
+    indices = col.indices  # (a new wrapper on every access)
+    nulls = indices.null_count
+    idx = (indices.fill_null(len(values)) if nulls else indices).to_numpy(zero_copy_only=False)
+    if not fresh:  # a dictionary of the input may repeat a value (chunks combined): one index per value
+        distinct = values.dictionary_encode()
+        if len(distinct.dictionary) < len(values):
+            remap = np.append(distinct.indices.to_numpy(zero_copy_only=False), len(distinct.dictionary))
+            values, idx = distinct.dictionary, remap[idx]
     n_values = len(values)
     blank = np.zeros(n_values + 1, dtype=bool)
     if not _plain_ends(values, core):  # some value may be null or empty
         blank[:-1] = ac.is_empty(values)
-    indices = col.indices  # (a new wrapper on every access)
-    nulls = indices.null_count
     blank[-1] = nulls > 0  # null rows only; no row has that index otherwise
-    idx = indices.fill_null(n_values) if nulls else indices
-    return idx.to_numpy(zero_copy_only=False), values, blank
+    return idx, values, blank
 
 
 def _first_row(idx: np.ndarray, bad: np.ndarray) -> int | None:

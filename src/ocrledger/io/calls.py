@@ -44,7 +44,7 @@ class CallTable:
     account_code: np.ndarray
     """Integer index of each record's account into ``account_names``."""
     account_names: Any
-    """pyarrow StringArray of account ids (a name may repeat)."""
+    """pyarrow StringArray of the distinct account ids."""
     market: np.ndarray
     """int8 channel: 0 official, 1 marketplace."""
     api: np.ndarray  # int32 catalog index
@@ -142,7 +142,11 @@ def read_calls(calls: Any, catalog: Catalog, *, credentials: Credentials | None 
     out = {k: (v[0] if len(v) == 1 else np.concatenate(v) if v else np.empty(0, dtype=empty[k]))
            for k, v in cols.items()}
     key_mask = np.concatenate(bad) if bad else np.zeros(0, dtype=bool)
-    return CallTable(_concat_text(rids), out["account"], _concat_text(names), out["market"], out["api"], out["ts"],
+    account_names, account = _concat_text(names), out["account"]
+    if len(names) > 1:  # each chunk's names are distinct, not the chunks' together
+        distinct = account_names.dictionary_encode()
+        account_names, account = distinct.dictionary, distinct.indices.to_numpy(zero_copy_only=False)[account]
+    return CallTable(_concat_text(rids), account, account_names, out["market"], out["api"], out["ts"],
                      out["success"], parts=parts, bad_key=key_mask if credentials is not None else None)
 
 

@@ -2,6 +2,9 @@
 import numpy as np
 
 def spans(start: np.ndarray, count: np.ndarray, owner: np.ndarray, index: np.ndarray) -> int: ...
+def pair_plans(listed: np.ndarray, at: np.ndarray, entry_offset: np.ndarray, entry_api: np.ndarray,
+               entry_rank: np.ndarray, run_start: np.ndarray, n_api: int, offset: np.ndarray,
+               plans: np.ndarray) -> int: ...
 def flag_values(values: np.ndarray, seen: np.ndarray) -> None: ...
 def call_codes(party: np.ndarray, period: np.ndarray, source: np.ndarray, plan: np.ndarray, status: np.ndarray,
                party_lut: np.ndarray, channel_of: np.ndarray, period_lut: np.ndarray, plan_lut: np.ndarray,

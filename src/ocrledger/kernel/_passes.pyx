@@ -1,4 +1,4 @@
-"""Counting passes over columns in Cython (usage, plan units, QPS seconds, codes, bytes, flags, spans) and json_reindent."""
+"""Counting passes over columns in Cython (usage, plan units, QPS seconds, codes, bytes, flags, spans, pair plans) and json_reindent."""
 from libc.stdint cimport INT32_MAX, int16_t, int32_t, int64_t, int8_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -28,6 +28,47 @@ def spans(const int64_t[::1] start, const int64_t[::1] count, int64_t[::1] owner
         raise ValueError("a negative count, or owner/index shorter than the items")
     return j
 
+
+
+def pair_plans(const int64_t[::1] listed, const int64_t[::1] at, const int64_t[::1] entry_offset,
+               const int64_t[::1] entry_api, const int64_t[::1] entry_rank, const int64_t[::1] run_start,
+               Py_ssize_t n_api, int64_t[::1] offset, int32_t[::1] plans):
+    """The CSR plan lists of the pairs of some parties, in one pass (``engine.tables``' slice).
+
+    Party j of the slice is setup party listed[j], placed at slice position at[j] (at increasing);
+    its entries entry_offset[listed[j]]:entry_offset[listed[j] + 1] (sorted by API, then plan) go to
+    pair at[j] * n_api + entry_api[e] with plan run_start[j] + entry_rank[e]. ``offset`` (n_pair + 1,
+    zeroed) gets the CSR offsets, ``plans`` the plan of each entry. Returns the number of entries."""
+    cdef Py_ssize_t m = listed.shape[0], n_pair = offset.shape[0] - 1, j, k = 0, pair, last = -1
+    cdef int64_t e, p, base, start
+    cdef bint bad = False
+    if at.shape[0] != m or run_start.shape[0] != m:
+        raise ValueError("listed, at and run_start differ in length")
+    with nogil:
+        for j in range(m):
+            p = listed[j]
+            if p < 0 or p + 1 >= entry_offset.shape[0]:
+                bad = True
+                break
+            base = at[j] * n_api
+            start = run_start[j]
+            for e in range(entry_offset[p], entry_offset[p + 1]):
+                pair = base + entry_api[e]
+                if pair < last or pair >= n_pair or k >= plans.shape[0] or e >= entry_api.shape[0]:
+                    bad = True
+                    break
+                last = pair
+                offset[pair + 1] += 1
+                plans[k] = <int32_t>(start + entry_rank[e])
+                k += 1
+            if bad:
+                break
+        if not bad:
+            for pair in range(n_pair):
+                offset[pair + 1] += offset[pair]
+    if bad:
+        raise ValueError("an entry outside its arrays, or the parties' pairs out of order")
+    return k
 
 def flag_values(const int32_t[::1] values, uint8_t[::1] seen):
     """seen[v] = 1 for every v in values (a set of small integers without numpy's bincount, which first
