@@ -356,7 +356,8 @@ def string_find(const uint64_t[::1] table, const offset_t[::1] offsets, const ui
     q_offsets + q_data, with q_tag[j]), or -1: lookups in a ``string_index`` table, at a cost that
     grows with the queries, not the table (a few cache misses each)."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, q_n = q_offsets.shape[0] - 1, m = q_rows.shape[0]
-    cdef Py_ssize_t size = table.shape[0], j, r, other, width
+    cdef Py_ssize_t size = table.shape[0], j, r, other, width, b0, b1
+    cdef uint64_t hashes[HASH_BLOCK]
     cdef uint64_t h, mask = size - 1, slot, frag, entry
     cdef const uint8_t* base
     cdef const uint8_t* q_base
@@ -375,22 +376,31 @@ def string_find(const uint64_t[::1] table, const offset_t[::1] offsets, const ui
     base = &data[0] if data.shape[0] else NULL
     q_base = &q_data[0] if q_data.shape[0] else NULL
     with nogil:
-        for j in range(m):
-            r = q_rows[j]
-            width = q_offsets[r + 1] - q_offsets[r]
-            key = q_base + q_offsets[r]
-            h = hash_bytes(key, width, <uint64_t><uint8_t>q_tag[j])
-            frag = h & OCR_HI32
-            slot = (h >> 32) & mask
-            out[j] = -1
-            while True:
-                entry = table[slot]
-                if entry == 0:
-                    break
-                if (entry & OCR_HI32) == frag:
-                    other = <Py_ssize_t>(entry & OCR_LO32) - 1
-                    if (other < n and offsets[other + 1] - offsets[other] == width and tag[other] == q_tag[j]
-                            and memcmp(base + offsets[other], key, width) == 0):
-                        out[j] = other
+        b0 = 0
+        while b0 < m:  # hash a block of queries and prefetch their slots, then probe: the misses overlap
+            b1 = b0 + HASH_BLOCK if b0 + HASH_BLOCK < m else m
+            for j in range(b0, b1):
+                r = q_rows[j]
+                h = hash_bytes(q_base + q_offsets[r], q_offsets[r + 1] - q_offsets[r], <uint64_t><uint8_t>q_tag[j])
+                hashes[j - b0] = h
+                OCR_PREFETCH(&table[(h >> 32) & mask])
+            for j in range(b0, b1):
+                r = q_rows[j]
+                width = q_offsets[r + 1] - q_offsets[r]
+                key = q_base + q_offsets[r]
+                h = hashes[j - b0]
+                frag = h & OCR_HI32
+                slot = (h >> 32) & mask
+                out[j] = -1
+                while True:
+                    entry = table[slot]
+                    if entry == 0:
                         break
-                slot = (slot + 1) & mask
+                    if (entry & OCR_HI32) == frag:
+                        other = <Py_ssize_t>(entry & OCR_LO32) - 1
+                        if (other < n and offsets[other + 1] - offsets[other] == width and tag[other] == q_tag[j]
+                                and memcmp(base + offsets[other], key, width) == 0):
+                            out[j] = other
+                            break
+                    slot = (slot + 1) & mask
+            b0 = b1
