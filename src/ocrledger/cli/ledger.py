@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import OcrledgerError
 
@@ -30,6 +32,29 @@ def _open(args: argparse.Namespace) -> Any:
     return Ledger.open(args.db)
 
 
+SQLITE_FULL = 13
+"""SQLite's result code for a full disk (``sqlite3.Error.sqlite_errorcode``)."""
+
+
+def on_ledger(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a ledger command with SQLite's errors (a file that is not a database, a folder, a full disk)
+    turned into one line naming ``--db``: ``OcrledgerError`` (exit 2), or ``OSError(ENOSPC)`` for a
+    full disk (exit 1, an output that could not be written)."""
+
+    @functools.wraps(run)
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL:
+                import errno
+
+                raise OSError(errno.ENOSPC, f"the ledger's disk is full ({exc})", str(args.db)) from None
+            raise OcrledgerError(f"cannot use this file as a ledger: {exc}", file=str(args.db)) from None
+
+    return guarded
+
+
 def add_ingest(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("ingest", help="rate a batch of calls into a ledger (all or nothing)",
                        description="Rate a batch of call records on top of the ledger's counters and commit it in "
@@ -43,6 +68,7 @@ def add_ingest(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_ingest)
 
 
+@on_ledger
 def _run_ingest(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         result = ledger.ingest(args.calls, args.batch_id or args.calls.name)
@@ -73,6 +99,7 @@ def add_bill(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_bill)
 
 
+@on_ledger
 def _run_bill(args: argparse.Namespace) -> int:
     from ..bills.render import render
 
@@ -94,6 +121,7 @@ def add_quota(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_quota)
 
 
+@on_ledger
 def _run_quota(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         print(json.dumps(ledger.quota(args.account, args.channel, args.at), indent=2))
@@ -109,6 +137,7 @@ def add_close(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_close)
 
 
+@on_ledger
 def _run_close(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         bills = ledger.close(args.month)
@@ -123,6 +152,7 @@ def add_alerts(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_alerts)
 
 
+@on_ledger
 def _run_alerts(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         for alert in ledger.pending_alerts(acknowledge=not args.peek):

@@ -49,10 +49,21 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool, what:
     if pa_.types.is_dictionary(t):
         arr, t = arr.dictionary_decode(), t.value_type
     if pa_.types.is_integer(t):
+        if t == pa_.uint64():  # values past INT64_MAX are out of range, never a failed cast or a wrap
+            raw = arr.to_numpy(zero_copy_only=False)
+            huge = raw > np.uint64(np.iinfo(np.int64).max)
+            if huge.any():
+                i = int(np.argmax(huge))
+                raise fail(f"{int(raw[i])} ms is outside the supported range 1970..2099 ({clock.tz_name})", i)
         ts = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)
     elif pa_.types.is_timestamp(t):
         unit = {"s": 1000, "ms": 1, "us": -1000, "ns": -1_000_000}[t.unit]
         raw = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)
+        if unit > 0:  # seconds: a value past INT64_MAX / 1000 would wrap when multiplied
+            far = (raw > clock.max_ms // unit) | (raw < clock.min_ms // unit - 1)
+            if far.any():
+                i = int(np.argmax(far))
+                raise fail(f"{int(raw[i])} s is outside the supported range 1970..2099 ({clock.tz_name})", i)
         ts = raw * unit if unit > 0 else raw // -unit  # sub-millisecond parts are floored
         if t.tz is None:
             if not naive_ok:

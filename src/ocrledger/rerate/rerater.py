@@ -202,9 +202,11 @@ def rerate(
     wanted = parse_period(month) if month is not None else None
     impl = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
     out_dir = Path(out) if out is not None else None
+    made_out = False  # a folder this call made is removed again if the rerate fails (nothing half-made)
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
             raise OcrledgerError("--out must be a folder, and this is a file", file=str(out_dir))
+        made_out = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
     spill_root = out_dir if out_dir is not None else (Path(tmp_dir) if tmp_dir is not None else None)
     spill = Path(tempfile.mkdtemp(prefix=".rerate-", dir=spill_root))
@@ -268,6 +270,11 @@ def rerate(
                 pass
         memory.close()  # malloc's defaults again, once no thread of the run allocates any more
         shutil.rmtree(spill, ignore_errors=True)
+        if made_out and out_dir is not None:
+            try:
+                out_dir.rmdir()  # only when empty: a failed rerate published nothing
+            except OSError:
+                pass
 
 
 def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
