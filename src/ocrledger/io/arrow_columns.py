@@ -212,7 +212,9 @@ def plus_one_year(ms: np.ndarray, clock: BillingClock) -> np.ndarray:
     month0 = months.astype(np.int64) % 12
     leap_day = (month0 == 1) & (dom == 28)
     dom = np.where(leap_day, 27, dom)
-    later = ((months + 12).astype("datetime64[D]") + dom).astype(np.int64)
+    # explicit units: numpy 2.5 deprecates adding plain integers (the 'generic' timedelta unit) to dates
+    next_year = (months + np.timedelta64(12, "M")).astype("datetime64[D]")
+    later = (next_year + dom.astype("timedelta64[D]")).astype(np.int64)
     return localize(later * DAY_MS + time_of_day, clock)
 
 
