@@ -11,6 +11,7 @@ from html import escape
 from typing import Sequence
 
 from ..model.bills import Bill, BillLine
+from ..model.display import printable
 from .format import NO_BILLS, count, money, tier_label
 
 SOURCE_COLOURS = {
@@ -98,7 +99,7 @@ def render_html(bills: Sequence[Bill], *, generated_at: str) -> str:
 
 
 def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+    return escape(printable(text), quote=True)  # control characters shown as escapes, as in text and Markdown
 
 
 def _summary(bills: Sequence[Bill]) -> list[str]:
