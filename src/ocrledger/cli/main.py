@@ -214,6 +214,7 @@ def _run_rerate(args: argparse.Namespace) -> int:
         args.calls, catalog, accounts, month=args.month, out=args.out,
         against=args.against, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
         bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS, progress=not args.no_progress,
+        tune_malloc=True,  # process-wide malloc tuning: the command's process, never a library call's
     )
     s = result.summary
     print(f"rated {s['calls_rated']:,} calls in {s['seconds']:.1f} s ({s['calls_per_second'] or 0:,} calls/s): "
