@@ -92,7 +92,8 @@ def add_bill(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("bill", help="print the bills of a month from a ledger",
                        description="Print a month's bills: frozen if the month is closed, provisional otherwise.")
     _db(p)
-    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month of the bills (in the catalog's "
+                   "time zone)")
     p.add_argument("--account", help="only this account")
     p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel")
     p.add_argument("--format", choices=FORMATS, default="json", help="output format (default: json)")
@@ -115,8 +116,9 @@ def _run_bill(args: argparse.Namespace) -> int:
 def add_quota(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("quota", help="remaining plan, free and verification quota of an account")
     _db(p)
-    p.add_argument("--account", required=True)
-    p.add_argument("--channel", default="official", choices=("official", "marketplace"))
+    p.add_argument("--account", required=True, help="the account to look at")
+    p.add_argument("--channel", default="official", choices=("official", "marketplace"),
+                   help="the account's channel (default: official)")
     p.add_argument("--at", help="instant to look at (ISO 8601 or epoch ms; default: now)")
     p.set_defaults(handler=_run_quota)
 
@@ -133,7 +135,8 @@ def add_close(sub: Sub) -> None:  # type: ignore[valid-type]
                        description="Freeze a month's bills (the seed: generated on the 1st of the next month). "
                        "Calls of a closed month that arrive later become adjustments on the next open bill.")
     _db(p)
-    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month to close (every earlier month "
+                   "with calls must be closed first)")
     p.set_defaults(handler=_run_close)
 
 

@@ -160,7 +160,8 @@ def _add_advise(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p.add_argument("--accounts", type=Path, help="accounts TOML; default: none")
     p.add_argument("--calls", type=Path, required=True, help="call records (CSV or Parquet)")
     p.add_argument("--account", required=True, help="the account to advise")
-    p.add_argument("--channel", choices=("official", "marketplace"), default="official")
+    p.add_argument("--channel", choices=("official", "marketplace"), default="official",
+                   help="the account's channel (default: official)")
     p.add_argument("--months", required=True, metavar="YYYY-MM..YYYY-MM", help="the window (or one YYYY-MM)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.set_defaults(handler=_run_advise)
@@ -231,8 +232,9 @@ def _add_diff(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
         description="Compare OLD and NEW bills (JSON files, rerate output folders, or folders of JSON bill "
         "files) per account, channel, month and API: calls by source and amounts.",
     )
-    p.add_argument("old", type=Path, metavar="OLD")
-    p.add_argument("new", type=Path, metavar="NEW")
+    p.add_argument("old", type=Path, metavar="OLD", help="the bills issued: a JSON file, a rerate output folder or a "
+                   "folder of JSON bill files")
+    p.add_argument("new", type=Path, metavar="NEW", help="the bills to compare them with (same forms as OLD)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--exit-code", action="store_true", help="exit 1 when the bills differ")
     p.set_defaults(handler=_run_diff)
