@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{EXIT_INTERRUPTED} interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"ocrledger {__version__} ({_kernel.IMPLEMENTATION} kernel)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="say more on stderr: -v what the library "
+                        "reports (the rerate pass, files written), -vv timings too")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no warnings)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(sub)
@@ -286,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = NamedOutput(stdout, "<stdout>")  # type: ignore[assignment]
     try:
         args = build_parser().parse_args(argv)
+        _log_to_stderr(args.verbose, args.quiet)
         handler: Handler = args.handler
         code = handler(args)
         sys.stdout.flush()  # a full device or a closed pipe is found here, while it can still be said
@@ -336,6 +340,21 @@ class NamedOutput:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
+
+
+def _log_to_stderr(verbose: int, quiet: bool) -> None:
+    """The ``ocrledger`` logger's records on stderr, one line each: warnings by default, INFO with -v,
+    DEBUG with -vv, errors only with -q. The library itself only logs (``logging``), never prints."""
+    import logging
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    logger = logging.getLogger("ocrledger")
+    if not any(getattr(h, "ocrledger_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("ocrledger: %(message)s"))
+        handler.ocrledger_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def _os_error(exc: OSError) -> int:

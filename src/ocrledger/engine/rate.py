@@ -51,6 +51,7 @@ class RatingResult:
         return self._bills
 
     def bill(self, account: str, period: str, channel: str = "official") -> Bill:
+        """The bill of ``account`` on ``channel`` for ``period`` ("YYYY-MM"); ``KeyError`` if it has none."""
         for b in self.bills:
             if b.key == (account, channel, period):
                 return b

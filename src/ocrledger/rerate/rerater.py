@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import os
 import resource
@@ -93,6 +94,9 @@ from .schema import SOURCE_NAMES, STATUS_NAMES, calls_schema
 READ_AHEAD = 3
 """Input files decoded and validated ahead of the one being encoded (two threads): enough to keep
 both busy, few enough that the decoded chunks of every file are not all held at once."""
+log = logging.getLogger("ocrledger.rerate")
+"""What a rerate reports (INFO: the pass and the files; DEBUG: timings)."""
+
 DEFAULT_CHUNK_ROWS = 1 << 20
 """Rows read from the input at a time."""
 DEFAULT_BUCKET_ROWS = 1 << 21
@@ -243,6 +247,7 @@ def rerate(
             run.dedup()
             run.rate(calls_tmp if out_dir is not None else None)
         _fast.tick("rated")
+        log.info("rated %s calls in the %s pass", f"{run.read_rows:,}", "in-memory" if held is not None else "spill")
         cols = run.bill_columns()  # while calls.parquet is being written
         _fast.tick("bill columns")
         bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker(cols)
@@ -264,6 +269,7 @@ def rerate(
         if out_dir is not None:
             result.files = _publish(out_dir, spill, result.summary, calls_tmp, result.diff)
             _fast.tick("published")
+            log.info("wrote %s", ", ".join(str(f) for f in result.files.values()))
         return result
     finally:
         if collecting:
