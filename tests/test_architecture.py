@@ -3,13 +3,15 @@ the layers, no private name crosses a subpackage, a small root, and every module
 from __future__ import annotations
 
 import ast
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
 PACKAGE = "ocrledger"
-SOURCE = Path(__file__).resolve().parent.parent / "src" / PACKAGE
+# the package that is imported: the source tree (editable install) or site-packages (an sdist's tests)
+SOURCE = Path(importlib.util.find_spec(PACKAGE).origin).resolve().parent  # type: ignore[arg-type, union-attr]
 
 # Lowest first. A module may import from its own layer or a lower one, never a higher one.
 LAYERS = [

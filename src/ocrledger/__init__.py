@@ -1,6 +1,8 @@
 """ocrledger: exact rating and deduction engine for per-call-billed APIs (public names)."""
 from __future__ import annotations
 
+import logging
+
 from .codes import Source, Status
 from .engine.rate import Engine, RatingResult, rate
 from .errors import (
@@ -33,3 +35,7 @@ __all__ = [
     "Status", "TierCharge", "bills_from_json", "bills_to_arrow", "bills_to_json", "bills_to_pandas", "default_catalog", "load_accounts", "load_catalog",
     "parse_accounts", "parse_catalog", "rate", "__version__",
 ]
+
+# What the library reports goes to the "ocrledger" logger; it prints nothing itself. A program sets the
+# handlers it wants; the ocrledger command sends it to stderr (-v: more, -q: errors only).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

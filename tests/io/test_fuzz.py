@@ -12,13 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocrledger.engine.rate import rate
+import ocrledger
 from ocrledger.errors import OcrledgerError
 from ocrledger.io.account_tables import load_accounts
 from ocrledger.io.demo import demo_accounts_text
 from ocrledger.model.catalog import default_catalog, load_catalog
 
-DEFAULT_CATALOG = (Path(__file__).resolve().parents[2] / "src/ocrledger/data/default_catalog.toml")
-CATALOG_TEXT = DEFAULT_CATALOG.read_text() if DEFAULT_CATALOG.exists() else ""
+# the installed package's copy, so the test also runs from an sdist outside the source tree
+DEFAULT_CATALOG = Path(ocrledger.__file__).resolve().parent / "data" / "default_catalog.toml"
+CATALOG_TEXT = DEFAULT_CATALOG.read_text(encoding="utf-8")
 ACCOUNTS_TEXT = demo_accounts_text()
 CALLS_TEXT = (
     "record_id,account,channel,api,ts,success\n"

@@ -55,3 +55,39 @@ def test_prefaulted_heap_is_resident_and_taken_by_the_next_arrays() -> None:
     assert faulted > size * 3 // 4
     assert grown < size // 4
 
+
+
+def test_an_embedded_rerate_leaves_the_process_allocator_alone(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """mallopt/malloc_trim are process-wide: rerate() tunes them only when asked (the command asks)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from contextlib import contextmanager
+
+    from ocrledger.model.catalog import default_catalog
+    from ocrledger.rerate import rerater
+
+    entered: list[int] = []
+
+    @contextmanager
+    def spy(prefault: int = 0):  # type: ignore[no-untyped-def]
+        entered.append(prefault)
+        with _malloc.reuse_freed_memory(prefault):
+            yield
+
+    monkeypatch.setattr(rerater, "reuse_freed_memory", spy)
+    path = tmp_path / "calls.parquet"  # its size is known up front: the in-memory pass
+    pq.write_table(pa.table({"record_id": ["r1", "r2"], "account": ["a", "a"], "api": ["RecognizeIdcard"] * 2,
+                             "ts": pa.array([1790818200000, 1790818201000], pa.int64()),
+                             "success": pa.array([1, 1], pa.int8())}), path)
+    cat = default_catalog()
+    plain = rerater.rerate(path, cat, plain_accounts(cat))
+    assert entered == []
+    tuned = rerater.rerate(path, cat, plain_accounts(cat), tune_malloc=True)
+    assert len(entered) == (1 if rerater._fast.available() else 0)
+    assert [b.to_json() for b in tuned.bills] == [b.to_json() for b in plain.bills]
+
+
+def plain_accounts(cat):  # type: ignore[no-untyped-def]
+    from ocrledger.engine.rate import as_accounts
+
+    return as_accounts(None, cat)

@@ -188,7 +188,11 @@ def test_bad_record_names_file_row_field_and_writes_nothing(tmp_path: Path) -> N
     with pytest.raises(CallsError) as err:
         rerate(path, CATALOG, acc, out=out, chunk_rows=300)
     assert str(err.value) == f"{path}: row 1235: field api: API 'RecognizeNothing' is not in the catalog"
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the folder the failed rerate made is removed again
+    out.mkdir()
+    with pytest.raises(CallsError):
+        rerate(path, CATALOG, acc, out=out, chunk_rows=300)
+    assert list(out.iterdir()) == []  # a folder that was there stays, empty
     naive = t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(["2026-10-01T00:00:00"] * t.num_rows))
     with pytest.raises(CallsError, match="row 1: field ts: .*no UTC offset"):
         rerate(naive, CATALOG, acc)

@@ -453,7 +453,7 @@ def test_kernel_error_stops_the_early_writer_and_writes_nothing(tmp_path: Path, 
 
     with pytest.raises(MoneyError, match=r"<arrow table>: row 2: record r1: its PAYG spend"):
         rerate(t, cat, acc, out=tmp_path / "out")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder the failed rerate made is removed again
 
 
 @needs_core

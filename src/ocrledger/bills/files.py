@@ -18,6 +18,7 @@ import numpy as np
 from ..engine.bill_columns import BillColumns, period_labels
 from ..model.account_columns import PlanColumns
 from ..model.catalog import Catalog
+from ..model.display import printable_all
 from ..model.money import to_decimal
 from .format import NO_BILLS, tier_label
 
@@ -96,15 +97,15 @@ def fixed_texts(catalog: Catalog, plans: PlanColumns) -> FixedTexts:
     ends = catalog.clock.labels(plans.effective_end)
     return FixedTexts(
         api_json=texts(dumps([a.code for a in catalog.apis])),
-        api_text=texts([a.code for a in catalog.apis]),
+        api_text=texts(printable_all([a.code for a in catalog.apis])),
         tier_from=np.array([api.tier_from(t) for api, t, _ in tiers], dtype=np.int64),
         tier_to=np.array([-1 if tier.upto is None else tier.upto for _, _, tier in tiers], dtype=np.int64),
         price_json=texts(dumps([format(p, "f") for p in prices])),
         price_text=texts([str(p) for p in prices]),
         tier_label=texts([tier_label(api.tier_from(t), tier.upto) for api, t, tier in tiers]),
         plan_json=texts(dumps(ids)),
-        plan_text=texts(ids),
-        plan_end=texts(ends),
+        plan_text=texts(printable_all(ids)),
+        plan_end=texts(printable_all(ends)),
         headers=texts(headers(catalog.currency)),
     )
 
@@ -130,7 +131,8 @@ def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, st
         '    "lines": '
         for a, ch, label in zip(accounts, channels, quoted)
     ]
-    head_text = [f"Bill {label}  account {a}  channel {ch}  currency {cur}\n\n" for (a, ch), label in zip(who, labels)]
+    shown = printable_all([f"Bill {label}  account {a}  channel {ch}  currency {cur}" for (a, ch), label in zip(who, labels)])
+    head_text = [h + "\n\n" for h in shown]
     return _billfmt.Columns(
         cols, texts(head_json), texts(head_text), fixed.api_json, fixed.api_text, fixed.tier_from, fixed.tier_to,
         fixed.price_json, fixed.price_text, fixed.tier_label, fixed.plan_json, fixed.plan_text, fixed.plan_end,

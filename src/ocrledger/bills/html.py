@@ -11,6 +11,7 @@ from html import escape
 from typing import Sequence
 
 from ..model.bills import Bill, BillLine
+from ..model.display import printable
 from .format import NO_BILLS, count, money, tier_label
 
 SOURCE_COLOURS = {
@@ -48,6 +49,11 @@ p.total { font-size: 18px; font-weight: 700; margin: 8px 0; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid var(--rule); text-align: right; white-space: nowrap; }
 th:first-child, td:first-child, td.text, th.text { text-align: left; }
+/* the lines table has 11 columns: headers wrap, ids break anywhere, numbers never, so it fits the page */
+table.lines th { white-space: normal; vertical-align: bottom; }
+table.lines th, table.lines td { padding: 3px 3px; font-size: 12px; }
+td.text, dd { overflow-wrap: anywhere; word-break: break-word; }
+td.text { white-space: normal; }
 thead th { background: var(--band); font-weight: 600; }
 tfoot td { font-weight: 700; border-top: 2px solid var(--ink); }
 td.num, td.amount { font-variant-numeric: tabular-nums; }
@@ -98,7 +104,7 @@ def render_html(bills: Sequence[Bill], *, generated_at: str) -> str:
 
 
 def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+    return escape(printable(text), quote=True)  # control characters shown as escapes, as in text and Markdown
 
 
 def _summary(bills: Sequence[Bill]) -> list[str]:

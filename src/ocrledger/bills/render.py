@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Sequence
 
 from ..model.bills import Bill, BillLine, bills_to_json
+from ..model.display import printable as shown
 from .format import NO_BILLS, aligned_table, count, money, tier_label
 from .html import render_html
 
@@ -59,10 +61,13 @@ def plain(amount: Decimal) -> str:
 def render_text(bill: Bill) -> str:
     """A readable statement of one bill: lines, PAYG tiers, total, plan balances, free quota left."""
     cur = bill.currency
-    out = [f"Bill {bill.period}  account {bill.account}  channel {bill.channel}  currency {cur}", ""]
+    # ids and names are shown with control characters escaped (``model.display``): no terminal escapes
+    out = [f"Bill {shown(bill.period)}  account {shown(bill.account)}  channel {shown(bill.channel)}  currency "
+           f"{shown(cur)}", ""]
+    cur = shown(cur)
     rows = [
         [
-            ln.api, count(ln.calls), count(ln.failed), count(ln.rejected), count(ln.free), count(ln.dedicated),
+            shown(ln.api), count(ln.calls), count(ln.failed), count(ln.rejected), count(ln.free), count(ln.dedicated),
             count(ln.shared_calls), count(ln.shared_points), count(ln.payg), money(ln.amount),
         ]
         for ln in bill.lines
@@ -73,7 +78,7 @@ def render_text(bill: Bill) -> str:
     for ln in bill.lines:
         if not ln.tiers:
             continue
-        out += ["", f"PAYG tiers of {ln.api}"]
+        out += ["", f"PAYG tiers of {shown(ln.api)}"]
         tier_rows = [
             [
                 tier_label(t.from_, t.to),
@@ -92,7 +97,7 @@ def render_text(bill: Bill) -> str:
             "  " + r
             for r in aligned_table(
                 ["Month", "API", "Calls", f"Exact {cur}", f"Amount {cur}"],
-                [[a.period, a.api, count(a.calls), money(a.amount_exact), money(a.amount)] for a in bill.adjustments],
+                [[shown(a.period), shown(a.api), count(a.calls), money(a.amount_exact), money(a.amount)] for a in bill.adjustments],
                 left=2,
             )
         ]
@@ -100,7 +105,7 @@ def render_text(bill: Bill) -> str:
     over = [ln for ln in bill.lines if ln.qps_over_seconds]
     if over:
         out += ["", "QPS over the entitled limit: " + ", ".join(
-            f"{ln.api} peak {count(ln.qps_peak)}/s, {count(ln.qps_over_seconds)} s over" for ln in over
+            f"{shown(ln.api)} peak {count(ln.qps_peak)}/s, {count(ln.qps_over_seconds)} s over" for ln in over
         )]
     if bill.plans:
         out += ["", "Resource plans"]
@@ -108,22 +113,42 @@ def render_text(bill: Bill) -> str:
             "  " + r
             for r in aligned_table(
                 ["Plan", "Used this month", "Remaining", "Ends"],
-                [[p.id, count(p.used), count(p.remaining), p.end] for p in bill.plans],
+                [[shown(p.id), count(p.used), count(p.remaining), shown(p.end)] for p in bill.plans],
             )
         ]
     if bill.free_remaining:
-        out += ["", "Free quota left: " + ", ".join(f"{api} {count(n)}" for api, n in bill.free_remaining)]
+        out += ["", "Free quota left: " + ", ".join(f"{shown(api)} {count(n)}" for api, n in bill.free_remaining)]
     return "\n".join(out) + "\n"
 
 
 # --- Markdown --------------------------------------------------------------------------------
 
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})
+_SCHEME_COLON = re.compile(r"(?<=[A-Za-z]):")
+"""A colon after a letter (``https:``, ``mailto:``, ``xmpp:``): escaped, so GFM makes no link of it."""
+_WWW = re.compile(r"(?i)\b(www)\.")
+"""``www.``: escaped, so GFM's extended autolinks make no link of it."""
+_LONGEST_TICKS = re.compile(r"`+")
 
 
 def md(text: object) -> str:
-    """Text safe inside a Markdown table cell or heading (specials backslash-escaped, no newlines)."""
-    return " ".join(str(text).split()).translate(_MD_SPECIAL)
+    """Text safe inside a Markdown table cell or heading: control characters escaped (``model.display``),
+    whitespace runs made one space, Markdown specials backslash-escaped, and nothing GFM would turn into a
+    link: a scheme's colon and ``www.`` are escaped; text with an ``@`` (an e-mail autolink, which no
+    escape stops) is a code span."""
+    s = " ".join(shown(text).split())
+    if "@" in s:
+        return _code_span(s)
+    return _WWW.sub(r"\1\\.", _SCHEME_COLON.sub(r"\\:", s.translate(_MD_SPECIAL)))
+
+
+def _code_span(s: str) -> str:
+    """``s`` as a GFM code span inside a table cell: a fence longer than any run of backticks in it,
+    pipes escaped (GFM tables read ``\\|`` as ``|`` even in code), padded when it starts or ends with a tick."""
+    fence = "`" * (max(map(len, _LONGEST_TICKS.findall(s)), default=0) + 1)
+    body = s.replace("|", "\\|")
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int | set[int] = 1) -> list[str]:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -35,16 +37,37 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _emit(text: str) -> None:
-    """Write and flush, so that a failed write (a full disk, /dev/full) is an error before anything is acknowledged."""
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except OSError as exc:
-        raise OcrledgerError(f"cannot write the output ({exc.strerror or exc})") from None
+    """Write and flush, so that a failed write (a full disk, /dev/full) is an error before anything is
+    acknowledged (the OSError reaches ``cli.main``, which names the output in one line, exit 1)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _show(rows: Any, fmt: str, text: Callable[[Any], str]) -> None:
     _emit(json.dumps(rows, indent=2, ensure_ascii=False) + "\n" if fmt == "json" else text(rows))
+
+
+SQLITE_FULL = 13
+"""SQLite's result code for a full disk (``sqlite3.Error.sqlite_errorcode``)."""
+
+
+def on_ledger(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a ledger command with SQLite's errors (a file that is not a database, a folder, a full disk)
+    turned into one line naming ``--db``: ``OcrledgerError`` (exit 2), or ``OSError(ENOSPC)`` for a
+    full disk (exit 1, an output that could not be written)."""
+
+    @functools.wraps(run)
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL:
+                import errno
+
+                raise OSError(errno.ENOSPC, f"the ledger's disk is full ({exc})", str(args.db)) from None
+            raise OcrledgerError(f"cannot use this file as a ledger: {exc}", file=str(args.db)) from None
+
+    return guarded
 
 
 def add_ingest(sub: Sub) -> None:  # type: ignore[valid-type]
@@ -60,6 +83,7 @@ def add_ingest(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_ingest)
 
 
+@on_ledger
 def _run_ingest(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         result = ledger.ingest(args.calls, args.batch_id or args.calls.name)
@@ -83,13 +107,15 @@ def add_bill(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("bill", help="print the bills of a month from a ledger",
                        description="Print a month's bills: frozen if the month is closed, provisional otherwise.")
     _db(p)
-    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month of the bills (in the catalog's "
+                   "time zone)")
     p.add_argument("--account", help="only this account")
     p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel")
     p.add_argument("--format", choices=FORMATS, default="json", help="output format (default: json)")
     p.set_defaults(handler=_run_bill)
 
 
+@on_ledger
 def _run_bill(args: argparse.Namespace) -> int:
     from ..bills.render import render
 
@@ -105,8 +131,9 @@ def _run_bill(args: argparse.Namespace) -> int:
 def add_quota(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("quota", help="remaining plan, free and verification quota of an account")
     _db(p)
-    p.add_argument("--account", required=True)
-    p.add_argument("--channel", default="official", choices=("official", "marketplace"))
+    p.add_argument("--account", required=True, help="the account to look at")
+    p.add_argument("--channel", default="official", choices=("official", "marketplace"),
+                   help="the account's channel (default: official)")
     p.add_argument("--at", help="instant to look at (ISO 8601 or epoch ms; default: now)")
     _format(p)
     p.set_defaults(handler=_run_quota)
@@ -124,6 +151,7 @@ def _quota_text(q: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@on_ledger
 def _run_quota(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         q = ledger.quota(args.account, args.channel, args.at)
@@ -136,10 +164,12 @@ def add_close(sub: Sub) -> None:  # type: ignore[valid-type]
                        description="Freeze a month's bills (the seed: generated on the 1st of the next month). "
                        "Calls of a closed month that arrive later become adjustments on the next open bill.")
     _db(p)
-    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month to close (every earlier month "
+                   "with calls must be closed first)")
     p.set_defaults(handler=_run_close)
 
 
+@on_ledger
 def _run_close(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         bills = ledger.close_month(args.month)
@@ -160,6 +190,7 @@ def add_alerts(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_alerts)
 
 
+@on_ledger
 def _run_alerts(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         if args.ack is not None:
@@ -182,11 +213,11 @@ def add_log(sub: Sub) -> None:  # type: ignore[valid-type]
                        description="Rows of the per-call deduction log (status, source, plan, tier, exact amount, "
                        "the plan's remainder after the call), oldest first. Continue with --after NEXT.")
     _db(p)
-    p.add_argument("--account")
-    p.add_argument("--channel", choices=("official", "marketplace"))
-    p.add_argument("--api")
+    p.add_argument("--account", help="only this account's calls")
+    p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel's calls")
+    p.add_argument("--api", help="only this API's calls")
     p.add_argument("--plan", help="only the calls this plan paid (its deductions)")
-    p.add_argument("--record", metavar="RECORD_ID")
+    p.add_argument("--record", metavar="RECORD_ID", help="only this record's rows")
     p.add_argument("--since", help="calls at or after this instant")
     p.add_argument("--until", help="calls before this instant")
     p.add_argument("--status", action="append", help="charged, failed, duplicate, rejected, ... (repeatable)")
@@ -217,8 +248,9 @@ def _run_log(args: argparse.Namespace) -> int:
 def add_plans(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("plans", help="an account's plans: total, remaining, start, end and status")
     _db(p)
-    p.add_argument("--account", required=True)
-    p.add_argument("--channel", default="official", choices=("official", "marketplace"))
+    p.add_argument("--account", required=True, help="the account id")
+    p.add_argument("--channel", default="official", choices=("official", "marketplace"),
+                   help="the account's channel (default official)")
     p.add_argument("--at", help="instant to look at (default: now)")
     _format(p)
     p.set_defaults(handler=_run_plans)
@@ -265,8 +297,9 @@ def _activations(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-ACCOUNT = ("--account", {"required": True})
-CHANNEL = ("--channel", {"default": "official", "choices": ("official", "marketplace")})
+ACCOUNT = ("--account", {"required": True, "help": "the account id"})
+CHANNEL = ("--channel", {"default": "official", "choices": ("official", "marketplace"),
+                         "help": "the account's channel (default official)"})
 
 add_account_cmd = _change(
     "add-account", "list an account on an existing ledger",
@@ -275,39 +308,50 @@ add_account_cmd = _change(
 )
 activate_cmd = _change(
     "activate", "activate an API for an official account",
-    [ACCOUNT, ("--api", {"required": True}), ("--at", {"required": True})],
+    [ACCOUNT, ("--api", {"required": True, "help": "the API code"}),
+     ("--at", {"required": True, "help": "the activation instant (ISO 8601 with an offset, or epoch ms)"})],
     lambda led, a: (led.activate(a.account, a.api, a.at) or f"{a.api} active for {a.account} from {a.at}"),
 )
 buy_plan_cmd = _change(
     "buy-plan", "buy a resource plan",
-    [("--id", {"required": True}), ACCOUNT, CHANNEL, ("--kind", {"required": True, "choices": ("dedicated", "shared")}),
+    [("--id", {"required": True, "help": "the plan's id (unique in the ledger)"}), ACCOUNT, CHANNEL,
+     ("--kind", {"required": True, "choices": ("dedicated", "shared"), "help": "dedicated (one API) or shared"}),
      ("--api", {"help": "the API of a dedicated plan"}), ("--apis", {"help": "API codes of a shared plan, '|'-separated"}),
-     ("--quantity", {"required": True, "type": int}), ("--start", {"required": True}), ("--end", {}), ("--price", {})],
+     ("--quantity", {"required": True, "type": int, "help": "calls (dedicated) or points (shared)"}),
+     ("--start", {"required": True, "help": "the instant it starts paying"}),
+     ("--end", {"help": "the instant it ends (default: one year after the start)"}),
+     ("--price", {"help": "what was paid for it (shown, never charged per call)"})],
     lambda led, a: (led.add_plan(**_drop_none(id=a.id, account=a.account, channel=a.channel, kind=a.kind, api=a.api,
                                                apis=a.apis, quantity=a.quantity, start=a.start, end=a.end,
                                                price=a.price)) or f"plan {a.id} bought"),
 )
 refund_cmd = _change(
     "refund", "refund a plan: it pays for no call at or after the refund",
-    [("--id", {"required": True}), ("--at", {"required": True})],
+    [("--id", {"required": True, "help": "the plan's id"}),
+     ("--at", {"required": True, "help": "the refund instant: the plan pays for no call at or after it"})],
     lambda led, a: (led.refund(a.id, a.at) or f"plan {a.id} refunded at {a.at}"),
 )
 add_credential_cmd = _change(
     "add-credential", "add an AccessKey ID (official) or AppCode (marketplace) of an account",
-    [("--key", {"required": True}), ACCOUNT, CHANNEL, ("--from", {"dest": "valid_from"}), ("--until", {})],
+    [("--key", {"required": True, "help": "the AccessKey ID or AppCode"}), ACCOUNT, CHANNEL,
+     ("--from", {"dest": "valid_from", "help": "valid from this instant (default: always)"}),
+     ("--until", {"help": "valid before this instant (default: always)"})],
     lambda led, a: (led.add_credential(**_drop_none(key=a.key, account=a.account, channel=a.channel,
                                                     **{"from": a.valid_from}, until=a.until)) or "credential added"),
 )
 add_qps_addon_cmd = _change(
     "add-qps-addon", "buy a QPS add-on for an account's API",
-    [ACCOUNT, CHANNEL, ("--api", {"required": True}), ("--qps", {"required": True, "type": int}),
-     ("--start", {"required": True}), ("--end", {})],
+    [ACCOUNT, CHANNEL, ("--api", {"required": True, "help": "the API code"}),
+     ("--qps", {"required": True, "type": int, "help": "extra queries per second"}),
+     ("--start", {"required": True, "help": "the instant it starts"}), ("--end", {"help": "the instant it ends"})],
     lambda led, a: (led.add_qps_addon(**_drop_none(account=a.account, channel=a.channel, api=a.api, qps=a.qps,
                                                    start=a.start, end=a.end)) or "QPS add-on added"),
 )
 add_alert_cmd = _change(
     "add-alert", "configure an alert: plan_remaining, free_exhausted or payg_spend",
-    [ACCOUNT, CHANNEL, ("--kind", {"required": True}), ("--target", {}), ("--threshold", {})],
+    [ACCOUNT, CHANNEL, ("--kind", {"required": True, "help": "plan_remaining, free_exhausted or payg_spend"}),
+     ("--target", {"help": "the plan id or API code it watches (default: all)"}),
+     ("--threshold", {"help": "plan_remaining: calls/points left or a percentage such as 10%%"})],
     lambda led, a: (led.add_alert(**_drop_none(account=a.account, channel=a.channel, kind=a.kind, target=a.target,
                                                threshold=a.threshold)) or "alert added"),
 )

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, NoReturn, Sequence
 
 from ..errors import OcrledgerError
 from ..kernel import select as _kernel
@@ -14,6 +16,40 @@ from . import ledger as ledger_cli
 
 EXIT_INPUT = 2
 """Exit status for bad input (a file, row or field that cannot be used) and for usage errors."""
+EXIT_OUTPUT = 1
+"""Exit status when an output could not be written whole: a closed pipe, a full device."""
+EXIT_INTERNAL = 70
+"""Exit status for a bug in ocrledger itself (``EX_SOFTWARE`` of sysexits.h): one line asking for a report."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+WRITE_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ESHUTDOWN})
+"""OSError numbers that mean an output could not be written whole (exit 1), not a bad path (exit 2)."""
+
+REPORT_URL = "https://github.com/ocrledger/ocrledger/issues"
+"""Where an internal error asks to be reported."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with usage errors on one line (exit 2), like every other error of the command."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(EXIT_INPUT, f"ocrledger: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: "IO[str] | None" = None) -> None:
+        if message:  # --help and --version: a failed write is reported by main(), never hidden
+            (file or sys.stderr).write(message)
+
+
+def positive_int(text: str) -> int:
+    """An option value that must be a whole number of at least 1 (``--chunk-rows``, ``--bucket-rows``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -78,10 +114,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     catalog = default_catalog()
     result = rate(demo_calls(catalog), catalog, demo_accounts(catalog))
-    sys.stdout.write(render(result.bills, args.format))
-    if args.write:
+    text = render(result.bills, args.format)
+    if args.write:  # the files first: a folder that cannot be written stops before anything is printed
         for path in write_demo(args.write):
             print(f"wrote {path}", file=sys.stderr)
+    sys.stdout.write(text)
     return 0
 
 
@@ -128,7 +165,8 @@ def _add_advise(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p.add_argument("--accounts", type=Path, help="accounts TOML; default: none")
     p.add_argument("--calls", type=Path, required=True, help="call records (CSV or Parquet)")
     p.add_argument("--account", required=True, help="the account to advise")
-    p.add_argument("--channel", choices=("official", "marketplace"), default="official")
+    p.add_argument("--channel", choices=("official", "marketplace"), default="official",
+                   help="the account's channel (default: official)")
     p.add_argument("--months", required=True, metavar="YYYY-MM..YYYY-MM", help="the window (or one YYYY-MM)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.set_defaults(handler=_run_advise)
@@ -160,8 +198,10 @@ def _add_rerate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                    "outside it; temporary spill files live in a hidden folder inside it)")
     p.add_argument("--against", type=Path, metavar="OLD", help="bills that were issued (JSON file or folder): "
                    "write the differences (adjustments) too")
-    p.add_argument("--chunk-rows", type=int, default=None, help="rows read at a time")
-    p.add_argument("--bucket-rows", type=int, default=None, help="calls held in memory at once (memory bound)")
+    p.add_argument("--chunk-rows", type=positive_int, default=None, metavar="N", help="rows read at a time "
+                   "(at least 1)")
+    p.add_argument("--bucket-rows", type=positive_int, default=None, metavar="N", help="calls held in memory at "
+                   "once (the memory bound; at least 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown on a terminal only)")
     p.add_argument("--bills-only", action="store_true", help="skip the per-call attribution (no calls.parquet): "
                    "bills, summary and diff only")
@@ -194,6 +234,7 @@ def _run_rerate(args: argparse.Namespace) -> int:
             against=args.against, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
             bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS, progress=not args.no_progress,
             bills_only=args.bills_only,
+            tune_malloc=True,  # process-wide malloc tuning: the command's process, never a library call's
         )
     s = result.summary
     print(f"rated {s['calls_rated']:,} calls in {s['seconds']:.1f} s ({s['calls_per_second'] or 0:,} calls/s): "
@@ -210,8 +251,9 @@ def _add_diff(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
         description="Compare OLD and NEW bills (JSON files, rerate output folders, or folders of JSON bill "
         "files) per account, channel, month and API: calls by source and amounts.",
     )
-    p.add_argument("old", type=Path, metavar="OLD")
-    p.add_argument("new", type=Path, metavar="NEW")
+    p.add_argument("old", type=Path, metavar="OLD", help="the bills issued: a JSON file, a rerate output folder or a "
+                   "folder of JSON bill files")
+    p.add_argument("new", type=Path, metavar="NEW", help="the bills to compare them with (same forms as OLD)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--exit-code", action="store_true", help="exit 1 when the bills differ")
     p.set_defaults(handler=_run_diff)
@@ -236,13 +278,19 @@ COMMANDS += [_add_rerate, _add_diff]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ocrledger",
         description="Exact rating and deduction engine for per-call-billed APIs, on the Alibaba Cloud OCR "
         "billing model: free quota, then dedicated plans, then shared plans, then graduated pay-as-you-go.",
-        epilog="Exit status: 0 ok, 2 bad input or usage (one line on stderr naming the file, row and field).",
+        epilog=f"Exit status: 0 ok; 2 bad input, a bad path or usage (one line on stderr naming the file, row "
+        f"and field); 1 an output that could not be written whole (a closed pipe, a full device), or diff "
+        f"--exit-code with differences; {EXIT_INTERNAL} a bug in ocrledger (please report it); "
+        f"{EXIT_INTERRUPTED} interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"ocrledger {__version__} ({_kernel.IMPLEMENTATION} kernel)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="say more on stderr: -v what the library "
+                        "reports (the rerate pass, files written), -vv timings too")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no warnings)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(sub)
@@ -250,16 +298,103 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
+    """Run the command line; return its exit status. Every failure is one line on stderr, never a traceback.
+
+    Bad input, bad paths and bad option values exit 2; an output that could not be written whole
+    (a closed pipe, a full device) exits 1; a bug of ocrledger exits 70 with a line asking for a
+    report (``OCRLEDGER_TRACEBACK=1`` prints the traceback as well).
+    """
+    stdout = sys.stdout
+    sys.stdout = NamedOutput(stdout, "<stdout>")  # type: ignore[assignment]
     try:
-        return handler(args)
+        args = build_parser().parse_args(argv)
+        _log_to_stderr(args.verbose, args.quiet)
+        handler: Handler = args.handler
+        code = handler(args)
+        sys.stdout.flush()  # a full device or a closed pipe is found here, while it can still be said
+        return code
     except OcrledgerError as exc:
-        print(f"ocrledger: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except BrokenPipeError:
-        return 0
+        return _say(str(exc), EXIT_INPUT)
+    except OSError as exc:
+        return _os_error(exc)
+    except MemoryError:
+        return _say("out of memory", EXIT_OUTPUT)
+    except KeyboardInterrupt:
+        return _say("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: one line and a request for a report, the traceback on demand
+        if os.environ.get("OCRLEDGER_TRACEBACK") == "1":
+            traceback.print_exc()
+        where = f"ocrledger {__version__}, {_kernel.IMPLEMENTATION} kernel, Python {sys.version.split()[0]}"
+        return _say(f"{type(exc).__name__}: {exc}; this is a bug in {where}: please report it "
+                    f"with the command line at {REPORT_URL} (OCRLEDGER_TRACEBACK=1 shows the traceback)",
+                    EXIT_INTERNAL, kind="internal error")
+    finally:
+        sys.stdout = stdout
+
+
+class NamedOutput:
+    """A text stream whose write errors carry its name (``OSError.filename``), so the one error line
+    can say ``<stdout>: cannot write: No space left on device``. Everything else is the stream's."""
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        self._stream = stream
+        self._name = name
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise self._named(exc)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._named(exc)
+
+    def _named(self, exc: OSError) -> OSError:
+        if exc.filename is None:
+            exc.filename = self._name
+        return exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def _log_to_stderr(verbose: int, quiet: bool) -> None:
+    """The ``ocrledger`` logger's records on stderr, one line each: warnings by default, INFO with -v,
+    DEBUG with -vv, errors only with -q. The library itself only logs (``logging``), never prints."""
+    import logging
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    logger = logging.getLogger("ocrledger")
+    if not any(getattr(h, "ocrledger_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("ocrledger: %(message)s"))
+        handler.ocrledger_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def _os_error(exc: OSError) -> int:
+    """One line for an OSError: the path and the reason; exit 1 for an output cut short, else 2."""
+    name = exc.filename
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    code = EXIT_OUTPUT if exc.errno in WRITE_ERRNOS else EXIT_INPUT
+    if code == EXIT_OUTPUT:
+        reason = f"cannot write: {reason}" + (" (the reader closed the pipe)" if exc.errno == errno.EPIPE else
+                                              "; the output is incomplete")
+    parts = [str(p) for p in (name, exc.filename2) if p is not None]
+    return _say(": ".join([" -> ".join(parts), reason] if parts else [reason]), code)
+
+
+def _say(line: str, code: int, kind: str = "error") -> int:
+    """Print ``ocrledger: error: LINE`` on stderr (one line; a broken stderr is left alone); return ``code``."""
+    try:
+        print(f"ocrledger: {kind}: " + line.replace("\n", " "), file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    return code
 
 
 def run() -> None:

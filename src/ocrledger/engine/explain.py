@@ -21,6 +21,7 @@ from ..codes import Source, Status
 from ..errors import OcrledgerError
 from ..model.accounts import MARKETPLACE, Accounts, Plan
 from ..model.catalog import VERIFICATION, VOLUME, Catalog
+from ..model.display import printable
 from ..model.money import to_decimal
 from .rate import as_accounts, as_catalog, rate
 from .tables import plan_order
@@ -98,7 +99,8 @@ class Explanation:
             f"Record {self.record_id}: {self.api} ({self.api_name}), account {self.account} on the {self.channel} "
             f"channel, at {self.ts} (month {self.period})"
         )
-        return "\n".join([head, *("  " + r for r in self.reasons)]) + "\n"
+        # ids are shown with control characters escaped: an id cannot send escape sequences to the terminal
+        return "\n".join(printable(line) for line in [head, *("  " + r for r in self.reasons)]) + "\n"
 
 
 def explain(

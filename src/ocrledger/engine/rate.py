@@ -76,6 +76,7 @@ class RatingResult:
         return bills_to_pandas(self.bills, lines=lines)
 
     def bill(self, account: str, period: str, channel: str = "official") -> Bill:
+        """The bill of ``account`` on ``channel`` for ``period`` ("YYYY-MM"); ``KeyError`` if it has none."""
         for b in self.bills:
             if b.key == (account, channel, period):
                 return b

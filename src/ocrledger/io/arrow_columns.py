@@ -59,6 +59,11 @@ def instants(arr: Any, clock: BillingClock, fail: Fail, *, naive_ok: bool, what:
     elif pa_.types.is_timestamp(t):
         unit = {"s": 1000, "ms": 1, "us": -1000, "ns": -1_000_000}[t.unit]
         raw = arr.cast(pa_.int64()).to_numpy(zero_copy_only=False)
+        if unit > 0:  # seconds: a value past INT64_MAX / 1000 would wrap when multiplied
+            far = (raw > clock.max_ms // unit) | (raw < clock.min_ms // unit - 1)
+            if far.any():
+                i = int(np.argmax(far))
+                raise fail(f"{int(raw[i])} s is outside the supported range 1970..2099 ({clock.tz_name})", i)
         ts = raw * unit if unit > 0 else raw // -unit  # sub-millisecond parts are floored
         if t.tz is None:
             if not naive_ok:
@@ -207,7 +212,9 @@ def plus_one_year(ms: np.ndarray, clock: BillingClock) -> np.ndarray:
     month0 = months.astype(np.int64) % 12
     leap_day = (month0 == 1) & (dom == 28)
     dom = np.where(leap_day, 27, dom)
-    later = ((months + 12).astype("datetime64[D]") + dom).astype(np.int64)
+    # explicit units: numpy 2.5 deprecates adding plain integers (the 'generic' timedelta unit) to dates
+    next_year = (months + np.timedelta64(12, "M")).astype("datetime64[D]")
+    later = (next_year + dom.astype("timedelta64[D]")).astype(np.int64)
     return localize(later * DAY_MS + time_of_day, clock)
 
 

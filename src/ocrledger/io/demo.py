@@ -57,9 +57,14 @@ def demo_calls(catalog: Catalog) -> dict[str, np.ndarray]:
 
 
 def write_demo(folder: Path) -> list[Path]:
-    """Write the demo's accounts TOML and calls CSV (ISO timestamps) into ``folder``."""
+    """Write the bundled catalog, the demo's accounts TOML and calls CSV (ISO timestamps) into ``folder``."""
+    from importlib import resources
+
     catalog = default_catalog()
     folder.mkdir(parents=True, exist_ok=True)
+    catalog_path = folder / "catalog.toml"
+    catalog_path.write_text(resources.files("ocrledger").joinpath("data/default_catalog.toml").read_text("utf-8"),
+                            encoding="utf-8")
     accounts = folder / "accounts.toml"
     accounts.write_text(demo_accounts_text(), encoding="utf-8")
     calls = demo_calls(catalog)
@@ -71,4 +76,4 @@ def write_demo(folder: Path) -> list[Path]:
             calls["record_id"], calls["account"], calls["channel"], calls["api"], calls["ts"].tolist(), calls["success"]
         ):
             fh.write(f"{rid},{acc},{ch},{api},{clock.label(ts)},{int(ok)}\n")
-    return [accounts, path]
+    return [catalog_path, accounts, path]

@@ -35,10 +35,21 @@ def _namespace(modules: tuple[ModuleType, ...]) -> ModuleType:
     return space
 
 
+PURE_PYTHON_WARNING = (
+    "ocrledger runs on the plain-Python kernel: the compiled kernel is not installed (built without a C "
+    "compiler?); results are the same, 50-300x slower. Reinstall with a C compiler for the compiled kernel, "
+    "or set OCRLEDGER_PURE_PYTHON=1 to choose the plain-Python one and silence this warning."
+)
+"""Warned once at import when the compiled kernel is missing and the plain-Python one was not asked for."""
+
 try:
     from . import _core as _compiled
-except ImportError:  # a source checkout without a build; tests assert the compiled one loads
+except ImportError:  # built without a compiler (setup.py says so too); tests assert the compiled one loads
     _compiled = None
+    if os.environ.get("OCRLEDGER_PURE_PYTHON") != "1":
+        import warnings
+
+        warnings.warn(PURE_PYTHON_WARNING, RuntimeWarning, stacklevel=2)
 try:
     from . import _hashing, _passes, _sorting
 except ImportError:

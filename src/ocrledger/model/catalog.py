@@ -106,9 +106,11 @@ class Catalog:
 
     @property
     def clock(self) -> BillingClock:
+        """The calendar of the catalog's time zone: months, plan years, the supported range of instants."""
         return BillingClock.for_zone(self.timezone)
 
     def api(self, code: str) -> Api:
+        """The API with this code; ``KeyError`` if the catalog has none."""
         return self.apis[self.index[code]]
 
     @property

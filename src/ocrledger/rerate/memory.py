@@ -23,8 +23,8 @@ The results are those of the spill passes, byte for byte (``tests/rerate/test_re
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -114,14 +114,21 @@ PARQUET_OPTIONS: dict[str, Any] = {
 65,536 at a time rather than pyarrow's 1,024: 0.98-0.99 s against 1.05-1.12 s for 10^7 rows."""
 _TIMES = os.environ.get("OCRLEDGER_TIMES") == "1"
 _T0 = [time.perf_counter(), time.process_time()]
+log = logging.getLogger("ocrledger.rerate")
+"""The rerater's timings (DEBUG): shown by ``ocrledger -vv``, or on stderr with OCRLEDGER_TIMES=1."""
+if _TIMES and not log.handlers:  # asked for by the environment: a handler of its own, as before
+    _times_handler = logging.StreamHandler()
+    _times_handler.setFormatter(logging.Formatter("[ocrledger] %(message)s"))
+    log.addHandler(_times_handler)
+    log.setLevel(logging.DEBUG)
 
 
 def tick(what: str) -> None:
-    """With OCRLEDGER_TIMES=1, print the wall and CPU seconds since the previous tick (and the resident
-    memory now, where /proc tells it) to stderr."""
-    if _TIMES:
+    """Log (DEBUG, ``ocrledger.rerate``) the wall and CPU seconds since the previous tick and the resident
+    memory now, where /proc tells it."""
+    if log.isEnabledFor(logging.DEBUG):
         now, cpu = time.perf_counter(), time.process_time()
-        sys.stderr.write(f"[ocrledger] {what}: {now - _T0[0]:.3f} s wall, {cpu - _T0[1]:.3f} s CPU{_rss()}\n")
+        log.debug("%s: %.3f s wall, %.3f s CPU%s", what, now - _T0[0], cpu - _T0[1], _rss())
         _T0[0], _T0[1] = now, cpu
 
 
@@ -373,9 +380,8 @@ def write_calls(run: Run, path: Path, rid: RecordIds | None, span: tuple[int, in
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
                 spent[0] += t1 - t0
                 spent[1] += time.perf_counter() - t1
-        if _TIMES:
-            sys.stderr.write(f"[ocrledger]   writer: {spent[0]:.3f} s waiting for columns (of which {waited[0]:.3f} s "
-                             f"for outcomes and record ids), write_table {spent[1]:.3f} s\n")
+        log.debug("  writer: %.3f s waiting for columns (of which %.3f s for outcomes and record ids), "
+                  "write_table %.3f s", spent[0], waited[0], spent[1])
 
     thread = _Writer(work)
     thread.start()
