@@ -23,11 +23,11 @@ def test_encode(benchmark, table, encode_work) -> None:  # type: ignore[no-untyp
 
 def charge_keys(table):  # type: ignore[no-untyped-def]
     """The columns ``order.charge`` takes, from a call table (as ``encode`` makes them)."""
-    code, uniques = grouping.dictionary_encode(table.account)
-    market = (table.channel != "official").astype(np.int8)
-    party = code.astype(np.int64) * 2 + market
-    rank = grouping.party_ranks([u for u in uniques.tolist() for _ in (0, 1)], [0, 1] * len(uniques))
-    offsets, data = grouping.id_buffers(table.record_id)
+    market = table.market
+    party = table.account_code.astype(np.int64) * 2 + market
+    n = len(table.account_names)
+    rank = grouping.party_ranks(table.account_names, np.tile([0, 1], n), np.repeat(np.arange(n), 2))
+    offsets, data = grouping.string_buffers(table.rid)
     return table.ts, offsets, data, market, party, rank, table.api, table.success
 
 
@@ -36,12 +36,6 @@ def test_duplicates(benchmark, table, compiled) -> None:  # type: ignore[no-unty
     ts, offsets, data, market, party, rank, api, ok = charge_keys(table)
     benchmark.pedantic(grouping.duplicates, args=(offsets, data, market, ts, party, rank, api, ok),
                        kwargs={"compiled": compiled}, rounds=5 if compiled else 2)
-
-
-@pytest.mark.parametrize("compiled", [True, False], ids=["hashed", "numpy"])
-def test_dictionary_encode_accounts(benchmark, table, compiled) -> None:  # type: ignore[no-untyped-def]
-    benchmark.pedantic(grouping.dictionary_encode, args=(table.account,), kwargs={"compiled": compiled},
-                       rounds=5 if compiled else 2)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["radix", "numpy"])

@@ -127,17 +127,6 @@ def test_charge_edge_cases(compiled: bool) -> None:
     assert order.tolist() == [2, 3, 1, 4, 0] and dup.tolist() == [1, 1, 0, 0, 1]
 
 
-@needs_cython
-def test_dictionary_encode_hashed() -> None:
-    rng = np.random.default_rng(7)
-    values = random_ids(rng, 20_000, 700)
-    for compiled in (True, False):
-        code, uniques = grouping.dictionary_encode(values, compiled=compiled)
-        assert code.dtype == np.int32
-        assert np.array_equal(uniques[code], values)
-        assert len(uniques) == len(set(values.tolist()))
-
-
 def raw(kernel: str, tables, quantity, batch, spend=None):  # type: ignore[no-untyped-def]
     """rate_batch called directly (no restore), so a stop mid-batch shows the counters it left."""
     state = KernelState.fresh(tables, quantity)

@@ -23,7 +23,7 @@ import pytest
 from helpers import CATALOG, OCT, accounts, ms, official
 
 from ocrledger.codes import Status
-from ocrledger.engine.order import dictionary_encode, duplicates, id_buffers
+from ocrledger.engine.order import duplicates, id_buffers
 from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError
 from ocrledger.io.csv_files import texts
@@ -181,8 +181,6 @@ def test_compiled_duplicate_hash_agrees_with_numpy_on_exact_ids(seed: int) -> No
         want.append(int((ids[i], int(tag[i])) in seen))
         seen.add((ids[i], int(tag[i])))
     assert compiled[order].tolist() == want
-    codes, uniques = dictionary_encode(ids, compiled=True)
-    assert uniques[codes].tolist() == ids.tolist()
 
 
 # ----------------------------------------------------------------------------------------------

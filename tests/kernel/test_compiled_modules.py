@@ -20,7 +20,7 @@ SOURCE = ROOT / "src" / "ocrledger"
 # The module map: what each compiled module of kernel/ exposes.
 OWNS = {
     "_core": {"IMPLEMENTATION", "rate_batch", "enum_values"},
-    "_hashing": {"dictionary_codes", "string_repeats", "string_index", "string_find"},
+    "_hashing": {"string_repeats", "string_index", "string_find"},
     "_sorting": {"radix_argsort", "gather_strings", "string_lengths", "take_int32", "gather_calls"},
     "_passes": {"usage_counts", "plan_units", "qps_seconds", "call_codes", "byte_counts", "flag_values",
                 "plain_ends", "spans", "pair_plans", "json_reindent"},

@@ -1,10 +1,6 @@
 """Type stub of the compiled string hashing ocrledger.kernel._hashing."""
 import numpy as np
 
-def dictionary_codes(
-    rows: np.ndarray, tag: np.ndarray | None, order: np.ndarray | None, code: np.ndarray, first: np.ndarray,
-    repeated: np.ndarray | None = None,
-) -> int: ...
 def string_repeats(offsets: np.ndarray, data: np.ndarray, tag: np.ndarray, later: np.ndarray,
                    first_of: np.ndarray, partitioned_from: int = ...) -> tuple[int, int]: ...
 def string_index(offsets: np.ndarray, data: np.ndarray, tag: np.ndarray, table: np.ndarray) -> int: ...

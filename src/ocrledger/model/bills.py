@@ -19,6 +19,7 @@ class TierCharge:
     """Exact: calls x unit_price (6 places)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """This as the JSON object bills.json holds (money as decimal strings, exact)."""
         return {
             "from": self.from_,
             "to": self.to,
@@ -51,6 +52,7 @@ class BillLine:
     """Seconds of the month with more calls than the entitled QPS (API default plus add-ons)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """This as the JSON object bills.json holds (money as decimal strings, exact)."""
         return {
             "api": self.api,
             "calls": self.calls,
@@ -85,6 +87,7 @@ class Adjustment:
     record_ids: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """This as the JSON object bills.json holds (money as decimal strings, exact)."""
         return {
             "period": self.period,
             "api": self.api,
@@ -108,6 +111,7 @@ class PlanBalance:
     """When it stops paying (its end, or its refund if earlier), ISO 8601 in the billing zone."""
 
     def to_dict(self) -> dict[str, Any]:
+        """This as the JSON object bills.json holds (money as decimal strings, exact)."""
         return {"id": self.id, "used": self.used, "remaining": self.remaining, "end": self.end}
 
 
@@ -133,15 +137,18 @@ class Bill:
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """(account, channel, period): what identifies a bill."""
         return (self.account, self.channel, self.period)
 
     def line(self, api: str) -> BillLine:
+        """The line of API ``api`` (KeyError when the bill has none)."""
         for line in self.lines:
             if line.api == api:
                 return line
         raise KeyError(api)
 
     def to_dict(self) -> dict[str, Any]:
+        """This as the JSON object bills.json holds (money as decimal strings, exact)."""
         return {
             "account": self.account,
             "channel": self.channel,
@@ -155,10 +162,12 @@ class Bill:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The bill as JSON text, as one entry of bills.json."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Bill":
+        """The bill of a bills.json entry (``to_dict``'s inverse; money read as exact decimals)."""
         return cls(
             account=data["account"],
             channel=data["channel"],
@@ -203,6 +212,7 @@ def bills_to_json(bills: Iterable[Bill], indent: int | None = 2) -> str:
 
 
 def bills_from_json(text: str) -> list[Bill]:
+    """The bills of a bills.json text (a JSON list of ``Bill.to_dict`` objects)."""
     data = json.loads(text)
     return [Bill.from_dict(d) for d in (data if isinstance(data, list) else [data])]
 

@@ -167,6 +167,7 @@ class Ledger:
 
     @property
     def readonly(self) -> bool:
+        """True when the file was opened read-only: queries answer, changes are refused."""
         return self.store.readonly
 
     @property
@@ -540,6 +541,7 @@ class Ledger:
         return bills
 
     def closed_months(self) -> list[str]:
+        """The months closed so far ("YYYY-MM"), oldest first."""
         with self._read():
             return [period_label(p) for p in sorted(self._closed)]
 
@@ -775,6 +777,7 @@ class Ledger:
         return rows
 
     def batches(self) -> list[str]:
+        """The ids of the committed batches, in commit order."""
         with self._read():
             return self.store.batch_ids()
 
