@@ -155,9 +155,9 @@ class Ledger:
     def __del__(self) -> None:
         # A ledger dropped without close_connection() or ``with`` (or one whose opening failed) closes its
         # connection here, as file objects do: no file handle held until exit, no ResourceWarning on 3.13.
-        db = self.__dict__.get("db")
-        if db is not None:
-            db.close()
+        store = self.__dict__.get("store")
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> "Ledger":
         return self

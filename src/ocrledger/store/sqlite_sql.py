@@ -230,7 +230,14 @@ class SqliteStore:
             return cls._connect(uri + "&immutable=1", uri=True, timeout=timeout)
 
     def close(self) -> None:
+        """Close the connection (again: a no-op)."""
         self.db.close()
+
+    def __del__(self) -> None:
+        # dropped unclosed (a failed open, a test's ledger): closed here, as file objects do (no ResourceWarning)
+        db = self.__dict__.get("db")
+        if db is not None:
+            db.close()
 
     # ---------------------------------------------------------- transactions
     @contextmanager
