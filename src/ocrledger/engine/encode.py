@@ -65,10 +65,6 @@ class BatchParties(SequenceABC):
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.pairs)
 
-    def __eq__(self, other: object) -> bool:
-        return list(self) == list(other) if isinstance(other, SequenceABC) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def batch_parties(names: Any, account: np.ndarray, market: np.ndarray, listed: PartyIndex | None,

@@ -152,13 +152,6 @@ class Ledger:
         """Old name of ``close``."""
         self.store.close()
 
-    def __del__(self) -> None:
-        # A ledger dropped without close_connection() or ``with`` (or one whose opening failed) closes its
-        # connection here, as file objects do: no file handle held until exit, no ResourceWarning on 3.13.
-        store = self.__dict__.get("store")
-        if store is not None:
-            store.close()
-
     def __enter__(self) -> "Ledger":
         return self
 

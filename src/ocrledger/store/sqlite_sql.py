@@ -234,7 +234,7 @@ class SqliteStore:
         self.db.close()
 
     def __del__(self) -> None:
-        # dropped unclosed (a failed open, a test's ledger): closed here, as file objects do (no ResourceWarning)
+        # a store (or the Ledger holding it) dropped unclosed, or a failed open: closed here, as file objects do
         db = self.__dict__.get("db")
         if db is not None:
             db.close()
