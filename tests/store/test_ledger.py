@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CATALOG, OCT, accounts, calls, ms, official, repeat
+from helpers import CATALOG, OCT, accounts, calls, ms, official, overflow_setup, repeat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_scenarios import charge_order, scenario, take
 
 from ocrledger.engine.rate import rate
-from ocrledger.errors import OcrledgerError, StateError
+from ocrledger.errors import MoneyError, OcrledgerError, StateError
 from ocrledger.store.ledger import Ledger
 
 
@@ -215,3 +215,18 @@ def test_copies_of_one_record_at_one_instant_are_charged_the_same_whatever_the_r
     assert results[0] == results[1] == results[2]
     (line,) = ledger.bills("2026-10")[0].lines
     assert (line.api, line.failed, line.calls) == ("RecognizeIdcard", 1, 1)
+
+
+def test_stored_spend_near_int64_is_summed_exactly_and_the_overflowing_call_named() -> None:
+    # One call of API "A" costs 5e18 micro-units (overflow_setup): the stored November line holds it, which is
+    # past the int64 fast path's guard (2^62 = 4.6e18), so the ledger sums it exactly; a second call would make
+    # 1e19 > INT64_MAX: the kernel refuses it, naming the record, and the batch leaves nothing behind.
+    cat, acc = overflow_setup()
+    ledger = Ledger.create(":memory:", cat, acc)
+    ledger.ingest(calls([("r0", "u", "A", OCT, 1)]), "b0")
+    before = [b.to_json() for b in ledger.bills("2026-10")]
+    with pytest.raises(MoneyError, match="record r1: its PAYG spend"):
+        ledger.ingest(calls([("r1", "u", "A", ms(OCT) + 1, 1)]), "b1")
+    assert [b.to_json() for b in ledger.bills("2026-10")] == before
+    assert ledger.batches() == ["b0"]
+    assert ledger.bills("2026-10")[0].line("A").amount == Decimal("5000000000000.00")

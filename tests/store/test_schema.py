@@ -1,4 +1,4 @@
-"""The normalized schema: migration of a schema-1 file, opening reads no per-account data, single-row changes,
+"""The normalized schema: migration of schema-1 and schema-2 files, opening reads no per-account data, single-row changes,
 and a batch's statements touch only its own parties' rows (indexed, never a scan of a per-account table)."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_a_schema_1_file_is_migrated_and_answers_as_before(tmp_path: Path) -> No
     path = _v1_copy(tmp_path)
     want = json.loads((DATA / "ledger_v1_expected.json").read_text())
     with Ledger.open(path) as ledger:
-        assert ledger.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert ledger.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
         assert not ledger.db.execute("SELECT 1 FROM meta WHERE key = 'accounts'").fetchone()
         for month in ("2026-10", "2026-11"):
             assert ledger.bill_texts(month) == want[month], month  # October: the bytes frozen at close
@@ -54,13 +54,47 @@ def test_a_schema_1_file_is_migrated_and_answers_as_before(tmp_path: Path) -> No
         before = [b for b in want["2026-11"] if json.loads(b)["account"] == "u"][0]
         old_line = [x for x in json.loads(before)["lines"] if x["api"] == "RecognizeIdcard"][0]
         assert line.calls == old_line["calls"] + 1
-    with Ledger.open(path) as ledger:  # migrated once: opened as schema 2 now
+    with Ledger.open(path) as ledger:  # migrated once: opened as schema 3 now
         assert ledger.db.execute("SELECT value FROM meta WHERE key = 'migrated_from'").fetchone() == ("1",)
 
 
 def test_a_schema_1_file_that_cannot_be_written_says_it_needs_migrating(tmp_path: Path) -> None:
     with pytest.raises(OcrledgerError, match="schema 1 and must be migrated"):
         Ledger.open(_v1_copy(tmp_path), readonly=True)
+
+
+def test_a_schema_2_file_is_migrated_and_answers_as_before(tmp_path: Path) -> None:
+    # ledger_v2.sqlite and ledger_v2_expected.json were made by the schema-2 store (data/make_v2_ledger.py):
+    # counters kept as JSON text become packed int64, and every answer stays what that store gave.
+    path = tmp_path / "v2.sqlite"
+    shutil.copy(DATA / "ledger_v2.sqlite", path)
+    with pytest.raises(OcrledgerError, match="schema 2 and must be migrated"):
+        Ledger.open(path, readonly=True)
+    want = json.loads((DATA / "ledger_v2_expected.json").read_text())
+    with Ledger.open(path) as ledger:
+        assert ledger.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+        assert ledger.db.execute("SELECT value FROM meta WHERE key = 'migrated_from'").fetchone() == ("2",)
+        assert {t for (t,) in ledger.db.execute("SELECT DISTINCT typeof(counts) FROM counters")} == {"blob"}
+        for month in ("2026-10", "2026-11"):
+            assert ledger.bill_texts(month) == want[month], month
+        assert ledger.quota("u", at="2026-11-10T00:00:00+08:00") == want["quota_u"]
+        assert ledger.quota("m", "marketplace", at="2026-11-10T00:00:00+08:00") == want["quota_m"]
+        assert ledger.call_details() == want["details"]
+        assert ledger.alerts() == want["alerts"]
+        assert ledger.batches() == want["batches"]
+        assert {k: list(v) for k, v in ledger.qps("u", "2026-10").items()} == want["qps"]
+        assert ledger.deductions(limit=10_000).rows == want["deductions"]
+        assert [p.to_dict() for p in ledger.plan_states("u", at="2026-11-10T00:00:00+08:00")] == want["plans_u"]
+        # New calls count on top of the migrated counters. u's November: RecognizeIdcard 47 of 200 free calls
+        # used, so one more is free (48); the verification pool is used up, so a VerifyVATInvoice call is its
+        # 7th PAYG call of the month.
+        before = [json.loads(b) for b in want["2026-11"] if json.loads(b)["account"] == "u"][0]
+        old = {x["api"]: x for x in before["lines"]}
+        ledger.ingest(calls([("new-1", "u", "RecognizeIdcard", "2026-11-05T00:00:00+08:00", 1),
+                             ("new-2", "u", "VerifyVATInvoice", "2026-11-05T00:00:01+08:00", 1)]), "after")
+        bill = ledger.bills("2026-11", "u")[0]
+        assert bill.line("RecognizeIdcard").free == old["RecognizeIdcard"]["free"] + 1 == 48
+        assert bill.line("VerifyVATInvoice").payg == old["VerifyVATInvoice"]["payg"] + 1 == 7
 
 
 class _Trace:

@@ -18,7 +18,7 @@ from ..engine.billing import bills_from_columns
 from ..engine.encode import encode
 from ..engine.qps import qps_arrays
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
-from ..engine.usage import DUPLICATE, FREE, TIER0, LineArrays, Usage, position_spend, summarize
+from ..engine.usage import DUPLICATE, FREE, TIER0, LineArrays, UsageCounts, position_spend
 from ..errors import MoneyError, OcrledgerError, StateError
 from ..io.calls import read_calls
 from ..kernel import select as _kernel
@@ -35,19 +35,22 @@ from ..model.accounts import (
 )
 from ..model.bills import Adjustment, Bill
 from ..model.catalog import Catalog, parse_catalog
-from ..model.clock import from_ms, parse_period, period_label
+from ..model.clock import N_PERIODS, from_ms, parse_period, period_label
 from ..model.money import check_int64, round_line, to_cents_decimal, to_decimal
 from .alerts import AlertEvent, detect
 from .log import LogPage, PlanState, log_page, plan_state
 from .persist import catalog_to_dict
-from .rows import accounts_of, write_accounts
+from .rows import CounterRows, accounts_of, write_accounts
 from .sqlite_sql import SCHEMA_VERSION, SqliteStore
-from .sqlite_migrate import migrate_v1
+from .sqlite_migrate import migrate_v1, migrate_v2
 
+MIGRATIONS = {"1": migrate_v1, "2": migrate_v2}
+"""Older schema versions and what rewrites each as the current one (the whole file, in one transaction)."""
 ON_TIME = -1
 """``target`` of a usage line rated in its own (open) month; a late line names its target month."""
 
-LineKey = tuple[int, int, str, int]  # party id, period, api code, target
+SPEND_GUARD = 1 << 62
+"""Above this bound the PAYG spend of counter rows is summed in exact integers (and an overflow named)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,12 @@ class Ledger:
         self._closed: set[int] = set()
         self._width = TIER0 + max(len(a.tiers) for a in self.catalog.apis)
         self._verification = [a.code for a in self.catalog.apis if a.kind == "verification"]
+        self._codes = [a.code for a in self.catalog.apis]
+        self._is_verification = np.array([a.kind == "verification" for a in self.catalog.apis], dtype=bool)
+        self._prices = np.zeros((len(self.catalog.apis), self._width - TIER0), dtype=np.int64)
+        """Micro-units of a PAYG call by (API, tier position): what the kernel's ``payg_spend`` adds."""
+        for k, api in enumerate(self.catalog.apis):
+            self._prices[k, : len(api.tiers)] = [t.price for t in api.tiers]
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -129,12 +138,12 @@ class Ledger:
         store = SqliteStore.open(str(path), readonly=readonly, timeout=timeout)
         try:
             version = store.schema_version()
-            if version == "1":
+            if version in MIGRATIONS:
                 if store.readonly:
-                    raise OcrledgerError("this ledger has schema 1 and must be migrated: open it once where it can "
-                                         "be written", file=str(path))
+                    raise OcrledgerError(f"this ledger has schema {version} and must be migrated: open it once where "
+                                         "it can be written", file=str(path))
                 with store.write():
-                    migrate_v1(store)
+                    MIGRATIONS[version](store)
             elif version != SCHEMA_VERSION:
                 raise OcrledgerError("not an ocrledger ledger (no schema version "
                                      f"{SCHEMA_VERSION} in its meta table)", file=str(path))
@@ -350,14 +359,14 @@ class Ledger:
         remaining_before = state.plan_remaining.copy()
         pool_before = state.pool_used.copy()
         out = Outcomes.empty(n)
-        old: dict[LineKey, list[int]] = {}
-        codes = [a.code for a in cat.apis]
+        read: list[CounterRows] = []
+        codes = self._codes
         everything = {setup.ids[parties.index((a.account, a.channel))] for a in alerts if a.kind == "payg_spend"}
         for period in np.unique(batch.period).tolist():
             rows = np.flatnonzero(batch.period == period)
             pair = np.unique(batch.party[rows].astype(np.int64) * tables.n_api + batch.api[rows]).tolist()
             wanted = [(setup.ids[k // tables.n_api], codes[k % tables.n_api]) for k in pair]
-            self._month_counters(state, tables, setup.ids, period, old, wanted, sorted(everything))
+            read.append(self._month_counters(state, tables, setup.ids, period, wanted, sorted(everything)))
             try:
                 part = _kernel.run(self.kernel, tables, state, batch.take(rows))
             except (MoneyError, StateError) as exc:
@@ -368,7 +377,9 @@ class Ledger:
         if blocked.any():
             batch.duplicate[blocked] = 0
             out.status[blocked] = np.where(batch.success[blocked] == 1, Status.REJECTED_CREDENTIAL, Status.FAILED)
-        usage = summarize(tables, batch, out)
+        usage = UsageCounts(tables)
+        usage.add(batch, out)
+        old = CounterRows.concat(read, self._width)
         events = self._alerts(alerts, tables, parties, setup.ids, plan_rows.objects() if alerts else [], batch, out,
                               record_id, remaining_before, pool_before, old)
         remaining = plan_remaining_after(tables, batch, out, remaining_before)
@@ -394,25 +405,51 @@ class Ledger:
         return seen
 
     def _month_counters(self, state: KernelState, tables: KernelTables, ids: Sequence[int], period: int,
-                        old: dict[LineKey, list[int]], pairs: Sequence[tuple[int, str]], whole: Sequence[int]) -> None:
+                        pairs: Sequence[tuple[int, str]], whole: Sequence[int]) -> CounterRows:
         """Set the monthly counters of ``pairs`` (party id, API code: the batch's) to what ``period`` already holds
-        (on time and late rows); ``whole`` parties get every API's rows in ``old`` (a spend alert sums them)."""
+        (on time and late rows) and return those rows; ``whole`` parties' rows of every API come too (a spend
+        alert sums them)."""
         state.pair_period[:] = period
         for name in ("free_used", "payg_calls", "payg_tier", "payg_spend"):
             getattr(state, name)[:] = 0
-        index = {pid: k for k, pid in enumerate(ids)}
         rows = self.store.counters(ids, period, pairs)
         if whole:
             wanted = set(pairs)
-            rows += [r for r in self.store.counters(whole, period) if (r[0], r[1]) not in wanted]
-        for party, api, target, counts in rows:
-            old[(party, period, api, target)] = counts
-            api_index = self.catalog.index[api]
-            pair = index[party] * tables.n_api + api_index
-            state.free_used[pair] += counts[FREE]
-            state.payg_calls[pair] += sum(counts[TIER0:])
-            spend = int(state.payg_spend[pair]) + position_spend(self.catalog.apis[api_index], counts)
-            state.payg_spend[pair] = check_int64(spend, what="PAYG spend")
+            extra = self.store.counters(whole, period)
+            keep = [k for k, pa in enumerate(zip(extra.party.tolist(), extra.api)) if pa not in wanted]
+            rows = CounterRows.concat([rows, extra.take(np.array(keep, dtype=np.int64))], self._width)
+        if not len(rows):
+            return rows
+        known = np.array(ids, dtype=np.int64)
+        by_id = np.argsort(known, kind="stable")
+        party = by_id[np.searchsorted(known[by_id], rows.party)]
+        api = self._api_index(rows.api)
+        pair = party * tables.n_api + api
+        n_tiers = self._prices.shape[1]
+        paygs = rows.counts[:, TIER0 : TIER0 + n_tiers]
+        np.add.at(state.free_used, pair, rows.counts[:, FREE])
+        np.add.at(state.payg_calls, pair, paygs.sum(axis=1))
+        np.add.at(state.payg_spend, pair, self._spend(api, pair, paygs))
+        return rows
+
+    def _api_index(self, codes: Sequence[str]) -> np.ndarray:
+        index = self.catalog.index
+        return np.fromiter((index[c] for c in codes), dtype=np.int64, count=len(codes))
+
+    def _spend(self, api: np.ndarray, pair: np.ndarray, paygs: np.ndarray) -> np.ndarray:
+        """PAYG micro-units of counter rows, each call priced by its position (``position_spend`` of each row):
+        in int64 when no pair's sum can pass ``SPEND_GUARD``, else summed exactly and a pair past int64 named."""
+        prices = self._prices[api, : paygs.shape[1]]
+        bound = int(paygs.max(initial=0)) * int(prices.max(initial=0)) * max(1, paygs.shape[1]) * max(1, len(pair))
+        if bound < SPEND_GUARD:
+            return (paygs * prices).sum(axis=1)
+        spend = [sum(int(c) * int(p) for c, p in zip(cs, ps)) for cs, ps in zip(paygs.tolist(), prices.tolist())]
+        totals: dict[int, int] = defaultdict(int)
+        for k, v in zip(pair.tolist(), spend):
+            totals[k] += v
+        for v in totals.values():
+            check_int64(v, what="PAYG spend")
+        return np.array(spend, dtype=np.int64)  # each row at most its pair's total, which fits
 
     def _target(self, period: int) -> int:
         """The bill a late call of closed ``period`` lands on: the first open month after it."""
@@ -423,15 +460,15 @@ class Ledger:
 
     def _alerts(self, alerts: Sequence[Alert], tables: KernelTables, parties: Sequence[tuple[str, str]],
                 ids: Sequence[int], plans: Sequence[Plan], batch: Batch, out: Outcomes, record_id: np.ndarray,
-                remaining_before: np.ndarray, pool_before: np.ndarray, old: dict[LineKey, list[int]]
-                ) -> list[AlertEvent]:
+                remaining_before: np.ndarray, pool_before: np.ndarray, old: CounterRows) -> list[AlertEvent]:
         if not alerts:
             return []
+        by_month: dict[tuple[int, int], list[tuple[str, list[int]]]] = defaultdict(list)
+        for p, m, api, _, counts in old.tuples():
+            by_month[(p, m)].append((api, counts))
 
         def month_lines(party: int, period: int) -> Iterator[tuple[str, list[int]]]:
-            for (p, m, api, _), counts in old.items():
-                if (p, m) == (ids[party], period):
-                    yield api, counts
+            return iter(by_month.get((ids[party], period), ()))
 
         def free_before(party: int, period: int, api: int) -> int:
             code = self.catalog.apis[api].code
@@ -446,35 +483,47 @@ class Ledger:
 
     def _store(
         self, batch_id: str, seq: int, tables: KernelTables, setup: _Setup, plans: Sequence[str], batch: Batch,
-        out: Outcomes, usage: Usage, record_id: np.ndarray, channel: np.ndarray, old: dict[LineKey, list[int]],
+        out: Outcomes, usage: UsageCounts, record_id: np.ndarray, channel: np.ndarray, old: CounterRows,
         plan_ids: np.ndarray, remaining: np.ndarray,
     ) -> int:
-        codes = [a.code for a in self.catalog.apis]
-        store, ids = self.store, setup.ids
+        codes = self._codes
+        store, ids = self.store, np.array(setup.ids, dtype=np.int64)
         fresh = out.status != Status.DUPLICATE
         store.add_records(zip(channel[fresh].tolist(), record_id[fresh].tolist(), [batch_id] * int(fresh.sum())))
-        late = 0
-        counter_rows, pool_rows = [], defaultdict(int)
-        for (party, period, api), counts in usage.lines.items():
-            target = self._target(period) if period in self._closed else ON_TIME
-            if target != ON_TIME and sum(counts) == counts[DUPLICATE]:
-                continue  # only duplicates of a closed month: nothing to adjust, no empty adjustment line
-            key = (ids[party], period, codes[api], target)
-            mine = list(old.get(key, [0] * usage.width))
-            mine += [0] * (usage.width - len(mine))
-            for k, v in enumerate(counts):
-                mine[k] += v
-            counter_rows.append((*key, mine))
-            if self.catalog.apis[api].kind == "verification" and counts[FREE]:
-                pool_rows[ids[party]] += counts[FREE]
-            if target != ON_TIME:
-                late += sum(counts) - counts[DUPLICATE]
-                rows = (batch.party == party) & (batch.period == period) & (batch.api == api) & fresh
-                store.add_late_records((ids[party], period, codes[api], target, r) for r in record_id[rows].tolist())
-        store.put_counters(counter_rows)
+        lines = usage.line_arrays()
+        target = np.full(len(lines.api), ON_TIME, dtype=np.int64)
+        for period in sorted(self._closed.intersection(np.unique(lines.period).tolist())):
+            target[lines.period == period] = self._target(period)
+        late_line = target != ON_TIME
+        only_duplicates = lines.counts.sum(axis=1) == lines.counts[:, DUPLICATE]
+        keep = np.flatnonzero(~(late_line & only_duplicates))  # no empty adjustment line for duplicates only
+        party, period, api, target = ids[lines.party[keep]], lines.period[keep], lines.api[keep], target[keep]
+        counts = np.zeros((len(keep), self._width), dtype=np.int64)
+        width = min(self._width, lines.counts.shape[1])
+        counts[:, :width] = lines.counts[keep, :width]
+        added = counts.copy()
+        if len(old) and len(keep):
+            new_key = self._counter_key(party, period, api, target)
+            old_key = self._counter_key(old.party, old.period, self._api_index(old.api), old.target)
+            by_key = np.argsort(old_key, kind="stable")
+            at = np.minimum(np.searchsorted(old_key[by_key], new_key), len(old_key) - 1)
+            hit = old_key[by_key][at] == new_key
+            w = min(self._width, old.counts.shape[1])
+            counts[hit, :w] += old.counts[by_key[at[hit]], :w]
+        store.put_counters(CounterRows(party, period, [codes[a] for a in api.tolist()], target, counts))
+        pools = np.flatnonzero(self._is_verification[api] & (added[:, FREE] > 0))
+        pool_rows: dict[int, int] = defaultdict(int)
+        for p, free in zip(party[pools].tolist(), added[pools, FREE].tolist()):
+            pool_rows[p] += free
         store.add_pools(list(pool_rows.items()))
-        store.add_plan_use([(plans[k], period, units) for (k, period), units in usage.plan_used.items()])
-        party_id = np.array(ids, dtype=np.int64)[batch.party] if len(batch) else np.zeros(0, np.int64)
+        late = 0
+        for k in np.flatnonzero(target != ON_TIME).tolist():
+            late += int(added[k].sum() - added[k, DUPLICATE])
+            rows = (batch.party == lines.party[keep[k]]) & (batch.period == period[k]) & (batch.api == api[k]) & fresh
+            store.add_late_records((int(party[k]), int(period[k]), codes[api[k]], int(target[k]), r)
+                                   for r in record_id[rows].tolist())
+        store.add_plan_use([(plans[k], p, units) for (k, p), units in usage.plan_used.items()])
+        party_id = ids[batch.party] if len(batch) else np.zeros(0, np.int64)
         api_code = np.array(codes, dtype=object)[batch.api]
         plan_col = np.where(out.plan >= 0, plan_ids, None)
         rem_col = np.where(out.plan >= 0, remaining.astype(object), None)
@@ -486,6 +535,13 @@ class Ledger:
         store.add_batch(batch_id, seq, len(batch), int((~fresh).sum()), late,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return late
+
+    def _counter_key(self, party: np.ndarray, period: np.ndarray, api: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """One int64 per counter row key (party id, period, API index, target); party ids stay far below the bound."""
+        n_api = len(self._codes)
+        if len(party) and int(party.max()) >= (1 << 62) // (N_PERIODS * n_api * (N_PERIODS + 1)):
+            raise StateError("party ids past the counter key's range")
+        return ((party * N_PERIODS + period) * n_api + api) * (N_PERIODS + 1) + target + 1
 
     def _daily_rows(self, party: np.ndarray, api: np.ndarray, ts: np.ndarray, status: np.ndarray,
                     source: np.ndarray) -> list[tuple[Any, ...]]:
@@ -598,7 +654,7 @@ class Ledger:
             for k, v in enumerate(counts):
                 mine[k] += v
 
-        for party, api, _, counts in self.store.counters(setup.ids, period):
+        for party, _, api, _, counts in self.store.counters(setup.ids, period).tuples():
             add(party, period, api, counts)
         for party, p, api, _, counts in self.store.counters_upto(setup.ids, period - 1, self._verification):
             add(party, p, api, counts)  # the verification pool's history
@@ -666,7 +722,7 @@ class Ledger:
                         "start": clock.label(plan.start), "end": clock.label(plan.effective_end),
                         "active": plan.start <= when < plan.effective_end,
                     })
-                for _, api, _, counts in self.store.counters(ids, period):
+                for _, _, api, _, counts in self.store.counters(ids, period).tuples():
                     free_used[api] = free_used.get(api, 0) + counts[FREE]
                 pool_used = self.store.pools(ids).get(ids[0], 0)
             free: dict[str, int] = {}

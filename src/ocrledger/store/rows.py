@@ -1,8 +1,9 @@
-"""The stored setup as rows: a whole accounts setup written once, and some parties' rows read back as ``Accounts``."""
+"""The stored rows as columns: the setup (written once, some parties' rows read back as ``Accounts``) and counters."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -67,3 +68,87 @@ def write_accounts(store: Any, accounts: Accounts) -> None:
         store.add_alert(party[(al.account, al.channel)], al.kind, al.target, al.threshold)
     for c in accounts.credentials:
         store.add_credential(c.key, party[(c.account, c.channel)], c.valid_from, c.valid_until)
+
+
+@dataclass(frozen=True)
+class CounterRows:
+    """Counter rows as columns: (party id, period, API code, target) and the counts of each.
+
+    A row's counts are stored as one BLOB of little-endian int64 (``pack``), so a batch's thousands of
+    rows are read and written as one buffer rather than a text each.
+    """
+
+    party: np.ndarray
+    period: np.ndarray
+    api: list[str]
+    target: np.ndarray
+    counts: np.ndarray
+    """(rows, width) int64; rows read from the store are as wide as the widest of them (zeros past a row's own)."""
+
+    def __len__(self) -> int:
+        return len(self.api)
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, int, str, int, Sequence[int]]], width: int | None = None) -> "CounterRows":
+        """Rows of (party, period, api, target, counts)."""
+        w = width if width is not None else max((len(r[4]) for r in rows), default=0)
+        counts = np.zeros((len(rows), w), dtype=np.int64)
+        for k, r in enumerate(rows):
+            counts[k, : len(r[4])] = r[4]
+        return cls(np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64),
+                   [r[2] for r in rows], np.array([r[3] for r in rows], dtype=np.int64), counts)
+
+    @classmethod
+    def read(cls, rows: Sequence[tuple[int, int, str, int, bytes]]) -> "CounterRows":
+        """Rows as the store returns them: (party, period, api, target, packed counts)."""
+        n = len(rows)
+        blobs = [bytes(r[4]) for r in rows]
+        width = max((len(b) for b in blobs), default=0) // 8
+        if all(len(b) == 8 * width for b in blobs):
+            counts = np.frombuffer(b"".join(blobs), dtype="<i8").astype(np.int64).reshape(n, width)
+        else:
+            counts = np.zeros((n, width), dtype=np.int64)
+            for k, b in enumerate(blobs):
+                counts[k, : len(b) // 8] = np.frombuffer(b, dtype="<i8")
+        return cls(np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+                   np.fromiter((r[1] for r in rows), dtype=np.int64, count=n), [r[2] for r in rows],
+                   np.fromiter((r[3] for r in rows), dtype=np.int64, count=n), counts)
+
+    @classmethod
+    def concat(cls, parts: Sequence["CounterRows"], width: int) -> "CounterRows":
+        """The rows of ``parts`` in turn, ``width`` counts wide (or as wide as the widest part)."""
+        w = max([width, *(p.counts.shape[1] for p in parts)])
+        counts = np.zeros((sum(len(p) for p in parts), w), dtype=np.int64)
+        k = 0
+        for p in parts:
+            counts[k : k + len(p), : p.counts.shape[1]] = p.counts
+            k += len(p)
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+
+        return cls(cat("party"), cat("period"), [a for p in parts for a in p.api], cat("target"), counts)
+
+    def take(self, index: np.ndarray) -> "CounterRows":
+        return CounterRows(self.party[index], self.period[index], [self.api[k] for k in index.tolist()],
+                           self.target[index], self.counts[index])
+
+    def packed(self) -> list[bytes]:
+        """Each row's counts as the BLOB the store keeps."""
+        return pack(self.counts)
+
+    def tuples(self) -> Iterator[tuple[int, int, str, int, list[int]]]:
+        """(party, period, api, target, counts) per row, as Python values."""
+        return zip(self.party.tolist(), self.period.tolist(), self.api, self.target.tolist(), self.counts.tolist())
+
+
+def pack(counts: np.ndarray) -> list[bytes]:
+    """Each row of an (n, width) integer array as its little-endian int64 bytes."""
+    data = np.ascontiguousarray(counts, dtype="<i8")
+    raw, step = data.tobytes(), 8 * (data.shape[1] if data.ndim == 2 else 0)
+    return [raw[k : k + step] for k in range(0, len(raw), step)] if step else [b""] * len(data)
+
+
+def unpack(blob: bytes) -> list[int]:
+    """One row's counts from its BLOB."""
+    return np.frombuffer(bytes(blob), dtype="<i8").tolist()

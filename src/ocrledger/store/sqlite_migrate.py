@@ -1,4 +1,5 @@
-"""Migrating a schema-1 SQLite ledger (accounts as one JSON value, usage keyed by account text) to schema 2."""
+"""Migrating older SQLite ledgers: schema 1 (accounts as one JSON value, usage keyed by account text) and schema 2
+(counters as JSON text) to schema 3 (counters as packed int64)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from typing import Any
 from ..model.accounts import parse_accounts
 from ..model.catalog import parse_catalog
 from ..engine.usage import FREE
-from .rows import write_accounts
-from .sqlite_sql import SCHEMA_VERSION, SqliteStore, statements
+from .rows import CounterRows, write_accounts
+from .sqlite_sql import SCHEMA, SCHEMA_VERSION, SqliteStore, statements
 
 RENAMED = ("lines", "daily", "qps_seconds", "closed_bills", "late_records")
 """Schema-1 tables whose shape changed: read under a ``v1_`` name, then dropped."""
@@ -17,7 +18,7 @@ KEPT = ("meta", "batches", "records", "plan_used", "closed", "alert_events")
 
 
 def migrate_v1(store: SqliteStore) -> None:
-    """Rewrite a schema-1 file as schema 2 inside the caller's write transaction (all or nothing).
+    """Rewrite a schema-1 file as the current schema inside the caller's write transaction (all or nothing).
 
     The accounts JSON becomes rows (accounts, activations, plans in file order with their use so far,
     add-ons, alerts, credentials); every (account, channel) seen only in calls becomes an unlisted
@@ -51,7 +52,7 @@ def migrate_v1(store: SqliteStore) -> None:
         counters.append((party[(a, c)], int(p), api, int(t), values))
         if api in verification:
             pools[party[(a, c)]] = pools.get(party[(a, c)], 0) + int(values[FREE])
-    store.put_counters(counters)
+    store.put_counters(CounterRows.of(counters))
     store.add_pools(sorted(pools.items()))
     store.add_daily([(party[(r[0], r[1])], *r[2:]) for r in db.execute(
         "SELECT account, channel, api, day, calls, failed, rejected, duplicates, free, dedicated, shared, payg "
@@ -67,3 +68,18 @@ def migrate_v1(store: SqliteStore) -> None:
     db.execute("DELETE FROM meta WHERE key IN ('accounts', 'generation')")
     store.set_meta("schema", SCHEMA_VERSION)
     store.set_meta("migrated_from", "1")
+
+
+def migrate_v2(store: SqliteStore) -> None:
+    """Rewrite a schema-2 file as schema 3 inside the caller's write transaction: each counter row's JSON list
+    of counts becomes its packed int64 BLOB (the values unchanged); every other table is as it was."""
+    db = store.db
+    rows = [(int(p), int(m), a, int(t), json.loads(c))
+            for p, m, a, t, c in db.execute("SELECT party, period, api, target, counts FROM counters")]
+    db.execute("DROP TABLE counters")  # its indexes go with it
+    for s in statements(SCHEMA):
+        if s.startswith("CREATE TABLE counters(") or " ON counters(" in s:
+            db.execute(s)
+    store.put_counters(CounterRows.of(rows))
+    store.set_meta("schema", SCHEMA_VERSION)
+    store.set_meta("migrated_from", "2")

@@ -1,4 +1,4 @@
-"""The SQLite backend of the ledger: its schema (version 2), every SQL statement, atomic creation, error lines."""
+"""The SQLite backend of the ledger: its schema (version 3), every SQL statement, atomic creation, error lines."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 from ..errors import OcrledgerError
+from .rows import CounterRows, unpack
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 CHUNK = 900
 WAL_PAGES = 16_384
 """WAL pages between automatic checkpoints (64 MiB of 4 KiB pages)."""
@@ -38,7 +39,7 @@ CREATE TABLE credentials(credential INTEGER PRIMARY KEY, key TEXT NOT NULL, part
     valid_from INTEGER, valid_until INTEGER);
 CREATE INDEX credentials_key ON credentials(key);
 CREATE TABLE counters(party INTEGER NOT NULL, period INTEGER NOT NULL, api TEXT NOT NULL, target INTEGER NOT NULL,
-    counts TEXT NOT NULL, PRIMARY KEY(party, period, api, target)) WITHOUT ROWID;
+    counts BLOB NOT NULL, PRIMARY KEY(party, period, api, target)) WITHOUT ROWID;
 CREATE INDEX counters_period ON counters(period, party);
 CREATE INDEX counters_late ON counters(target, party) WHERE target >= 0;
 CREATE TABLE pools(party INTEGER PRIMARY KEY, used INTEGER NOT NULL);
@@ -398,18 +399,18 @@ class SqliteStore:
 
     # -------------------------------------------------------------- counters
     def counters(self, parties: Sequence[int], period: int, pairs: Sequence[tuple[int, str]] | None = None
-                 ) -> list[tuple[int, str, int, list[int]]]:
-        """(party, api, target, counts) of ``period`` (on time and late rows): of every API of ``parties``, or
-        of the (party, api) ``pairs`` only when they are given."""
+                 ) -> CounterRows:
+        """The counter rows of ``period`` (on time and late): of every API of ``parties``, or of the
+        (party, api) ``pairs`` only when they are given."""
         if pairs is not None:
-            rows = self.db.execute(
-                "SELECT party, api, target, counts FROM counters WHERE period = ? AND (party, api) IN "
-                "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            rows = self.db.execute(  # the pairs first, then an index search for each (CROSS JOIN keeps that order)
+                "SELECT c.party, c.period, c.api, c.target, c.counts FROM (SELECT value ->> 0 AS p, value ->> 1 AS a "
+                "FROM json_each(?2)) j CROSS JOIN counters c ON c.party = j.p AND c.period = ?1 AND c.api = j.a",
                 (period, json.dumps([[int(p), a] for p, a in pairs])))
         else:
-            rows = self.db.execute("SELECT party, api, target, counts FROM counters WHERE party IN "
+            rows = self.db.execute("SELECT party, period, api, target, counts FROM counters WHERE party IN "
                                    "(SELECT value FROM json_each(?)) AND period = ?", (_ints(parties), period))
-        return [(p, api, t, json.loads(c)) for p, api, t, c in rows]
+        return CounterRows.read(rows.fetchall())
 
     def counters_upto(self, parties: Sequence[int], period: int, apis: Sequence[str]) -> list[tuple[int, int, str, int, list[int]]]:
         """(party, period, api, target, counts) of ``apis`` in months up to ``period`` (the verification pool's history)."""
@@ -417,18 +418,18 @@ class SqliteStore:
             return []
         q = (f"SELECT party, period, api, target, counts FROM counters WHERE party IN (SELECT value FROM json_each(?)) "
              f"AND period <= ? AND api IN ({','.join('?' * len(apis))})")
-        return [(int(p), int(m), a, int(t), json.loads(c))
+        return [(int(p), int(m), a, int(t), unpack(c))
                 for p, m, a, t, c in self.db.execute(q, (_ints(parties), period, *apis))]
 
     def party_counters(self, party: int) -> list[tuple[int, str, int, list[int]]]:
         """Every (period, api, target, counts) of one party."""
-        return [(int(m), a, int(t), json.loads(c)) for m, a, t, c in self.db.execute(
+        return [(int(m), a, int(t), unpack(c)) for m, a, t, c in self.db.execute(
             "SELECT period, api, target, counts FROM counters WHERE party = ?", (party,))]
 
-    def put_counters(self, rows: Sequence[tuple[int, int, str, int, list[int]]]) -> None:
-        """(party, period, api, target, counts): the rows' new totals."""
-        self.db.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?, ?, ?, ?)",
-                            [(p, m, a, t, json.dumps(c)) for p, m, a, t, c in rows])
+    def put_counters(self, rows: CounterRows) -> None:
+        """The rows' new totals."""
+        self.db.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?, ?, ?, ?)", zip(
+            rows.party.tolist(), rows.period.tolist(), rows.api, rows.target.tolist(), rows.packed()))
 
     def parties_of_period(self, period: int) -> list[int]:
         """Parties with a counter of ``period`` or a late line whose bill is ``period``."""
@@ -441,7 +442,7 @@ class SqliteStore:
         q = ("SELECT c.party, c.period, c.api, c.target, c.counts FROM counters c JOIN "
              "(SELECT DISTINCT party, period, api FROM counters WHERE target = ? AND party IN "
              "(SELECT value FROM json_each(?))) l ON c.party = l.party AND c.period = l.period AND c.api = l.api")
-        return [(int(p), int(m), a, int(t), json.loads(c)) for p, m, a, t, c in self.db.execute(q, (target, _ints(parties)))]
+        return [(int(p), int(m), a, int(t), unpack(c)) for p, m, a, t, c in self.db.execute(q, (target, _ints(parties)))]
 
     def open_periods_before(self, period: int) -> int | None:
         row = self.db.execute("SELECT MIN(period) FROM counters WHERE period < ? AND period NOT IN "
