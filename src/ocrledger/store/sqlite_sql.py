@@ -428,7 +428,9 @@ class SqliteStore:
 
     def put_counters(self, rows: CounterRows) -> None:
         """The rows' new totals."""
-        self.db.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?, ?, ?, ?)", zip(
+        # an upsert rewrites the counts in place: a replace would delete and re-insert the row and its index entries
+        self.db.executemany("INSERT INTO counters VALUES (?, ?, ?, ?, ?) ON CONFLICT(party, period, api, target) "
+                            "DO UPDATE SET counts = excluded.counts", zip(
             rows.party.tolist(), rows.period.tolist(), rows.api, rows.target.tolist(), rows.packed()))
 
     def parties_of_period(self, period: int) -> list[int]:
