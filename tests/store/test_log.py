@@ -158,3 +158,40 @@ def test_explain_from_the_log_on_the_command_line(tmp_path: Path) -> None:
     assert "charged, paid by free" in text.stdout
     missing = subprocess.run([*run, "nope"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no record 'nope'" in missing.stderr
+
+
+def test_call_details_per_day_filtered_and_paged(tmp_path: Path) -> None:
+    ledger = _ledger()
+    # u: 260 ID card calls on 1 Oct from 00:00, one a minute (200 free, 50 from plan p, 10 PAYG; b2 sent 3 of
+    # them again: duplicates), 10 failed general calls on 2 Oct; w: 5 free ID card calls on 3 Oct
+    rows = ledger.call_details()
+    assert [(r["account"], r["api"], r["day"]) for r in rows] == [
+        ("u", "RecognizeGeneral", "2026-10-02"), ("u", "RecognizeIdcard", "2026-10-01"), ("w", "RecognizeIdcard", "2026-10-03")]
+    assert {k: rows[1][k] for k in ("calls", "duplicates", "free", "dedicated", "payg")} == {
+        "calls": 260, "duplicates": 3, "free": 200, "dedicated": 50, "payg": 10}
+    assert (rows[0]["calls"], rows[0]["failed"]) == (10, 10)
+    assert [r["account"] for r in ledger.call_details(api="RecognizeIdcard")] == ["u", "w"]
+    by_plan = ledger.call_details(plan="p")  # only the calls the plan paid: minutes 200..249
+    assert [(r["calls"], r["dedicated"], r["free"]) for r in by_plan] == [(50, 50, 0)]
+    hour = ledger.call_details("u", api="RecognizeIdcard", since="2026-10-01T01:00:00+08:00",
+                               until="2026-10-01T02:00:00+08:00")  # minutes 60..119: all free
+    assert [(r["calls"], r["free"], r["duplicates"]) for r in hour] == [(60, 60, 0)]
+    assert ledger.call_details(after=1, limit=1) == [rows[1]]
+    assert ledger.call_details(after=3) == [] and ledger.call_details("nobody") == []
+    with pytest.raises(OcrledgerError, match="negative"):
+        ledger.call_details(after=-1)
+    # the command line: the same rows, a page at a time, ids escaped in text
+    db = tmp_path / "l.sqlite"
+    acc = accounts(CATALOG, account=[official("u\x1b[2J", "RecognizeIdcard")])
+    with Ledger.create(db, CATALOG, acc) as file_ledger:
+        file_ledger.ingest(calls(repeat(3, "u\x1b[2J", "RecognizeIdcard", OCT)), "b1")
+        file_ledger.ingest(calls(repeat(2, "u\x1b[2J", "RecognizeIdcard", "2026-10-05T00:00:00+08:00", prefix="x")),
+                           "b2")
+    cli = [sys.executable, "-m", "ocrledger", "details", "--db", str(db)]
+    page = json.loads(subprocess.run([*cli, "--limit", "1"], capture_output=True, text=True, check=True).stdout)
+    assert [(r["account"], r["day"], r["calls"]) for r in page["rows"]] == [("u\x1b[2J", "2026-10-01", 3)]
+    assert page["next_after"] == 1
+    text = subprocess.run([*cli, "--after", "1", "--format", "text"], capture_output=True, text=True, check=True).stdout
+    assert text.startswith("2026-10-05 u\\x1b[2J official RecognizeIdcard calls 2 ") and "\x1b" not in text
+    bad = subprocess.run([*cli, "--limit", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--limit" in bad.stderr

@@ -1,4 +1,4 @@
-"""Sub-commands over a ledger file: ingest, bill, quota, close, alerts, log, plans, and the lifecycle changes."""
+"""Sub-commands over a ledger file: ingest, bill, quota, close, alerts, log, details, plans, and the lifecycle changes."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import OcrledgerError
+from ..model.display import printable
 
 Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -44,7 +45,19 @@ def _emit(text: str) -> None:
 
 
 def _show(rows: Any, fmt: str, text: Callable[[Any], str]) -> None:
-    _emit(json.dumps(rows, indent=2, ensure_ascii=False) + "\n" if fmt == "json" else text(rows))
+    """JSON keeps every id exact; text shows each string value through ``printable`` (an id's control
+    characters escaped, so it can neither drive the terminal nor break a line)."""
+    _emit(json.dumps(rows, indent=2, ensure_ascii=False) + "\n" if fmt == "json" else text(_printable(rows)))
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable(v) for v in value)
+    return value
 
 
 SQLITE_FULL = 13
@@ -202,7 +215,7 @@ def _run_alerts(args: argparse.Namespace) -> int:
             _emit("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in rows))
         else:
             _emit("".join(f"#{a['id']} {a['account']} ({a['channel']}): {a['message']} (record {a['record_id']})\n"
-                          for a in rows))
+                          for a in _printable(rows)))
         if rows and not args.peek:
             ledger.ack_alerts(rows[-1]["id"])
     return 0
@@ -236,12 +249,52 @@ def _log_text(page: dict[str, Any]) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+@on_ledger
 def _run_log(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         page = ledger.deductions(account=args.account, channel=args.channel, api=args.api, plan=args.plan,
                                  record_id=args.record, since=args.since, until=args.until, status=args.status,
                                  after=args.after, limit=args.limit)
     _show({"rows": page.rows, "next_after": page.next_after}, args.format, _log_text)
+    return 0
+
+
+def add_details(sub: Sub) -> None:  # type: ignore[valid-type]
+    p = sub.add_parser("details", help="call details per account, API and day, filtered and paged",
+                       description="Per account, API and day (billing zone): calls, failed, rejected, duplicates and "
+                       "the successful calls by source (free, dedicated, shared, PAYG). Continue with --after NEXT.")
+    _db(p)
+    p.add_argument("--account", help="only this account's calls")
+    p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel's calls")
+    p.add_argument("--api", help="only this API's calls")
+    p.add_argument("--plan", help="only the calls this plan paid")
+    p.add_argument("--since", help="calls at or after this instant")
+    p.add_argument("--until", help="calls before this instant")
+    p.add_argument("--after", type=int, default=0, metavar="N", help="skip the first N rows (paging)")
+    p.add_argument("--limit", type=int, default=100, help="rows a page (default 100)")
+    _format(p)
+    p.set_defaults(handler=_run_details)
+
+
+def _details_text(page: dict[str, Any]) -> str:
+    out = [f"{r['day']} {r['account']} {r['channel']} {r['api']} calls {r['calls']} failed {r['failed']} "
+           f"rejected {r['rejected']} duplicates {r['duplicates']} free {r['free']} dedicated {r['dedicated']} "
+           f"shared {r['shared']} payg {r['payg']}" for r in page["rows"]]
+    if page["next_after"] is not None:
+        out.append(f"more: --after {page['next_after']}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+@on_ledger
+def _run_details(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise OcrledgerError(f"--limit must be at least 1, not {args.limit}")
+    with _open(args) as ledger:
+        rows = ledger.call_details(args.account, args.channel, api=args.api, plan=args.plan, since=args.since,
+                                   until=args.until, after=args.after, limit=args.limit + 1)
+    more = len(rows) > args.limit
+    _show({"rows": rows[: args.limit], "next_after": args.after + args.limit if more else None}, args.format,
+          _details_text)
     return 0
 
 
@@ -256,6 +309,7 @@ def add_plans(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_plans)
 
 
+@on_ledger
 def _run_plans(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         states = [s.to_dict() for s in ledger.plan_states(args.account, args.channel, args.at)]
@@ -381,6 +435,6 @@ def explain_from_log(db: Path, record: str, channel: str | None, fmt: str) -> in
     return 0
 
 
-REGISTRARS = [add_ingest, add_bill, add_quota, add_close, add_alerts, add_log, add_plans, add_account_cmd,
+REGISTRARS = [add_ingest, add_bill, add_quota, add_close, add_alerts, add_log, add_details, add_plans, add_account_cmd,
               activate_cmd, buy_plan_cmd, refund_cmd, add_credential_cmd, add_qps_addon_cmd, add_alert_cmd,
               retention_cmd]

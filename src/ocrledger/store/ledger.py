@@ -734,14 +734,31 @@ class Ledger:
             return {"account": account, "channel": channel, "at": clock.label(when), "month": period_label(period),
                     "plans": plans, "free_remaining": free, "verification_pool_remaining": pool}
 
-    def call_details(self, account: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
-        """Per account, API and day: calls, failed, rejected, duplicates, successful calls by source."""
+    def call_details(self, account: str | None = None, channel: str | None = None, *, api: str | None = None,
+                     plan: str | None = None, since: Any = None, until: Any = None, after: int = 0,
+                     limit: int | None = None) -> list[dict[str, Any]]:
+        """Per account, API and day (in the billing zone): calls, failed, rejected, duplicates, successful calls
+        by source; sorted by (account, channel, API, day).
+
+        Filters: ``api``; ``plan`` (the calls it paid); ``since`` <= call instant < ``until`` (a migrated file's
+        own per-day history counts whole days: those from the day of ``since`` to the day before ``until``'s,
+        and none when ``plan`` is given, since it kept no plan per call). Paging: rows ``after`` ..
+        ``after + limit`` of the sorted list.
+        """
+        clock = self.catalog.clock
+        lo = None if since is None else clock.instant(since, what="since")
+        hi = None if until is None else clock.instant(until, what="until")
+        if after < 0 or (limit is not None and limit < 0):
+            raise OcrledgerError("after and limit must not be negative")
         with self._read():
             ids = None if account is None else self._ids_of(account, channel)
-            logged = self.store.logged_calls(ids)
+            logged = self.store.logged_calls(ids, api=api, plan=plan, since=lo, until=hi)
             cols = [np.array(c) for c in zip(*logged)] if logged else [np.zeros(0, np.int64)] * 5
+            history = [] if plan is not None else self.store.daily(
+                ids, api=api, since_day=None if lo is None else from_ms(lo, clock.tz).date().isoformat(),
+                until_day=None if hi is None else from_ms(hi, clock.tz).date().isoformat())
             summed: dict[tuple[int, str, str], list[int]] = {}
-            for r in [*self.store.daily(ids), *self._daily_rows(*cols)]:
+            for r in [*history, *self._daily_rows(*cols)]:
                 mine = summed.setdefault(tuple(r[:3]), [0] * 8)
                 for k, v in enumerate(r[3:]):
                     mine[k] += v
@@ -751,7 +768,8 @@ class Ledger:
                   "dedicated", "shared", "payg")
         out = [dict(zip(fields, (*names[r[0]][:2], *r[1:]))) for r in rows]
         out = [d for d in out if channel is None or d["channel"] == channel]
-        return sorted(out, key=lambda d: (d["account"], d["channel"], d["api"], d["day"]))
+        out.sort(key=lambda d: (d["account"], d["channel"], d["api"], d["day"]))
+        return out[after:] if limit is None else out[after : after + limit]
 
     def qps(self, account: str, month: str, channel: str = OFFICIAL) -> dict[str, tuple[int, int]]:
         """API -> (peak calls in one second, seconds over the entitled QPS) in ``month``."""

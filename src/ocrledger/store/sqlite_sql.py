@@ -499,13 +499,13 @@ class SqliteStore:
         """Call details per day (a migration's; new calls are in the deduction log)."""
         self.db.executemany(DAILY_UPSERT, rows)
 
-    def daily(self, parties: Sequence[int] | None) -> list[tuple[Any, ...]]:
-        """Call details per day that a migrated file brought (new calls are counted from the log)."""
+    def daily(self, parties: Sequence[int] | None, *, api: str | None = None, since_day: str | None = None,
+              until_day: str | None = None) -> list[tuple[Any, ...]]:
+        """Call details per day that a migrated file brought (new calls are counted from the log), of days
+        ``since_day`` <= day < ``until_day`` when given."""
+        where, args = _filters(parties, (("api = ?", api), ("day >= ?", since_day), ("day < ?", until_day)))
         cols = "party, api, day, calls, failed, rejected, duplicates, free, dedicated, shared, payg"
-        if parties is None:
-            return self.db.execute(f"SELECT {cols} FROM daily").fetchall()
-        return self.db.execute(f"SELECT {cols} FROM daily WHERE party IN (SELECT value FROM json_each(?))",
-                               (_ints(parties),)).fetchall()
+        return self.db.execute(f"SELECT {cols} FROM daily{where}", args).fetchall()
 
     def add_seconds(self, rows: Iterable[tuple[int, str, int, int]]) -> None:
         """Calls per second (a migration's; new calls are in the deduction log)."""
@@ -524,14 +524,13 @@ class SqliteStore:
             "(SELECT value FROM json_each(?)) AND ts >= ? AND ts < ? AND status != 2 GROUP BY party, api, second"
             ") GROUP BY party, api, second", (ids, start, end, ids, start * 1000, end * 1000)).fetchall()
 
-    def logged_calls(self, parties: Sequence[int] | None) -> list[tuple[int, str, int, int, int]]:
-        """(party, api, ts, status, source) of every log row (of ``parties``): call details per day are counted
-        from them."""
-        cols = "party, api, ts, status, source"
-        if parties is None:
-            return self.db.execute(f"SELECT {cols} FROM deductions").fetchall()
-        return self.db.execute(f"SELECT {cols} FROM deductions WHERE party IN (SELECT value FROM json_each(?))",
-                               (_ints(parties),)).fetchall()
+    def logged_calls(self, parties: Sequence[int] | None, *, api: str | None = None, plan: str | None = None,
+                     since: int | None = None, until: int | None = None) -> list[tuple[int, str, int, int, int]]:
+        """(party, api, ts, status, source) of the log rows (of ``parties``, ``api``, paid by ``plan``, at
+        ``since`` <= ts < ``until``): call details per day are counted from them."""
+        where, args = _filters(parties, (("api = ?", api), ("plan_id = ?", plan), ("ts >= ?", since),
+                                         ("ts < ?", until)))
+        return self.db.execute(f"SELECT party, api, ts, status, source FROM deductions{where}", args).fetchall()
 
     def add_late_records(self, rows: Iterable[tuple[int, int, str, int, str]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO late_records VALUES (?, ?, ?, ?, ?)", rows)
@@ -621,6 +620,19 @@ class SqliteStore:
     def ack_alerts(self, upto: int) -> int:
         return self.db.execute("UPDATE alert_events SET delivered = 1 WHERE id <= ? AND delivered = 0",
                                (upto,)).rowcount
+
+
+def _filters(parties: Sequence[int] | None, conditions: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """A WHERE clause (or nothing) of the party list and each condition whose value is given."""
+    where, args = [], []
+    if parties is not None:
+        where.append("party IN (SELECT value FROM json_each(?))")
+        args.append(_ints(parties))
+    for clause, value in conditions:
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _period_day(period: int) -> str:
