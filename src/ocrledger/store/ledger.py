@@ -198,10 +198,11 @@ class Ledger:
             raise OcrledgerError(f"account {account!r} is not listed on the {channel} channel")
         return found[0]
 
-    def _setup(self, ids: Sequence[int]) -> _Setup:
-        """The Engine of the given parties' stored setup (activations, plans, add-ons, alerts)."""
+    def _setup(self, ids: Sequence[int], pairs: Sequence[tuple[int, str]] | None = None) -> _Setup:
+        """The Engine of the given parties' stored setup (activations, plans, add-ons, alerts); with ``pairs``
+        (party id, API code), the activations of those pairs only."""
         names = self.store.party_names(ids)
-        acc, used = accounts_of(self.store, ids, names, source=f"{self.path}:accounts")
+        acc, used = accounts_of(self.store, ids, names, source=f"{self.path}:accounts", pairs=pairs)
         by_id = {i: (names[i][0], names[i][1]) for i in ids}
         engine = Engine(self.catalog, acc, kernel=self.kernel)
         known = engine.setup.parties
@@ -332,12 +333,18 @@ class Ledger:
         clock = cat.clock
         table = read_calls(calls, cat, credentials=self._credentials)  # a credential column: its keys' rows
         bad_key = table.bad_key if table.bad_key is not None and table.bad_key.any() else None
-        pairs = sorted(set(zip(table.account.tolist(), table.channel.tolist()))) if len(table) else []
+        n_api = len(self._codes)
+        used_pairs = np.unique((table.account_code.astype(np.int64) * 2 + table.market) * n_api + table.api)
+        names = table.account_names.to_pylist() if len(table) else []
+        channels = (OFFICIAL, MARKETPLACE)  # by the table's market code
+        party_of, api_of = np.divmod(used_pairs, n_api)  # party_of: account code * 2 + market
+        pairs = sorted({(names[k >> 1], channels[k & 1]) for k in np.unique(party_of).tolist()})
         found = self.store.find_parties(pairs)
         new = [p for p in pairs if p not in found]
         ids = {p: v[0] for p, v in found.items()}
         ids.update(zip(new, self.store.add_parties(new, listed=False)))
-        setup = self._setup([ids[p] for p in pairs])
+        setup = self._setup([ids[p] for p in pairs], [(ids[(names[k >> 1], channels[k & 1])], self._codes[a])
+                                                      for k, a in zip(party_of.tolist(), api_of.tolist())])
         parties, engine = setup.parties, setup.engine
         tables, plan_rows = engine.setup.tables(parties)
         kernel_plan_ids = plan_rows.ids_of(np.arange(len(plan_rows))).tolist()

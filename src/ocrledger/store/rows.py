@@ -11,10 +11,12 @@ from ..model.account_columns import AccountColumns, PlanColumns
 from ..model.accounts import DEDICATED, Accounts, Alert, QpsAddon
 
 
-def accounts_of(store: Any, ids: Sequence[int], names: dict[int, tuple[str, str, bool]], *, source: str
-                ) -> tuple[Accounts, dict[str, int]]:
+def accounts_of(store: Any, ids: Sequence[int], names: dict[int, tuple[str, str, bool]], *, source: str,
+                pairs: Sequence[tuple[int, str]] | None = None) -> tuple[Accounts, dict[str, int]]:
     """The listed ones of parties ``ids`` as ``Accounts`` (activations, plans, add-ons, alerts) and the use so
-    far of each of their plans (plan id -> calls or points). Credentials are looked up by key instead.
+    far of each of their plans (plan id -> calls or points). Credentials are looked up by key instead. With
+    ``pairs`` (party id, API code: a batch's), only those pairs' activations are read: the others cannot
+    matter to the batch.
 
     The accounts and plans are columns made straight from the rows (``Accounts.of_columns``): their
     objects are made only when something asks for them.
@@ -23,7 +25,7 @@ def accounts_of(store: Any, ids: Sequence[int], names: dict[int, tuple[str, str,
     parties = [(names[i][0], names[i][1]) for i in listed]
     at = {pid: k for k, pid in enumerate(listed)}
     codes: dict[str, int] = {}
-    acts = store.activations(listed)
+    acts = store.activations(listed) if pairs is None else store.activations(listed, pairs)
     act_party = np.array([at[p] for p, _, _ in acts], dtype=np.int64)
     act_api = np.array([codes.setdefault(api, len(codes)) for _, api, _ in acts], dtype=np.int64)
     act_when = np.array([w for _, _, w in acts], dtype=np.int64)

@@ -323,7 +323,15 @@ class SqliteStore:
             "SELECT party, account, channel FROM parties WHERE listed = 1 ORDER BY party")]
 
     # ----------------------------------------------------------------- setup
-    def activations(self, parties: Sequence[int]) -> list[tuple[int, str, int]]:
+    def activations(self, parties: Sequence[int], pairs: Sequence[tuple[int, str]] | None = None
+                    ) -> list[tuple[int, str, int]]:
+        """(party, api, activated) of every API of ``parties``, or of the (party, api) ``pairs`` only (a batch's:
+        an index search each, not every API's row of its parties)."""
+        if pairs is not None:
+            return self.db.execute(
+                "SELECT a.party, a.api, a.activated FROM (SELECT value ->> 0 AS p, value ->> 1 AS i FROM json_each(?)) "
+                "j CROSS JOIN activations a ON a.party = j.p AND a.api = j.i ORDER BY a.party, a.api",
+                (json.dumps([[int(p), a] for p, a in pairs]),)).fetchall()
         return self.db.execute("SELECT party, api, activated FROM activations WHERE party IN "
                                "(SELECT value FROM json_each(?)) ORDER BY party, api", (_ints(parties),)).fetchall()
 
