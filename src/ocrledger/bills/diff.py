@@ -177,7 +177,7 @@ def load_bills(path: str | Path) -> list[Bill]:
         except json.JSONDecodeError as exc:
             raise DiffError(f"is not JSON: {exc.msg} (line {exc.lineno})", file=str(f)) from None
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise DiffError(f"is not a list of bills (SPEC §6): {type(exc).__name__} {exc}", file=str(f)) from None
+            raise DiffError(f"is not a list of bills (docs/spec.md §6): {type(exc).__name__} {exc}", file=str(f)) from None
         for b in loaded:
             if b.key in seen:
                 raise DiffError(f"bill {'/'.join(b.key)} appears twice (also in {seen[b.key]})", file=str(f))

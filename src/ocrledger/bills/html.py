@@ -63,9 +63,11 @@ svg.chart text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, Arial,
 ul.legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 12px; }
 ul.legend span.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px;
                         -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-@page { size: A4; margin: 14mm; }
+@page { size: A4; margin: 12mm; }
 @media print {
-  body { margin: 0; max-width: none; font-size: 11px; }
+  body { margin: 0; max-width: none; padding: 0; font-size: 11px; }
+  /* A4 less its margins is 186 mm (703 px): the lines table of the widest month fits it at 9 px */
+  table.lines th, table.lines td { font-size: 9px; padding: 2px 1px; }
   section.statement { break-before: page; border-top: none; margin-top: 0; }
   section.statement:first-of-type { break-before: auto; }
   svg.chart rect { -webkit-print-color-adjust: exact; print-color-adjust: exact; }

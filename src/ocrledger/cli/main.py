@@ -92,7 +92,7 @@ def _add_format(p: argparse.ArgumentParser, default: str = "json") -> None:
     from ..bills.render import FORMATS
 
     p.add_argument("--format", choices=FORMATS, default=default, help=f"output format (default: {default}); "
-                   "json is a list of bill objects (SPEC §6), text a readable statement per bill, markdown a "
+                   "json is a list of bill objects (docs/spec.md §6), text a readable statement per bill, markdown a "
                    "document, csv one row per line, tier and total, html one self-contained printable file "
                    "with a usage chart (see docs/statements.md)")
 

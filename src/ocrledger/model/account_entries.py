@@ -14,6 +14,8 @@ ALERT_KINDS = ("plan_remaining", "free_exhausted", "payg_spend")
 
 @dataclass(frozen=True)
 class Account:
+    """An account on one channel (``[[account]]``) and the instants its APIs were activated."""
+
     id: str
     channel: str = OFFICIAL
     activated: Mapping[str, int] = field(default_factory=dict)
@@ -22,6 +24,8 @@ class Account:
 
 @dataclass(frozen=True)
 class Plan:
+    """A resource plan (``[[plan]]``): dedicated to one API or shared by several, valid ``[start, end)``."""
+
     id: str
     account: str
     channel: str
@@ -43,6 +47,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class QpsAddon:
+    """Extra QPS (``[[qps_addon]]``) for one API of an account, valid ``[start, end)`` (epoch ms)."""
+
     account: str
     channel: str
     api: str
@@ -53,6 +59,8 @@ class QpsAddon:
 
 @dataclass(frozen=True)
 class Alert:
+    """An alert (``[[alert]]``): raised when a threshold of ``kind`` on ``target`` is crossed."""
+
     account: str
     channel: str
     kind: str
@@ -62,6 +70,8 @@ class Alert:
 
 @dataclass(frozen=True)
 class Credential:
+    """An AccessKey ID or AppCode (``[[credential]]``) that stands for an account, valid ``[valid_from, valid_until)``."""
+
     key: str
     account: str
     channel: str

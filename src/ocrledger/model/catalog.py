@@ -37,6 +37,8 @@ class Tier:
 
 @dataclass(frozen=True)
 class Api:
+    """One API of the catalog (``[[api]]``): its code, kind, free quota, plan rules, QPS and PAYG tiers."""
+
     code: str
     name: str
     kind: str = RECOGNITION
@@ -92,6 +94,11 @@ OFFER_SHARED = "shared"
 
 @dataclass(frozen=True)
 class Catalog:
+    """A validated catalog: the APIs and their prices, the currency, the billing time zone, the plan offers.
+
+    Made by ``load_catalog``, ``parse_catalog`` or ``default_catalog``; immutable.
+    """
+
     apis: tuple[Api, ...]
     currency: str = "CNY"
     timezone: str = "Asia/Shanghai"

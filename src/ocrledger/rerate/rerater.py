@@ -169,45 +169,34 @@ def rerate(
 ) -> RerateResult:
     """Rate ``calls`` from scratch in ``(ts, record_id)`` order and bill every account, channel and month.
 
-    Parameters
-    ----------
-    calls
-        A Parquet file, a folder of Parquet files (read in name order; their times may overlap), a glob
-        of files (``calls/2026-10-*.parquet``, read in name order),
-        a CSV file, a pyarrow Table, or a list of any of these (one input split in parts).
-    accounts
-        ``Accounts``, or the path of an accounts file or folder. It is loaded (given a path) and
-        its parties' kernel tables are built on a second thread while the calls are read; a bad
-        accounts file is still the error reported first.
-    month
-        ``"YYYY-MM"``: bill, explain and summarise only that month. Earlier calls are still
-        rated (plans and the verification pool carry over); later ones cannot change it and
-        are skipped after validation.
-    out
-        Folder for bills.json, bills.txt, calls.parquet, summary.json (and diff.json/diff.txt
+    :param calls: A Parquet file, a folder of Parquet files (read in name order; their times may
+        overlap), a glob of files (``calls/2026-10-*.parquet``, read in name order), a CSV file, a
+        pyarrow Table, or a list of any of these (one input split in parts).
+    :param accounts: ``Accounts``, or the path of an accounts file or folder. It is loaded (given a
+        path) and its parties' kernel tables are built on a second thread while the calls are read; a
+        bad accounts file is still the error reported first.
+    :param month: ``"YYYY-MM"``: bill, explain and summarise only that month. Earlier calls are still
+        rated (plans and the verification pool carry over); later ones cannot change it and are
+        skipped after validation.
+    :param out: Folder for bills.json, bills.txt, calls.parquet, summary.json (and diff.json/diff.txt
         with ``against``). Nothing is written outside it; files appear only once all succeeded.
-    against
-        Old bills (a JSON file or a folder) to diff the new ones with.
-    chunk_rows, bucket_rows
-        Rows read at a time; calls held in memory at once (the memory bound).
-    memory_rows
-        Inputs of at most this many calls skip the spill passes: they are held, deduplicated,
-        sorted and rated in memory in one pass (same results). Default: ``DEFAULT_MEMORY_ROWS``
-        when ``bucket_rows`` is the default, else ``bucket_rows``.
-    progress
-        True for a progress bar on stderr (only when it is a terminal), or a callable
+    :param against: Old bills (a JSON file or a folder) to diff the new ones with.
+    :param chunk_rows: Rows read at a time.
+    :param bucket_rows: Calls held in memory at once (the memory bound).
+    :param memory_rows: Inputs of at most this many calls skip the spill passes: they are held,
+        deduplicated, sorted and rated in memory in one pass (same results). Default:
+        ``DEFAULT_MEMORY_ROWS`` when ``bucket_rows`` is the default, else ``bucket_rows``.
+    :param progress: True for a progress bar on stderr (only when it is a terminal), or a callable
         ``(phase, done, total)``.
-    bills_only
-        Skip the per-call attribution: no calls.parquet (the bills, summary and diff are the same).
-    tune_malloc
-        Let the in-memory pass tune glibc's malloc for the whole process while it runs (``malloc``:
-        freed memory kept for reuse, the heap faulted in up front, ``malloc_trim`` after; about 10%
-        faster). Process-wide, so off by default: the ``ocrledger rerate`` command turns it on; a
-        program embedding ``rerate`` keeps its allocator as it set it.
-
-    Returns the bills (sorted by account, channel, period), a summary, and the written files.
-    Raises an ``OcrledgerError`` naming the file, row and field of the first bad record; then
-    nothing is written.
+    :param bills_only: Skip the per-call attribution: no calls.parquet (the bills, summary and diff
+        are the same).
+    :param tune_malloc: Let the in-memory pass tune glibc's malloc for the whole process while it runs
+        (``malloc``: freed memory kept for reuse, the heap faulted in up front, ``malloc_trim`` after;
+        about 10% faster). Process-wide, so off by default: the ``ocrledger rerate`` command turns it
+        on; a program embedding ``rerate`` keeps its allocator as it set it.
+    :returns: The bills (sorted by account, channel, period), a summary, and the written files.
+    :raises ~ocrledger.OcrledgerError: naming the file, row and field of the first bad record; then
+        nothing is written.
     """
     if chunk_rows < 1 or bucket_rows < 1:
         raise ValueError("chunk_rows and bucket_rows must be positive")

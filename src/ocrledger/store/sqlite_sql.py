@@ -88,7 +88,7 @@ def _ints(values: Iterable[int]) -> str:
     return json.dumps([int(v) for v in values])
 
 
-def _explain(exc: sqlite3.Error, path: str, timeout: float) -> OcrledgerError:
+def _explain(exc: sqlite3.Error, path: str, timeout: float, *, creating: bool = False) -> OcrledgerError:
     """The one line a user sees for a SQLite error."""
     text = str(exc)
     low = text.lower()
@@ -102,7 +102,7 @@ def _explain(exc: sqlite3.Error, path: str, timeout: float) -> OcrledgerError:
     elif "not a database" in low or "malformed" in low or "corrupt" in low:
         msg = f"the file is corrupt or not an ocrledger ledger ({text})"
     elif "unable to open" in low:
-        msg = f"cannot open the ledger file ({text})"
+        msg = f"cannot {'create' if creating else 'open'} the ledger file ({text})"
     else:
         msg = f"SQLite error: {text}"
     return OcrledgerError(msg, file=path)
@@ -181,6 +181,8 @@ class SqliteStore:
             raise
         except OSError as exc:
             raise OcrledgerError(f"cannot create the ledger file ({exc.strerror})", file=path) from None
+        except sqlite3.Error as exc:  # e.g. a folder where no file can be made
+            raise _explain(exc, path, timeout, creating=True) from None
         finally:
             for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
                 try:
