@@ -174,6 +174,11 @@ class Engine:
                             wanted)
         return BillSet(cols, self.catalog, parties, plans.columns)
 
+    def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
+              out: Outcomes, wanted: int | None = None, usage: UsageCounts | None = None) -> list[Bill]:
+        """The bills of a rated batch (every party and month in it, or only month ``wanted``): ``bill_set(...).bills()``."""
+        return self.bill_set(parties, tables, plans, batch, out, wanted, usage).bills()
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its setup and kernel name, compiled again where it is unpickled (a Dask worker)."""
         return (Engine, (self.catalog, self.accounts), {"kernel": self.kernel.IMPLEMENTATION})
