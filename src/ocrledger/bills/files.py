@@ -107,12 +107,19 @@ class FixedTexts:
     headers: Any
 
 
-def fixed_texts(catalog: Catalog, plans: PlanColumns) -> FixedTexts:
-    """API codes, tier bounds, labels and prices, plan ids and ends (every plan's), table headers."""
-    ids = plans.ids
+def fixed_texts(catalog: Catalog, plans: PlanColumns, shown: np.ndarray | None = None) -> FixedTexts:
+    """API codes, tier bounds, labels and prices, plan ids and ends, table headers. The plans' strings are
+    every plan's, or with ``shown`` (plan indexes) only those plans' (the others empty): a small batch's bills
+    show a few of the plans of its parties."""
     tiers = [(api, t, tier) for api in catalog.apis for t, tier in enumerate(api.tiers)]
     prices = [to_decimal(tier.price).normalize() for _, _, tier in tiers]
-    ends = catalog.clock.labels(plans.effective_end)
+    if shown is None:
+        ids, ends = plans.ids, catalog.clock.labels(plans.effective_end)
+    else:
+        keep = np.unique(shown)
+        ids, ends = [""] * len(plans.ids), [""] * len(plans.ids)
+        for k, end in zip(keep.tolist(), catalog.clock.labels(plans.effective_end[keep])):
+            ids[k], ends[k] = plans.ids[k], end
     return FixedTexts(
         api_json=texts(dumps([a.code for a in catalog.apis])),
         api_text=texts(printable_all([a.code for a in catalog.apis])),
@@ -143,7 +150,7 @@ def columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tuple[str, st
     The adjustments (only the ledger's bills have any) go to bills.json; bills.txt of such bills is
     written by the twin (``_billfmt.text_chunk`` does not show them).
     """
-    fixed = fixed if fixed is not None else fixed_texts(catalog, plans)
+    fixed = fixed if fixed is not None else fixed_texts(catalog, plans, cols.plan_index)
     cur = catalog.currency
     labels = period_labels(cols)
     who = [parties[p] for p in cols.bill_party.tolist()]
