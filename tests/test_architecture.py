@@ -29,9 +29,9 @@ LAYERS = [
     ("__init__", "__main__", "dask"),
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
-# The compiled modules of the kernel package (every .pyx in it) are reached only through its selector.
-COMPILED_PACKAGE = f"{PACKAGE}.kernel"
-COMPILED_SELECTOR = f"{PACKAGE}.kernel.select"
+# The compiled modules of a package (every .pyx in it) are reached only through its selector: the kernel's
+# (rating kernel, array helpers) through kernel.select, the bill formatter through bills.files (``formatter()``).
+SELECTORS = {f"{PACKAGE}.kernel": f"{PACKAGE}.kernel.select", f"{PACKAGE}.bills": f"{PACKAGE}.bills.files"}
 MAX_ROOT_MODULES = 8
 
 
@@ -58,9 +58,10 @@ def compiled_modules(root: Path) -> set[str]:
     return {module_name(path, root) for path in root.rglob("*.pyx")}
 
 
-def compiled_kernel(root: Path) -> set[str]:
-    """The compiled modules of the kernel package (the rating kernel and the helper modules beside it)."""
-    return {name for name in compiled_modules(root) if name.rsplit(".", 1)[0] == COMPILED_PACKAGE}
+def compiled_selected(root: Path) -> dict[str, str]:
+    """Each compiled module by dotted name, with the one module that may import it (its package's selector)."""
+    return {name: SELECTORS.get(name.rsplit(".", 1)[0], f"{name.rsplit('.', 1)[0]} has no selector")
+            for name in compiled_modules(root)}
 
 
 def resolve(name: str, path: Path, level: int, module: str | None) -> str:
@@ -168,13 +169,13 @@ def layer_problems(root: Path) -> list[str]:
 
 def private_problems(root: Path) -> list[str]:
     _, graph = import_graph(root)
-    compiled = compiled_kernel(root)
+    compiled = compiled_selected(root)
     problems = []
     for name, found in graph.items():
         for target, imported, line in found:
             if target in compiled:
-                if name != COMPILED_SELECTOR:
-                    problems.append(f"{name}:{line} imports {target} (only {COMPILED_SELECTOR} may)")
+                if name != compiled[target]:
+                    problems.append(f"{name}:{line} imports {target} (only {compiled[target]} may)")
                 continue
             if subpackage(target) == subpackage(name):
                 continue
@@ -270,6 +271,10 @@ CLEAN = {
     "model/money.py": '"""Money."""\nfrom ..errors import OcrledgerError\n',
     "engine/__init__.py": '"""Engine."""\n',
     "engine/rate.py": '"""Rate."""\nfrom ..model.money import x\nfrom ..kernel.select import helpers\n',
+    "bills/__init__.py": '"""Bills."""\n',
+    "bills/_billfmt.pyx": '"""Formatter."""\n',
+    "bills/files.py": '"""Writer."""\nfrom ..kernel.select import pure_python\nfrom . import _billfmt\n',
+    "bills/render.py": '"""Render."""\nfrom .files import json_text\n',
 }
 
 
@@ -295,6 +300,8 @@ def test_checks_pass_a_clean_package(tmp_path: Path) -> None:
      "ocrledger.engine.rate:3 imports ocrledger.kernel._passes (only ocrledger.kernel.select may)"),
     ("private names", {"kernel/reference.py": '"""Reference."""\nimport ocrledger.kernel._sorting\n'},
      "ocrledger.kernel.reference:2 imports ocrledger.kernel._sorting (only ocrledger.kernel.select may)"),
+    ("private names", {"bills/render.py": '"""Render."""\nfrom . import _billfmt\n'},
+     "ocrledger.bills.render:2 imports ocrledger.bills._billfmt (only ocrledger.bills.files may)"),
     ("layers", {"model/money.py": '"""Money."""\nfrom ..stray import x\n'},
      "ocrledger.model.money:2 imports ocrledger.stray: stray is in no layer"),
     ("kernel contract", {"kernel/contract.py": '"""Contract."""\nimport numpy as np\nimport pandas as pd\n'},

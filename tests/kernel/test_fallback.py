@@ -52,3 +52,24 @@ def test_without_the_compiled_modules_the_demo_bills_are_the_same() -> None:
     assert plain.returncode == 0 and compiled.returncode == 0, plain.stderr + compiled.stderr
     assert '"total": "6110.00"' in plain.stdout
     assert plain.stdout == compiled.stdout
+
+
+def test_without_the_compiled_modules_the_bill_json_of_rate_and_the_ledger_is_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the bill formatter's twin (Bill.to_json), as a machine without a C compiler writes it, against the compiled one
+    assert subprocess.run([sys.executable, "-m", "ocrledger", "demo", "--write", str(tmp_path)], capture_output=True,
+                          timeout=300).returncode == 0
+    setup = ["--catalog", str(tmp_path / "catalog.toml")]
+    calls, acc = str(tmp_path / "calls.csv"), str(tmp_path / "accounts.toml")
+    outputs = []
+    for hidden in (True, False):
+        db = str(tmp_path / f"ledger-{hidden}.sqlite")
+        steps = [("rate", "--calls", calls, "--accounts", acc, *setup, "--format", "json"),
+                 ("ingest", "--db", db, "--accounts", acc, *setup, "--calls", calls),
+                 ("bill", "--db", db, "--month", "2026-10", "--format", "json")]
+        done = [run(*step, pure=True) if hidden else
+                subprocess.run([sys.executable, "-m", "ocrledger", *step], capture_output=True, text=True, timeout=300)
+                for step in steps]
+        assert all(d.returncode == 0 for d in done), [d.stderr for d in done]
+        outputs.append((done[0].stdout, done[2].stdout))
+    assert outputs[0] == outputs[1]
+    assert '"total": "6110.00"' in outputs[0][0] and '"total": "6110.00"' in outputs[0][1]

@@ -1,16 +1,18 @@
 # cython: language_level=3
-"""The bytes of bills.json and bills.txt from bill columns (``billcols``), written without the GIL.
+"""The bytes of bills.json and bills.txt from bill columns (``engine.bill_columns``), written without the GIL.
 
-``billfiles`` prepares the text pieces (escaped names, tier labels, prices, plan ends) once; the
-loops here only copy them and format integers and micro-unit amounts, bill by bill, exactly as
-``Bill.to_json`` (indent 2) and ``render.render_text`` would. ``tests/test_billcols.py`` compares
-the bytes.
+``bills.files`` prepares the text pieces (escaped names, tier labels, prices, plan ends, the adjustments
+of a ledger's bill) once; the loops here only copy them and format integers and micro-unit amounts, bill
+by bill, exactly as ``Bill.to_json`` (indent 2) and ``text.render_text`` would, the twins ``bills.files``
+picks when this module is not built. ``tests/engine/test_bill_columns.py`` and
+``tests/cluster/test_one_engine.py`` compare the bytes.
 """
 from libc.stdint cimport int8_t, int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset, strlen
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 
 cdef struct Buf:
@@ -139,11 +141,13 @@ cdef class Columns:
     cdef const int64_t[::1] plan_index, plan_used, plan_remaining
     cdef const int64_t[::1] tier_from, tier_to
     cdef Texts head_json, head_text, api_json, api_text, price_json, price_text, tier_label
-    cdef Texts plan_json, plan_text, plan_end, headers
+    cdef Texts plan_json, plan_text, plan_end, headers, adj_json
+    cdef bint has_adj
 
     def __init__(self, cols, Texts head_json, Texts head_text, Texts api_json, Texts api_text,
                  const int64_t[::1] tier_from, const int64_t[::1] tier_to, Texts price_json, Texts price_text,
-                 Texts tier_label, Texts plan_json, Texts plan_text, Texts plan_end, Texts headers):
+                 Texts tier_label, Texts plan_json, Texts plan_text, Texts plan_end, Texts headers,
+                 Texts adj_json=None):
         self.line_start = cols.line_start
         self.plan_start = cols.plan_start
         self.total = cols.bill_total
@@ -168,6 +172,8 @@ cdef class Columns:
         self.price_json, self.price_text, self.tier_label = price_json, price_text, tier_label
         self.plan_json, self.plan_text, self.plan_end = plan_json, plan_text, plan_end
         self.headers = headers
+        self.has_adj = adj_json is not None
+        self.adj_json = adj_json if adj_json is not None else headers
 
 
 cdef inline void text(Buf* b, Texts t, Py_ssize_t i) noexcept nogil:
@@ -269,7 +275,12 @@ cdef void json_bill(Buf* b, Columns c, Py_ssize_t i) noexcept nogil:
             put_int(b, c.free_left[j], 0)
         if l1 > l0:
             lit(b, "\n    ")
-    lit(b, "},\n    \"adjustments\": []\n  }")
+    lit(b, "},\n    \"adjustments\": ")
+    if c.has_adj and c.adj_json.off[i + 1] > c.adj_json.off[i]:
+        text(b, c.adj_json, i)  # the bill's adjustments, as JSON at this depth (``bills.files``)
+    else:
+        lit(b, "[]")
+    lit(b, "\n  }")
 
 
 def json_chunk(Columns c, Py_ssize_t lo, Py_ssize_t hi) -> bytes:
@@ -282,6 +293,40 @@ def json_chunk(Columns c, Py_ssize_t lo, Py_ssize_t hi) -> bytes:
             lit(&b, ",\n  " if i > 0 else "\n  ")
             json_bill(&b, c, i)
     return finish(&b)
+
+
+cdef void dedent(Buf* b) noexcept nogil:
+    """Drop the two spaces that follow every newline: a bill at depth 1 of the list becomes a bill at the top
+    level (JSON strings hold no raw newline, and every line of a list item is indented by two at least)."""
+    cdef Py_ssize_t k = 0, j = 0
+    while k < b.n:
+        b.p[j] = b.p[k]
+        j += 1
+        if b.p[k] == 10 and k + 2 < b.n and b.p[k + 1] == 32 and b.p[k + 2] == 32:
+            k += 3
+        else:
+            k += 1
+    b.n = j
+
+
+def json_bills(Columns c, Py_ssize_t lo, Py_ssize_t hi) -> list:
+    """Bills lo..hi each as its own JSON text, as ``Bill.to_json()`` (indent 2, the bill at the top level)."""
+    cdef Buf b
+    cdef Py_ssize_t i
+    out = []
+    for i in range(lo, hi):
+        b.p, b.n, b.cap, b.failed = NULL, 0, 0, 0
+        with nogil:
+            json_bill(&b, c, i)
+            dedent(&b)
+        if b.failed:
+            free(b.p)
+            raise MemoryError("bills: out of memory while formatting")
+        try:
+            out.append(PyUnicode_DecodeUTF8(b.p, b.n, NULL))
+        finally:
+            free(b.p)
+    return out
 
 
 # --- bills.txt ----------------------------------------------------------------------------------

@@ -14,25 +14,32 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Sequence
 
-from ..model.bills import Bill, BillLine, bills_to_json
+from ..engine.billing import BillSet
+from ..model.bills import Bill, BillLine
 from ..model.display import printable as shown
-from .format import NO_BILLS, aligned_table, count, money, tier_label
+from .files import json_text, text_text
+from .format import NO_BILLS, count, money, tier_label
 from .html import render_html
 
 FORMATS = ("json", "text", "markdown", "csv", "html")
 """Output formats of every command that prints bills (``--format``)."""
 
 
-def render(bills: Sequence[Bill], fmt: str, *, generated_at: str | None = None) -> str:
+def render(bills: Sequence[Bill] | BillSet, fmt: str, *, generated_at: str | None = None) -> str:
     """Render a list of bills (one or many) in ``fmt`` (one of FORMATS).
 
+    ``bills`` is a list of ``Bill`` objects or, better for json and text, a ``BillSet`` (``RatingResult.bill_set``):
+    its columns are written by the one bill writer (``files``) without making an object per bill.
     ``generated_at`` is the statement date the HTML and Markdown headers show (ISO 8601 text);
     ``None`` means now (or ``SOURCE_DATE_EPOCH`` when set, for reproducible output), in UTC.
     """
     if fmt == "json":
-        return bills_to_json(bills) + "\n"
+        return json_text(bills)
     if fmt == "text":
-        return "\n".join(render_text(b) for b in bills) if bills else NO_BILLS + "\n"
+        return text_text(bills)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    bills = bills.bills() if isinstance(bills, BillSet) else bills
     if fmt == "markdown":
         return render_markdown(bills, generated_at=generated_at or generated_now())
     if fmt == "csv":
@@ -56,69 +63,6 @@ def generated_now(tz: object | None = None) -> str:
 def plain(amount: Decimal) -> str:
     """An amount exactly as the bill carries it, without separators (for CSV cells)."""
     return format(amount, "f")
-
-
-def render_text(bill: Bill) -> str:
-    """A readable statement of one bill: lines, PAYG tiers, total, plan balances, free quota left."""
-    cur = bill.currency
-    # ids and names are shown with control characters escaped (``model.display``): no terminal escapes
-    out = [f"Bill {shown(bill.period)}  account {shown(bill.account)}  channel {shown(bill.channel)}  currency "
-           f"{shown(cur)}", ""]
-    cur = shown(cur)
-    rows = [
-        [
-            shown(ln.api), count(ln.calls), count(ln.failed), count(ln.rejected), count(ln.free), count(ln.dedicated),
-            count(ln.shared_calls), count(ln.shared_points), count(ln.payg), money(ln.amount),
-        ]
-        for ln in bill.lines
-    ]
-    out += aligned_table(
-        ["API", "Calls", "Failed", "Rejected", "Free", "Dedicated", "Shared", "Points", "PAYG", f"Amount {cur}"], rows
-    )
-    for ln in bill.lines:
-        if not ln.tiers:
-            continue
-        out += ["", f"PAYG tiers of {shown(ln.api)}"]
-        tier_rows = [
-            [
-                tier_label(t.from_, t.to),
-                count(t.calls),
-                str(t.unit_price),
-                money(t.amount),
-            ]
-            for t in ln.tiers
-        ]
-        tier_rows.append(["exact sum", "", "", money(ln.amount_exact)])
-        tier_rows.append(["billed (rounded once)", "", "", money(ln.amount)])
-        out += ["  " + r for r in aligned_table(["Positions", "Calls", "Unit price", f"Amount {cur}"], tier_rows)]
-    if bill.adjustments:
-        out += ["", "Adjustments (late calls of closed months)"]
-        out += [
-            "  " + r
-            for r in aligned_table(
-                ["Month", "API", "Calls", f"Exact {cur}", f"Amount {cur}"],
-                [[shown(a.period), shown(a.api), count(a.calls), money(a.amount_exact), money(a.amount)] for a in bill.adjustments],
-                left=2,
-            )
-        ]
-    out += ["", f"Total  {cur} {money(bill.total)}"]
-    over = [ln for ln in bill.lines if ln.qps_over_seconds]
-    if over:
-        out += ["", "QPS over the entitled limit: " + ", ".join(
-            f"{shown(ln.api)} peak {count(ln.qps_peak)}/s, {count(ln.qps_over_seconds)} s over" for ln in over
-        )]
-    if bill.plans:
-        out += ["", "Resource plans"]
-        out += [
-            "  " + r
-            for r in aligned_table(
-                ["Plan", "Used this month", "Remaining", "Ends"],
-                [[shown(p.id), count(p.used), count(p.remaining), shown(p.end)] for p in bill.plans],
-            )
-        ]
-    if bill.free_remaining:
-        out += ["", "Free quota left: " + ", ".join(f"{shown(api)} {count(n)}" for api, n in bill.free_remaining)]
-    return "\n".join(out) + "\n"
 
 
 # --- Markdown --------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def _run_rate(args: argparse.Namespace) -> int:
     from ..engine.rate import rate
 
     result = rate(args.calls, args.catalog, args.accounts, month=args.month)
-    sys.stdout.write(render(result.bills, args.format))
+    sys.stdout.write(render(result.bill_set, args.format))
     return 0
 
 
@@ -114,7 +114,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     catalog = default_catalog()
     result = rate(demo_calls(catalog), catalog, demo_accounts(catalog))
-    text = render(result.bills, args.format)
+    text = render(result.bill_set, args.format)
     if args.write:  # the files first: a folder that cannot be written stops before anything is printed
         for path in write_demo(args.write):
             print(f"wrote {path}", file=sys.stderr)

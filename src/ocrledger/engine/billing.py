@@ -1,6 +1,7 @@
-"""Bill objects: ``Bill``, ``BillLine``, ``TierCharge`` and ``PlanBalance`` made from bill columns, whose figures they show."""
+"""Bills as columns with their names (``BillSet``), and the ``Bill`` objects made of them, whose figures they show."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..model.account_columns import PlanColumns
@@ -59,3 +60,26 @@ def bills_from_columns(cols: BillColumns, catalog: Catalog, parties: Sequence[tu
             adjustments=cols.adjustments[adj_start[b]:adj_start[b + 1]],
         ))
     return bills
+
+
+@dataclass(frozen=True)
+class BillSet:
+    """Bill columns (``bill_columns``) with what names them: the catalog, the parties their ``bill_party``
+    indexes, the plan columns their ``plan_index`` indexes. What every face writes bills.json from
+    (``bills.files``) and makes its ``Bill`` objects of (``bills()``)."""
+
+    columns: BillColumns
+    catalog: Catalog
+    parties: Sequence[tuple[str, str]]
+    plans: PlanColumns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def who(self) -> list[tuple[str, str]]:
+        """(account, channel) of each bill, in order."""
+        return [self.parties[p] for p in self.columns.bill_party.tolist()]
+
+    def bills(self) -> list[Bill]:
+        """One ``Bill`` per bill, in the columns' order (``bills_from_columns``)."""
+        return bills_from_columns(self.columns, self.catalog, self.parties, self.plans)

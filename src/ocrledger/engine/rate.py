@@ -20,7 +20,7 @@ from ..model.bills import Bill
 from ..model.catalog import VOLUME, Catalog, load_catalog
 from ..model.clock import N_PERIODS, parse_period, period_label
 from .bill_columns import bill_columns
-from .billing import bills_from_columns
+from .billing import BillSet
 from .encode import BatchParties, Encoded, encode
 from .outcomes import calls_table
 from .pricing import VolumePrices
@@ -32,14 +32,16 @@ from .usage import UsageCounts
 class RatingResult:
     """Bills and the per-call outcomes (columns in charge order: (ts, record_id)).
 
-    ``bills`` and ``calls`` are made on first access (once each): a caller that needs only the
-    bills never pays for naming every call, and one that needs only the per-call outcomes, as a
-    billing backend rating small batches often does, never pays for ``Bill`` objects.
+    ``bill_set``, ``bills`` and ``calls`` are made on first access (once each): a caller that needs only
+    the bills never pays for naming every call, one that needs only the per-call outcomes, as a billing
+    backend rating small batches often does, never pays for ``Bill`` objects, and bills.json is written
+    from the bill columns (``render(result.bill_set, "json")``) without them.
     """
 
-    def __init__(self, bills: list[Bill] | Callable[[], list[Bill]],
+    def __init__(self, bill_set: BillSet | Callable[[], BillSet],
                  calls: dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]], kernel: str) -> None:
-        self._bills = bills
+        self._bill_set = bill_set
+        self._bills: list[Bill] | None = None
         self._calls = calls
         self.kernel = kernel
         """The kernel that rated the calls ('cython' or 'reference')."""
@@ -55,10 +57,17 @@ class RatingResult:
         return self._calls
 
     @property
+    def bill_set(self) -> BillSet:
+        """The bills as columns with their names, what bills.json is written from (``bills.files``)."""
+        if callable(self._bill_set):
+            self._bill_set = self._bill_set()
+        return self._bill_set
+
+    @property
     def bills(self) -> list[Bill]:
         """One bill per account, channel and month with a record, sorted by account, channel, period."""
-        if callable(self._bills):
-            self._bills = self._bills()
+        if self._bills is None:
+            self._bills = self.bill_set.bills()
         return self._bills
 
     def calls_table(self) -> Any:
@@ -140,7 +149,7 @@ class Engine:
             usage = UsageCounts(tables)
             usage.add(enc.batch, out)
             price_volume(cat, usage, enc.batch, out)
-        return RatingResult(lambda: self.bills(enc.parties, tables, plans, enc.batch, out, wanted, usage),
+        return RatingResult(lambda: self.bill_set(enc.parties, tables, plans, enc.batch, out, wanted, usage),
                             lambda: outcome_columns(cat, table.rid, enc, out, plans.ids_of(out.plan)),
                             impl.IMPLEMENTATION)
 
@@ -154,16 +163,21 @@ class Engine:
         out = _kernel.run(self.kernel, tables, KernelState.fresh(tables, plans.quantity), batch, restore=False)
         return tables, plans, out
 
-    def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
-              out: Outcomes, wanted: int | None = None, usage: UsageCounts | None = None) -> list[Bill]:
-        """The bills of a rated batch (every party and month in it, or only month ``wanted``)."""
+    def bill_set(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
+                 out: Outcomes, wanted: int | None = None, usage: UsageCounts | None = None) -> BillSet:
+        """The bills of a rated batch (every party and month in it, or only month ``wanted``) as columns."""
         qps = qps_arrays(self.catalog, self.addons, parties, *second_counts(batch, out, tables.n_api))
         if usage is None:
             usage = UsageCounts(tables)
             usage.add(batch, out)
         cols = bill_columns(usage.line_arrays(), usage.plan_used, self.catalog, parties, plans.columns, qps, tables,
                             wanted)
-        return bills_from_columns(cols, self.catalog, parties, plans.columns)
+        return BillSet(cols, self.catalog, parties, plans.columns)
+
+    def bills(self, parties: Sequence[tuple[str, str]], tables: KernelTables, plans: PlanSlice, batch: Batch,
+              out: Outcomes, wanted: int | None = None, usage: UsageCounts | None = None) -> list[Bill]:
+        """The bills of a rated batch (every party and month in it, or only month ``wanted``): ``bill_set(...).bills()``."""
+        return self.bill_set(parties, tables, plans, batch, out, wanted, usage).bills()
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its setup and kernel name, compiled again where it is unpickled (a Dask worker)."""

@@ -58,17 +58,20 @@ else:
     _helpers = _namespace((_hashing, _sorting, _passes))
 
 
+def pure_python() -> bool:
+    """True when OCRLEDGER_PURE_PYTHON=1 asks for the twins: the one rule by which every compiled module is
+    chosen or not (the helpers here, the bill formatter by ``bills.files.formatter``)."""
+    return os.environ.get("OCRLEDGER_PURE_PYTHON") == "1"
+
+
 def helpers() -> ModuleType | None:
     """The compiled array helpers (string hashing, sorting and gathering, counting passes) as one namespace,
     built once, or None when they are not built or OCRLEDGER_PURE_PYTHON=1 (callers then use their
     plain-numpy twins). The only way in to ``_hashing``, ``_sorting`` and ``_passes``."""
-    if os.environ.get("OCRLEDGER_PURE_PYTHON") == "1":
-        return None
-    return _helpers
+    return None if pure_python() else _helpers
 
 
-_pure = os.environ.get("OCRLEDGER_PURE_PYTHON") == "1"
-default: ModuleType = _compiled if _compiled is not None and not _pure else _reference
+default: ModuleType = _compiled if _compiled is not None and not pure_python() else _reference
 IMPLEMENTATION: str = default.IMPLEMENTATION
 KERNELS: dict[str, ModuleType] = {"reference": _reference}
 if _compiled is not None:

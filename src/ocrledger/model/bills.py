@@ -162,7 +162,8 @@ class Bill:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The bill as JSON text, as one entry of bills.json."""
+        """The bill as JSON text, as one entry of bills.json (the twin of the compiled bill formatter, which every face
+        uses where it is built: ``ocrledger.bills.files``; the bytes are the same)."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
@@ -207,7 +208,8 @@ class Bill:
 
 
 def bills_to_json(bills: Iterable[Bill], indent: int | None = 2) -> str:
-    """A JSON list of bill objects, in the order given."""
+    """A JSON list of bill objects, in the order given (bills.json without its final newline; the twin of the
+    compiled bill formatter, as ``Bill.to_json``)."""
     return json.dumps([b.to_dict() for b in bills], indent=indent, ensure_ascii=False)
 
 

@@ -22,7 +22,6 @@ The results are those of the spill passes, byte for byte (``tests/rerate/test_re
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -30,11 +29,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..bills.render import render, render_text
+from ..bills.files import json_pieces
 from ..codes import Source, Status
 from ..engine import order as ordering
 from ..engine.pricing import VolumePrices
@@ -46,7 +45,6 @@ from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
 from ..model.accounts import Accounts
-from ..model.bills import Bill, bills_to_json
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import BillingClock
 from .calls_file import CallColumns
@@ -145,49 +143,8 @@ def available() -> bool:
     return _core is not None
 
 
-def bills_json_pieces(bills: Sequence[Bill], chunk: int = 2_000) -> Iterator[bytes | bytearray]:
-    """``bills_to_json(bills)`` as consecutive UTF-8 pieces, ``chunk`` bills at a time (bounded memory).
-
-    ``json.dumps(indent=2)`` runs the pure-Python encoder (the C one ignores ``indent``); the
-    compact C encoding re-indented gives the same bytes several times faster.
-    """
-    if _core is None or not bills:
-        yield bills_to_json(bills).encode("utf-8")
-        return
-    yield b"["
-    for start in range(0, len(bills), chunk):
-        part = [b.to_dict() for b in bills[start:start + chunk]]
-        compact = json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        text = _core.json_reindent(compact, 2)  # "[\n  {...},\n  {...}\n]"
-        if start:
-            yield b","
-        yield memoryview(text)[1:-2]  # "\n  {...},\n  {...}" - the items at depth 1
-    yield b"\n]"
-
-
-def write_bills(bills: Sequence[Bill], json_path: Path, text_path: Path) -> None:
-    """bills.json (``bills_to_json`` + newline) and bills.txt (``render(bills, "text")``) from Bill objects.
-
-    The rerater writes both from bill columns (``billfiles``); this is its way when the compiled
-    formatter is missing (the objects are made from the same columns).
-    """
-    with open(json_path, "wb") as fh:
-        for piece in bills_json_pieces(bills):
-            fh.write(piece)
-        fh.write(b"\n")
-    write_text(bills, text_path)
-
-
-def write_text(bills: Sequence[Bill], text_path: Path) -> None:
-    """``render(bills, "text")`` streamed to ``text_path``, one statement at a time."""
-    with open(text_path, "w", encoding="utf-8") as fh:
-        if not bills:
-            fh.write(render(bills, "text"))
-            return
-        for k, bill in enumerate(bills):  # render() joins the statements with "\n"
-            if k:
-                fh.write("\n")
-            fh.write(render_text(bill))
+bills_json_pieces = json_pieces
+"""The twin's bills.json pieces (``bills.files.json_pieces``), by the name ``tests/rerate/test_rerate_fast.py`` uses."""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -277,17 +277,15 @@ def rerate(
 
 def _bill_files(run: "_Run", folder: Path | None, fixed: "Future[billfiles.FixedTexts] | None"
                 ) -> tuple[BillColumns, list[Bill] | Callable[[], list[Bill]]]:
-    """The rated run's bill columns, and its bills.json and bills.txt written into ``folder`` (when given): from
-    the columns with the compiled formatter, else from the ``Bill`` objects. The bills (or their maker)."""
+    """The rated run's bill columns, and its bills.json and bills.txt written into ``folder`` (when given) by the
+    one bill writer (``bills.files.write``). The bills (or their maker, when the writer made none)."""
     cols = run.bill_columns()  # while calls.parquet is being written
     _fast.tick("bill columns")
     bills: list[Bill] | Callable[[], list[Bill]] = run.bill_maker(cols)
-    if folder is not None and billfiles.available():
-        billfiles.write(cols, run.catalog, run.parties, run.plans, folder / "bills.json", folder / "bills.txt",
-                        fixed.result() if fixed is not None else None)
-    elif folder is not None:  # without the compiled formatter: from Bill objects
-        bills = bills()
-        _fast.write_bills(bills, folder / "bills.json", folder / "bills.txt")
+    if folder is not None:
+        made = billfiles.write(cols, run.catalog, run.parties, run.plans, folder / "bills.json",
+                               folder / "bills.txt", fixed.result() if fixed is not None else None)
+        bills = made if made is not None else bills  # the twin made the Bill objects already
     return cols, bills
 
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..codes import Source, Status
 from ..engine.bill_columns import bill_columns, line_exact
-from ..engine.billing import bills_from_columns
+from ..bills.files import json_texts
+from ..engine.billing import BillSet
 from ..engine.encode import encode
 from ..engine.qps import qps_arrays
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
@@ -588,9 +589,10 @@ class Ledger:
             earlier = self.store.open_periods_before(period)
             if earlier is not None:
                 raise StateError(f"close {period_label(earlier)} first: it is still open and has calls")
-            ids, bills = self._bills(period, self.store.parties_of_period(period))
+            ids, made = self._bills(period, self.store.parties_of_period(period))
+            bills, texts = (made.bills(), json_texts(made)) if made is not None else ([], [])
             self.store.add_closed(period, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                  [(ids[(b.account, b.channel)], b.to_json()) for b in bills])
+                                  [(ids[(b.account, b.channel)], j) for b, j in zip(bills, texts)])
             retention = self.retention_months()
             if retention is not None:
                 self.store.prune(period - retention + 1)
@@ -643,14 +645,16 @@ class Ledger:
                 names = self.store.party_names([p for p, _ in rows])
                 keyed = sorted(((names[p][0], names[p][1]), j) for p, j in rows)
                 return [j for (a, c), j in keyed if channel is None or c == channel]
-            _, bills = self._bills(period, ids)
-            return [b.to_json() for b in bills if channel is None or b.channel == channel]
+            _, made = self._bills(period, ids)
+            if made is None:
+                return []
+            return [j for (_, c), j in zip(made.who(), json_texts(made)) if channel is None or c == channel]
 
-    def _bills(self, period: int, ids: Sequence[int]) -> tuple[dict[tuple[str, str], int], list[Bill]]:
-        """Provisional bills of ``period`` for the parties ``ids`` from their stored rows."""
+    def _bills(self, period: int, ids: Sequence[int]) -> tuple[dict[tuple[str, str], int], BillSet | None]:
+        """Provisional bills of ``period`` for the parties ``ids`` from their stored rows (as columns; None: no party)."""
         cat = self.catalog
         if not ids:
-            return {}, []
+            return {}, None
         setup = self._setup(ids)
         parties, engine = setup.parties, setup.engine
         index = {pid: k for k, pid in enumerate(setup.ids)}
@@ -676,7 +680,7 @@ class Ledger:
         qps = qps_arrays(cat, engine.addons, parties, pair, sec, calls)
         cols = bill_columns(LineArrays.from_lines(summed, self._width), plan_used, cat, parties, plans.columns, qps,
                             tables, period, adjustments=self._adjustments(setup.ids, index, period))
-        return dict(zip(parties, setup.ids)), bills_from_columns(cols, cat, parties, plans.columns)
+        return dict(zip(parties, setup.ids)), BillSet(cols, cat, parties, plans.columns)
 
     def _adjustments(self, ids: Sequence[int], index: dict[int, int], period: int
                      ) -> dict[tuple[int, int], list[Adjustment]]:
