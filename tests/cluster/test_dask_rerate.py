@@ -249,17 +249,41 @@ def test_without_dask_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch, t
     assert INSTALL in capfd.readouterr().err
 
 
-def test_a_kernel_error_names_the_record(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # 5e18 micro-units a call (helpers.overflow_setup): the second call of "u" passes INT64_MAX
+def kernel_error_calls() -> object:
+    """300 calls of unknown accounts (never charged) and "u"'s two calls of 5e18 micro-units
+    (``helpers.overflow_setup``): the second, record "rX", passes INT64_MAX. "rX" also stands on the
+    marketplace channel (another record) and, later, for account "w" (a duplicate, never charged): only "u"'s
+    official call is the one to name."""
+    rows = [(f"f{i}", f"w{i % 9}", "A", ms(OCT) + 1000 + i, 1) for i in range(300)]
+    rows[40] = ("rX", "u", "A", ms(OCT) + 700, 1, "marketplace")
+    rows[120] = ("r0", "u", "A", ms(OCT) + 500, 1)
+    rows[201] = ("rX", "u", "A", ms(OCT) + 700, 1)
+    rows[250] = ("rX", "w", "A", ms(OCT) + 900, 1)
+    return arrow(calls(rows))
+
+
+def test_a_kernel_error_names_the_file_and_row_as_locally(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cat, acc = overflow_setup()
-    n = 4
-    t = pa.table({"record_id": [f"r{i}" for i in range(n)], "account": ["u"] * n, "api": ["A"] * n,
-                  "ts": [ms(OCT) + i for i in range(n)], "success": [1] * n})
-    write_parts(t, tmp_path / "calls", 2, seed=3)
+    t = kernel_error_calls()
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    pq.write_table(t.slice(0, 150), folder / "a.parquet", row_group_size=7)
+    pq.write_table(t.slice(150), folder / "b.parquet", row_group_size=11)
+    expected = f"{folder / 'b.parquet'}: row 52: record rX: its PAYG spend this month would pass INT64_MAX micro-units"
     with pytest.raises(OcrledgerError) as local:
-        rerate(tmp_path / "calls", cat, acc, out=tmp_path / "local")
+        rerate(folder, cat, acc, out=tmp_path / "local")
+    with pytest.raises(OcrledgerError) as spill:  # the spill passes look the call up too
+        rerate(folder, cat, acc, memory_rows=0, bucket_rows=40)
     with pytest.raises(OcrledgerError) as got:
-        odask.rerate(tmp_path / "calls", cat, acc, out=tmp_path / "dask")
-    assert str(got.value) == "record r1: its PAYG spend this month would pass INT64_MAX micro-units"
-    assert str(local.value).endswith(": " + str(got.value))  # locally with the file and row in front
+        odask.rerate(folder, cat, acc, out=tmp_path / "dask", partition_rows=20, npartitions=3)
+    assert str(local.value) == str(spill.value) == str(got.value) == expected
     assert not any((tmp_path / "dask").iterdir())
+    # a CSV file: the row as the local rerate gives it
+    csv = tmp_path / "calls.csv"
+    csv.write_text(t.to_pandas().to_csv(index=False))  # type: ignore[attr-defined]
+    with pytest.raises(OcrledgerError) as local:
+        rerate(csv, cat, acc)
+    with pytest.raises(OcrledgerError) as got:
+        odask.rerate([folder / "a.parquet", csv], cat, acc, partition_rows=20)
+    assert str(local.value).startswith(f"{csv}: row ")
+    assert str(got.value) == str(local.value)

@@ -62,6 +62,8 @@ from ..rerate.rerater import (
     PartResult,
     RerateResult,
     expand_glob,
+    find_call,
+    located,
     rate_part,
     rid_hash,
     validated_chunks,
@@ -563,21 +565,37 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     wait(rated)
     wait(warming)
     _raise_first(warming)
-    _raise_first(rated)
+    _raise_first(rated, lambda exc: located(exc, lambda call: _find(client, work, frame_futures, catalog, call,
+                                                                     chunk_rows)))
     parts = client.gather(rated)
     figures["shuffle_and_rate_seconds"] = round(time.perf_counter() - t1, 3)
     del rated
     return parts, [p.summary for p in parts], figures
 
 
-def _raise_first(futures: Sequence[Any]) -> None:
-    """The error of the first failed future in order (input order: the first bad record, as locally)."""
+def _raise_first(futures: Sequence[Any], name: Any = None) -> None:
+    """The error of the first failed future in order (input order: the first bad record, as locally); ``name``
+    gives an ``OcrledgerError`` its file and row where it has none (``rerate.rerater.located``)."""
     for f in futures:
         if f.status == "error":
             exc = f.exception()
             if isinstance(exc, OcrledgerError):
-                raise exc.with_traceback(None) from None
+                raise (name(exc) if name is not None else exc).with_traceback(None) from None
             raise exc
+
+
+def _find(client: Any, work: Sequence[Unit], frames: Sequence[Any], catalog: Catalog, call: tuple[Any, ...],
+          chunk_rows: int) -> tuple[str, int] | None:
+    """(file, row) of a kernel error's call: each read unit looked through on a worker, the first found in input
+    order (``rerate.rerater.find_call``)."""
+    found = client.gather([client.submit(locate, u, f, catalog, call, chunk_rows, pure=False)
+                           for u, f in zip(work, frames)])
+    return next((w for w in found if w is not None), None)
+
+
+def locate(unit: Unit, frame: Any, catalog: Catalog, call: tuple[Any, ...], chunk_rows: int) -> tuple[str, int] | None:
+    """(file, row) of ``call`` in one read unit (``rerate.rerater.find_call``), or None (on a worker)."""
+    return find_call([_open(unit, frame, chunk_rows)], catalog, call)
 
 
 def _summary(parts: list[dict[str, Any]], figures: dict[str, Any], wanted: int | None, kernel: str,

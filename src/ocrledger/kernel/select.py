@@ -156,8 +156,15 @@ def _error(out: Outcomes, done: int) -> MoneyError | StateError:
 
 
 def name_call(error: MoneyError | StateError, record_id: str, source: str | None,
-              row: int | None) -> MoneyError | StateError:
-    """The same kernel error, naming the record, file and row instead of a batch position."""
+              row: int | None, call: tuple[str, int, int, int, int] | None = None) -> MoneyError | StateError:
+    """The same kernel error, naming the record, file and row instead of a batch position.
+
+    Where the file and row are not known (a pass over shuffled calls), ``call`` (account, channel code, API
+    index, instant, success) is kept on the error as ``call``, with the record id: the Dask rerate looks the
+    call up in its inputs to name its file and row (``cluster.dask.locate``)."""
     what = ("its PAYG spend this month would pass INT64_MAX micro-units" if isinstance(error, MoneyError)
             else "its month is earlier than one its counters already moved to")
-    return type(error)(f"record {record_id}: {what}", file=source, row=row)
+    named = type(error)(f"record {record_id}: {what}", file=source, row=row)
+    if source is None and call is not None:
+        named.call = (record_id, *call)  # type: ignore[attr-defined]
+    return named

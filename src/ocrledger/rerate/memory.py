@@ -45,7 +45,7 @@ from ..io.arrow_columns import string_buffers
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
-from ..model.accounts import Accounts
+from ..model.accounts import CHANNELS, Accounts
 from ..model.bills import Bill, bills_to_json
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import BillingClock
@@ -468,7 +468,7 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
             i = int(order[exc.call_index])  # type: ignore[attr-defined]
             source, row = held.where(i)
             record = bytes(data[offsets[i]: offsets[i + 1]]).decode("utf-8")
-            raise _kernel.name_call(exc, record, source, row) from None
+            raise _kernel.name_call(exc, record, source, row, call_of(run, batch, exc.call_index)) from None
         raise
     del offsets, data, order  # the record ids' gather keeps what it still needs
     tick("kernel")
@@ -490,6 +490,12 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     if calls_path is not None and run.writer_thread is None:
         run.writer_thread = write_calls(run, calls_path, ids, (a, b), shown, shown_out)
     tick("counts")
+
+
+def call_of(run: Run, batch: Batch, k: int) -> tuple[str, int, int, int, int]:
+    """(account, channel code, API index, instant, success) of call ``k`` of a rated batch (a kernel error's)."""
+    account, channel = run.parties[int(batch.party[k])]
+    return account, CHANNELS.index(channel), int(batch.api[k]), int(batch.ts[k]), int(batch.success[k])
 
 
 def _reprice(run: Run, batch: Batch, out: Outcomes) -> None:

@@ -246,11 +246,15 @@ def rerate(
             run.prepared()  # a bad accounts file is reported first, as when it was loaded first
             raise
         fixed = _fixed_texts_soon(catalog, run.plans) if out_dir is not None and billfiles.available() else None
-        if held is not None:
-            run.rate_in_memory(held, calls_tmp)
-        else:
-            run.dedup()
-            run.rate(calls_tmp)
+        try:
+            if held is not None:
+                run.rate_in_memory(held, calls_tmp)
+            else:
+                run.dedup()
+                run.rate(calls_tmp)
+        except (MoneyError, StateError) as exc:  # the spill passes know the record only: name its file and row
+            raise located(exc, lambda call: find_call(call_inputs(expand_glob(calls), chunk_rows), catalog, call)
+                          ) from None
         _fast.tick("rated")
         log.info("rated %s calls in the %s pass", f"{run.read_rows:,}", "in-memory" if held is not None else "spill")
         cols, bills = _bill_files(run, spill if out_dir is not None else None, fixed)
@@ -326,6 +330,34 @@ def validated_chunks(inp: CallInput, catalog: Catalog) -> Iterator[tuple[int, Ch
     rerate's workers read calls."""
     for raw, chunk, _ in validated(inp, catalog):
         yield raw.num_rows, chunk
+
+
+def find_call(inputs: Sequence[CallInput], catalog: Catalog, call: tuple[str, str, int, int, int, int]
+              ) -> tuple[str, int] | None:
+    """(input name, row as errors give it) of the first call of ``inputs``, in input order, that is ``call``
+    (record id, account, channel code, API index, instant, success: a kernel error's ``call``), or None.
+
+    A pass over shuffled calls (the spill passes, the Dask rerate's ranges) does not carry each call's row;
+    on the rare kernel error the inputs are read again to name it (an exact copy of a call is charged in
+    input order, so the first is the one the in-memory pass names)."""
+    record, account, channel, api, ts, ok = call
+    for inp in inputs:
+        for _, c in validated_chunks(inp, catalog):
+            hit = np.flatnonzero((c.ts == ts) & (c.api == api) & (c.channel == channel) & (c.ok == ok))
+            for j in hit.tolist():
+                if c.rid[j].as_py() == record and c.accounts[int(c.account[j])].as_py() == account:
+                    return c.source or inp.name, c.row0 + j
+    return None
+
+
+def located(exc: OcrledgerError, find: Callable[[tuple[Any, ...]], tuple[str, int] | None]) -> OcrledgerError:
+    """A kernel error that names its record but not its file and row, with them (``find``: ``find_call`` over the
+    inputs, wherever they are read); other errors as they are."""
+    call = getattr(exc, "call", None)
+    if call is None or exc.file is not None:
+        return exc
+    where = find(call)
+    return exc.at(file=where[0], row=where[1]) if where is not None else exc
 
 
 def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
@@ -755,8 +787,9 @@ class _Run:
                 try:
                     out = _kernel.run(self.impl, tables, self.state, batch)
                 except (MoneyError, StateError) as exc:  # the record (its file and row are not kept here)
-                    record = table.column("rid")[exc.call_index].as_py()  # type: ignore[attr-defined]
-                    raise _kernel.name_call(exc, record, None, None) from None
+                    k = exc.call_index  # type: ignore[attr-defined]
+                    record = table.column("rid")[k].as_py()
+                    raise _kernel.name_call(exc, record, None, None, _fast.call_of(self, batch, k)) from None
                 self.usage.add(batch, out)
                 for key, (peak, over) in qps_lines(
                     self.catalog, self.addons, self.parties, *second_counts(batch, out, tables.n_api)
@@ -970,4 +1003,4 @@ def read_calls_parquet(path: str | Path) -> Any:
     return pq.read_table(path)
 
 
-__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "expand_glob", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
+__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "find_call", "located", "expand_glob", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
