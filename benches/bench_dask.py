@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_e2e import MONTH, byte_compile_ocrledger, ensure_month, measure, rerate_cmd  # noqa: E402
 
@@ -173,6 +175,64 @@ def phases(work: Path, buckets: int = 4, ranges: int = 4) -> dict[str, Any]:
     return out
 
 
+def oversized(work: Path, bucket_rows: int) -> dict[str, Any]:
+    """The largest account of the month as a range of its own, rated in memory and by the spill passes (each in a
+    fresh process): wall seconds and the memory the rate step added (peak RSS minus the RSS before it)."""
+    import pyarrow as pa
+    import subprocess
+
+    from ocrledger.cluster import dask as d
+    from ocrledger.engine.rate import as_catalog
+    from ocrledger.model.clock import parse_period
+
+    catalog = as_catalog(work / "catalog.toml")
+    cut = int(catalog.clock.month_starts[parse_period(MONTH) + 1])
+    reads = [d.read_unit(u, None, catalog, cut, 2, 1 << 20) for u in d.units(work / "calls", 1 << 20)[0]]
+    counts = d._per_account(pa.concat_tables([r.counts for r in reads]))
+    top = int(np.argmax(counts.column("n").to_numpy()))
+    name, n = counts.column("account")[top].as_py(), int(counts.column("n")[top].as_py())
+    starts = sorted({"", name} | ({name + "\x00"}))  # three ranges: before it, it alone, after it
+    pieces = [d.settle_duplicates([r.pieces[b] for r in reads], starts)[starts.index(name)] for b in range(2)]
+    del reads
+    path = work / "oversized.arrows"
+    table = pa.concat_tables([p for p in pieces if p is not None]).combine_chunks().unify_dictionaries()
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    out: dict[str, Any] = {"account": name, "calls": n, "bucket_rows": bucket_rows}
+    for mode, memory in (("in_memory", (n, bucket_rows)), ("spill", (0, bucket_rows))):
+        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_dask; "
+                f"print(bench_dask.rate_oversized({str(work)!r}, {memory!r}))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def rate_oversized(work: str, memory: tuple[int, int]) -> str:
+    """(In a fresh process) rate ``oversized.arrows`` as one range: seconds and MB added over the RSS before."""
+    import resource
+
+    import pyarrow as pa
+
+    from ocrledger.cluster import dask as d
+    from ocrledger.engine.rate import as_catalog
+    from ocrledger.model.clock import parse_period
+
+    folder = Path(work)
+    catalog = as_catalog(folder / "catalog.toml")
+    setup = d.Setup("oversized", catalog, str(folder / "accounts"), None)
+    setup.engine()
+    with pa.memory_map(str(folder / "oversized.arrows")) as src:
+        table = pa.ipc.open_file(src).read_all()
+    table = pa.table({c: table.column(c).combine_chunks() for c in table.column_names})  # in memory, as a task's input
+    before = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    t = time.perf_counter()
+    shutil.rmtree(folder / "out-oversized", ignore_errors=True)
+    d.rate_range([table], setup, parse_period(MONTH), str(folder / "out-oversized"), True, False, memory)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return json.dumps({"seconds": round(time.perf_counter() - t, 3), "input_mb": round(table.nbytes / 1e6, 1),
+                       "rss_before_mb": round(before / 1e6, 1), "added_peak_mb": round((peak - before) / 1e6, 1)})
+
+
 def test_dask_against_local(tmp_path_factory: Any) -> None:
     """Quick mode under pytest: the runs complete and write the local rerate's bills (their figures are printed)."""
     import pytest
@@ -191,7 +251,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/dask-bench"))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--phases", action="store_true", help="only the steps in this process, CPU per call")
+    parser.add_argument("--oversized", type=int, metavar="BUCKET_ROWS", help="only the largest account as a range "
+                        "of its own, in memory and by the spill passes with this --bucket-rows: time and memory")
     args = parser.parse_args()
+    if args.oversized:
+        ensure_month(args.work, args.calls, True, args.accounts)
+        print(json.dumps(oversized(args.work, args.oversized), indent=1))
+        return
     if args.phases:
         ensure_month(args.work, args.calls, True, args.accounts)
         print(json.dumps(phases(args.work), indent=1))

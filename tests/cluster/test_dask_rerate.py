@@ -82,8 +82,11 @@ def assert_same_outputs(local: Path, dask: Path, with_calls: bool = True) -> Non
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios(max_calls=80), files=st.integers(1, 3), budget=st.integers(1, 50), buckets=st.integers(1, 5),
-       by_month=st.booleans(), seed=st.integers(0, 2**16))
-def test_every_output_equals_the_local_rerate(scenario, files, budget, buckets, by_month, seed, client) -> None:  # type: ignore[no-untyped-def]
+       by_month=st.booleans(), seed=st.integers(0, 2**16), memory_rows=st.sampled_from([None, 0, 7]),
+       bucket_rows=st.integers(1, 20))
+def test_every_output_equals_the_local_rerate(scenario, files, budget, buckets, by_month, seed, memory_rows,  # type: ignore[no-untyped-def]
+                                              bucket_rows, client) -> None:
+    # memory_rows 0 or 7: ranges of more calls go through the spill passes (time buckets of bucket_rows calls)
     cat, acc, cols = scenario
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -95,7 +98,7 @@ def test_every_output_equals_the_local_rerate(scenario, files, budget, buckets, 
         month = first.bills[0].period if by_month and first.bills else None
         local = rerate(tmp / "calls", cat, acc, out=tmp / "local", month=month, against=issued)
         got = odask.rerate(tmp / "calls", cat, acc, out=tmp / "dask", month=month, against=issued,
-                           partition_rows=budget, npartitions=buckets)
+                           partition_rows=budget, npartitions=buckets, memory_rows=memory_rows, bucket_rows=bucket_rows)
         assert_same_outputs(tmp / "local", tmp / "dask")
         assert bills_to_json(got.bills) == bills_to_json(local.bills)
         assert got.diff.to_dict() == local.diff.to_dict()
@@ -139,6 +142,26 @@ def test_one_account_larger_than_the_budget_is_a_range_of_its_own_and_bills_only
     rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
     assert (tmp_path / "dask" / "calls.parquet").is_file()
     odask.rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
+    assert_same_outputs(tmp_path / "local", tmp_path / "dask")
+
+
+def test_an_account_larger_than_memory_rows_goes_through_the_spill_passes_with_a_warning(  # type: ignore[no-untyped-def]
+        client, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    acc, cols = small_setup()
+    write_parts(arrow(cols), tmp_path / "calls", 2, seed=4)
+    rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "local")
+    with caplog.at_level("WARNING", logger="ocrledger.rerate"):
+        got = odask.rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask", partition_rows=100,
+                           memory_rows=160, bucket_rows=40)
+    # u2 (180 calls) and u3 (210) are over the budget of 100 and over memory_rows: spill passes, named; u0 (120)
+    # and u1 (150) are over the budget only: in memory, no warning
+    warned = [r.getMessage() for r in caplog.records if r.name == "ocrledger.rerate"]
+    assert [w.split(":")[0] for w in warned] == ["account 'u2'", "account 'u3'"]
+    assert "180 calls, more than the range budget of 100: rated alone on one worker by the spill passes" in warned[0]
+    assert got.summary["dask"]["oversized"] == warned
+    # ranges in account order: nobody, u0, u1 in memory (one time bucket); u2, u3 in time buckets of whole minutes
+    buckets = json.loads((tmp_path / "dask" / "summary.json").read_text())["dask"]["time_buckets_per_range"]
+    assert buckets[:3] == [1, 1, 1] and min(buckets[3:]) >= 2
     assert_same_outputs(tmp_path / "local", tmp_path / "dask")
 
 

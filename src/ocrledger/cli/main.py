@@ -227,6 +227,7 @@ def _run_rerate(args: argparse.Namespace) -> int:
         result = on_dask.rerate(
             args.calls, catalog, accounts, month=args.month, out=args.out, against=args.against,
             scheduler=args.scheduler, bills_only=args.bills_only, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+            bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS,
         )
     else:
         result = rerate(

@@ -12,11 +12,12 @@ metadata, per-account call counts, and per-partition summaries:
    record id into ``buckets`` pieces. Each unit also counts its calls per account.
 2. **partition**: the client adds up the counts and cuts the accounts, in byte order, into
    ranges of at most ``partition_rows`` calls (``account_ranges``). An account larger than that
-   is a range of its own; it is never split, since its counters must run in one sequence.
+   is a range of its own; it is never split, since its counters must run in one sequence. When it is
+   also larger than ``memory_rows`` it is rated by the rerater's spill passes, and named in a warning.
 3. **duplicates**: each record-id bucket meets all copies of its record ids and flags all but
    the first in charge order (``engine.order.duplicates``, the rule of every pass), then splits
    its calls by account range.
-4. **rate**: each account range is rated by the rerater's own pass (``rerate.rerater.rate_part``:
+4. **rate**: each account range is rated by the rerater's own passes (``rerate.rerater.rate_part``:
    the one engine, tables for its own parties, its writers), which writes that range's
    bills.json, bills.txt and calls.parquet part.
 5. **publish** (client): bills.json and bills.txt are the ranges' files joined in range order
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import os
 import shutil
@@ -57,6 +59,7 @@ from ..model.catalog import Catalog
 from ..model.clock import parse_period
 from ..model.money import format_exact
 from ..rerate.rerater import (
+    DEFAULT_BUCKET_ROWS,
     DEFAULT_CHUNK_ROWS,
     DEFAULT_MEMORY_ROWS,
     PartResult,
@@ -64,12 +67,19 @@ from ..rerate.rerater import (
     expand_glob,
     find_call,
     located,
+    memory_budget,
     rate_part,
     rid_hash,
     validated_chunks,
 )
 
+log = logging.getLogger("ocrledger.rerate")
 INSTALL = "the Dask rerate needs dask and distributed: pip install 'ocrledger[dask]'"
+SETTLED_BYTES = 33
+"""Bytes a call of a settled piece as a range's task holds it (record id and its offset, account code, channel, API,
+instant, success and duplicate flags): 32 measured on the issue-5 month (``bench_dask.py --oversized``)."""
+SPILL_BYTES = 100
+"""Bytes a call the rerater's spill passes hold for the one time bucket they rate (``DEFAULT_BUCKET_ROWS`` calls)."""
 UNIT_ROWS = 1 << 20
 """A Parquet file's row groups are read in units of about this many calls (one task each)."""
 
@@ -396,16 +406,17 @@ def _no_gc() -> Iterator[None]:
 
 
 def rate_range(pieces: Sequence[Any], setup: Setup, wanted: int | None, folder: str | None, calls_file: bool,
-               want_bills: bool) -> PartResult:
-    """Rate one account range (its calls from every bucket, duplicates settled) with the rerater's pass; its files
-    go to ``folder``."""
+               want_bills: bool, memory: tuple[int, int] = (DEFAULT_MEMORY_ROWS, DEFAULT_BUCKET_ROWS)) -> PartResult:
+    """Rate one account range (its calls from every bucket, duplicates settled) with the rerater's passes (in
+    memory up to ``memory[0]`` calls, else the spill passes holding about ``memory[1]`` at a time); its files go
+    to ``folder``."""
     engine = setup.engine()
     with _no_gc():
-        return _rate_range(pieces, engine, wanted, folder, calls_file, want_bills)
+        return _rate_range(pieces, engine, wanted, folder, calls_file, want_bills, memory)
 
 
 def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folder: str | None, calls_file: bool,
-                want_bills: bool) -> PartResult:
+                want_bills: bool, memory: tuple[int, int]) -> PartResult:
     import pyarrow as pa
 
     chunks = []
@@ -423,7 +434,8 @@ def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folde
     path = Path(folder) if folder is not None else None
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
-    return rate_part(chunks, engine, wanted, path, calls_file=calls_file, want_bills=want_bills)
+    return rate_part(chunks, engine, wanted, path, calls_file=calls_file, want_bills=want_bills,
+                     memory_rows=memory[0], bucket_rows=memory[1])
 
 
 def _chunk(rid: Any, account: np.ndarray, accounts: Any, channel: np.ndarray, api: np.ndarray, ts: np.ndarray,
@@ -457,6 +469,15 @@ def account_ranges(counts: Any, budget: int) -> tuple[list[str], list[int]]:
     return starts, sizes
 
 
+def oversized(starts: Sequence[str], sizes: Sequence[int], budget: int, memory_rows: int) -> list[str]:
+    """A warning line for each range over the budget (one account, never split) that is larger than ``memory_rows``
+    and so goes through the spill passes, saying the memory it takes on its worker."""
+    return [f"account {name!r}: {size:,} calls, more than the range budget of {budget:,}: rated alone on one worker "
+            f"by the spill passes (its settled calls held as the task's input, about {SETTLED_BYTES} bytes a call: "
+            f"{size * SETTLED_BYTES / 1e9:.1f} GB, plus about {SPILL_BYTES} bytes a call of one time bucket)"
+            for name, size in zip(starts, sizes) if size > budget and size > memory_rows]
+
+
 def rerate(
     calls: Any,
     catalog: Catalog | str | Path | None,
@@ -471,6 +492,8 @@ def rerate(
     npartitions: int | None = None,
     bills_only: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    bucket_rows: int = DEFAULT_BUCKET_ROWS,
+    memory_rows: int | None = None,
 ) -> RerateResult:
     """The rerate of ``rerate.rerater.rerate`` on a Dask cluster: the same inputs, the same outputs in ``out``.
 
@@ -478,8 +501,11 @@ def rerate(
     (whose errors can name only its partition). ``catalog`` and ``accounts``: objects or paths (loaded here, so a
     bad file is reported as locally). ``scheduler``: see ``connect`` (default: the current Client).
     ``partition_rows``: calls per account range (default: the kept calls over twice the workers, at most
-    ``DEFAULT_MEMORY_ROWS``). ``npartitions``: record-id buckets (default: twice the workers).
-    ``bills_only``: no calls.parquet.
+    ``memory_rows``). ``npartitions``: record-id buckets (default: twice the workers).
+    ``bills_only``: no calls.parquet. ``memory_rows`` and ``bucket_rows``: as for ``rerate``, per account range: a
+    range of at most ``memory_rows`` calls is rated in memory, a larger one (an account larger than
+    ``partition_rows``, never split) by the spill passes with about ``bucket_rows`` calls held at a time, and
+    a warning naming the account (logger ``ocrledger.rerate``, and the summary's ``dask.oversized``).
 
     ``out`` gets bills.json and bills.txt (the bytes of the local rerate), calls.parquet as a folder of part
     files (``part-NNNNN.parquet``, one per account range in account order, each in charge order), summary.json,
@@ -504,8 +530,9 @@ def rerate(
     staging = Path(tempfile.mkdtemp(prefix=".rerate-dask-", dir=out_dir)) if out_dir is not None else None
     try:
         with connect(scheduler) as client:
-            parts, summaries, figures = _run(client, calls, catalog, accounts, kernel, wanted, cut,
-                                             staging, bills_only, partition_rows, npartitions, chunk_rows)
+            parts, summaries, figures = _run(client, calls, catalog, accounts, kernel, wanted, cut, staging,
+                                             bills_only, partition_rows, npartitions, chunk_rows,
+                                             (memory_budget(memory_rows, bucket_rows), bucket_rows))
         summary = _summary(summaries, figures, wanted, _kernel.get(kernel).IMPLEMENTATION,
                            time.perf_counter() - started)
         if staging is None:
@@ -523,7 +550,8 @@ def rerate(
 
 def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, kernel: str | None,
          wanted: int | None, cut: int, staging: Path | None, bills_only: bool, partition_rows: int | None,
-         npartitions: int | None, chunk_rows: int) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
+         npartitions: int | None, chunk_rows: int, memory: tuple[int, int]
+         ) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
     """Submit the steps, wait for each, and hand back the ranges' results (raising the first error in input order)."""
     from distributed import wait
 
@@ -547,10 +575,13 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     _raise_first(counted)
     counts, read_rows = client.submit(add_counts, counted, pure=False).result()
     kept = int(counts.column("n").to_numpy().sum()) if counts.num_rows else 0
-    budget = partition_rows or max(1, min(DEFAULT_MEMORY_ROWS, math.ceil(kept / (2 * n_workers))))
+    budget = partition_rows or max(1, min(memory[0], math.ceil(kept / (2 * n_workers))))
     starts, sizes = account_ranges(counts, budget)
+    warned = oversized(starts, sizes, budget, memory[0])
+    for line in warned:
+        log.warning("%s", line)
     figures.update(read_seconds=round(time.perf_counter() - t0, 3), calls_read=read_rows, account_ranges=len(starts),
-                   range_budget=budget, largest_range=max(sizes) if sizes else 0)
+                   range_budget=budget, largest_range=max(sizes) if sizes else 0, oversized=warned)
     t1 = time.perf_counter()
     by_bucket = [[client.submit(piece, r, b, pure=False) for r in reads] for b in range(buckets)]
     settled = [client.submit(settle_duplicates, pieces, starts, pure=False) for pieces in by_bucket]
@@ -559,7 +590,7 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     for j in range(len(starts)):
         mine = [client.submit(piece, s, j, pure=False) for s in settled]
         folder = str(staging / f"part-{j:05d}") if staging is not None else None
-        rated.append(client.submit(rate_range, mine, setup, wanted, folder, not bills_only, staging is None,
+        rated.append(client.submit(rate_range, mine, setup, wanted, folder, not bills_only, staging is None, memory,
                                    pure=False))
     del reads, counted, settled
     wait(rated)
@@ -626,6 +657,7 @@ def _summary(parts: list[dict[str, Any]], figures: dict[str, Any], wanted: int |
         "parties": total("parties"),
         "periods": sorted({x for p in parts for x in p["periods"]}),
         "dask": {**figures, "rate_seconds_per_range": [p["seconds"] for p in parts],
+                 "time_buckets_per_range": [p["buckets"]["time"] for p in parts],
                  "peak_rss_mb_per_range": [p["peak_rss_mb"] for p in parts]},
         "seconds": round(elapsed, 3),
         "calls_per_second": round(read_rows / elapsed) if elapsed > 0 else None,

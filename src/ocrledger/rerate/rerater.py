@@ -226,8 +226,7 @@ def rerate(
     spill_root = out_dir if out_dir is not None else (Path(tmp_dir) if tmp_dir is not None else None)
     spill = Path(tempfile.mkdtemp(prefix=".rerate-", dir=spill_root))
     report = progress_reporter(progress)
-    if memory_rows is None:
-        memory_rows = DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
+    memory_rows = memory_budget(memory_rows, bucket_rows)
     run: _Run | None = None
     collecting = gc.isenabled()
     gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
@@ -288,6 +287,14 @@ def rerate(
                 out_dir.rmdir()  # only when empty: a failed rerate published nothing
             except OSError:
                 pass
+
+
+def memory_budget(memory_rows: int | None, bucket_rows: int) -> int:
+    """The calls an in-memory pass may hold: ``memory_rows``, by default ``DEFAULT_MEMORY_ROWS`` when
+    ``bucket_rows`` is the default, else ``bucket_rows`` (a smaller memory bound asked for)."""
+    if memory_rows is not None:
+        return memory_rows
+    return DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
 
 
 def _bill_files(run: "_Run", folder: Path | None, fixed: "Future[billfiles.FixedTexts] | None"
@@ -937,61 +944,80 @@ class PartResult:
 
 
 def rate_part(chunks: Sequence[tuple[Chunk, np.ndarray]], engine: "Engine", wanted: int | None,
-              folder: Path | None, *, calls_file: bool = True, want_bills: bool = False) -> PartResult:
+              folder: Path | None, *, calls_file: bool = True, want_bills: bool = False,
+              memory_rows: int = DEFAULT_MEMORY_ROWS, bucket_rows: int = DEFAULT_BUCKET_ROWS) -> PartResult:
     """Rate one partition of whole accounts whose duplicates are settled already (the Dask rerate's last step).
 
     ``chunks`` are validated chunks (every call before the ``wanted`` month's end) with each call's
     duplicate flag, settled over every copy of its record id, wherever it was. The partition's
     parties get tables of their own (``engine.setup``: listed ones in setup order, then the
-    unknown ones sorted); the calls are ordered and rated by the rerater's own pass (in memory
-    with the compiled helpers, else its plain passes) and its writers put bills.json, bills.txt
-    and (with ``calls_file``) calls.parquet into ``folder``. The numbers of the summary are those
-    of ``rerate`` over the same calls.
+    unknown ones sorted); the calls are ordered and rated by the rerater's own passes and its writers
+    put bills.json, bills.txt and (with ``calls_file``) calls.parquet into ``folder``. A partition of at
+    most ``memory_rows`` calls is rated in memory with the compiled helpers; a larger one (one account
+    larger than the budget) by the spill passes, which hold about ``bucket_rows`` calls at a time beside
+    the chunks given (spill files in a hidden folder inside ``folder``, else the temporary folder). The
+    numbers of the summary are those of ``rerate`` over the same calls.
     """
     started = time.perf_counter()
     catalog = engine.catalog
     pending: "Future[_Prepared]" = Future()
-    scratch = folder if folder is not None else Path(tempfile.gettempdir())
-    run = _Run(catalog, pending, engine.kernel, wanted, DEFAULT_CHUNK_ROWS, DEFAULT_BUCKET_ROWS, scratch,
-               progress_reporter(False))
-    held = Held(sum(len(c.ts) for c, _ in chunks))
-    for c, _ in chunks:
-        run._keep(c, held)
-        run.read_rows += len(c.ts)
-    held.duplicate = np.concatenate([d for _, d in chunks]).astype(np.int8) if chunks else np.zeros(0, np.int8)
-    if held.n != len(held.duplicate):
-        raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling duplicates)")
-    run._note_parties(held.pkey[: held.n])
-    names = run.account_names.to_pylist()
-    present = [(names[k // 2], CHANNELS[k % 2]) for k in run._seen_pkeys().tolist()]
-    at = engine.setup.finder.find([a for a, _ in present], np.array([ch != OFFICIAL for _, ch in present], dtype=np.int8))
-    known = np.flatnonzero(at >= 0)
-    known = known[np.argsort(at[known])]  # the listed parties in setup order
-    listed = [present[k] for k in known.tolist()]
-    tables, plans = engine.setup.tables(listed, at[known])
-    pending.set_result(_Prepared(engine.accounts, tables, plans.columns, engine.addons, listed))
-    run._parties()
-    calls_path = folder / "calls.parquet" if folder is not None and calls_file else None
-    fixed = _fixed_texts_soon(catalog, run.plans) if folder is not None and billfiles.available() else None
+    scratch = Path(tempfile.mkdtemp(prefix=".rerate-part-", dir=folder))
     try:
-        if _fast.available():
-            run.rate_in_memory(held, calls_path)
-        else:  # the plain passes, in memory (one record-id bucket, one time bucket)
-            run.by_rid = _Buckets(1, scratch, "rid")
-            run._spill(held)
+        run = _Run(catalog, pending, engine.kernel, wanted, DEFAULT_CHUNK_ROWS, bucket_rows, scratch,
+                   progress_reporter(False))
+        total = sum(len(c.ts) for c, _ in chunks)
+        held: Held | None = None
+        if total <= memory_rows and _fast.available():
+            held = Held(total)
+            for c, _ in chunks:
+                run._keep(c, held)
+                run.read_rows += len(c.ts)
+            held.duplicate = np.concatenate([d for _, d in chunks]).astype(np.int8) if chunks else np.zeros(0, np.int8)
+            if held.n != len(held.duplicate):
+                raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling duplicates)")
+            run._note_parties(held.pkey[: held.n])
+        else:  # the spill passes: record-id buckets (one in memory when it fits), time buckets, rated in turn
+            run.by_rid = _Buckets(max(1, math.ceil(total / bucket_rows)) if total > memory_rows else 1, scratch, "rid")
+            for c, dup in chunks:
+                one = Held(len(c.ts))
+                run._keep(c, one)
+                run.read_rows += len(c.ts)
+                if one.n != len(dup):
+                    raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling "
+                                     "duplicates)")
+                one.duplicate = dup.astype(np.int8)
+                run._spill(one)
             run.by_rid.close()
-            run.dedup()
-            run.rate(calls_path)
-        cols, bills = _bill_files(run, folder, fixed)
-        facts = BillFacts.of_columns(cols)
-        if run.writer_thread is not None:
-            run.writer_thread.join()
-    finally:
-        if run.writer_thread is not None and run.writer_thread.is_alive():
-            try:
+        names = run.account_names.to_pylist()
+        present = [(names[k // 2], CHANNELS[k % 2]) for k in run._seen_pkeys().tolist()]
+        at = engine.setup.finder.find([a for a, _ in present],
+                                      np.array([ch != OFFICIAL for _, ch in present], dtype=np.int8))
+        known = np.flatnonzero(at >= 0)
+        known = known[np.argsort(at[known])]  # the listed parties in setup order
+        listed = [present[k] for k in known.tolist()]
+        tables, plans = engine.setup.tables(listed, at[known])
+        pending.set_result(_Prepared(engine.accounts, tables, plans.columns, engine.addons, listed))
+        run._parties()
+        calls_path = folder / "calls.parquet" if folder is not None and calls_file else None
+        fixed = _fixed_texts_soon(catalog, run.plans) if folder is not None and billfiles.available() else None
+        try:
+            if held is not None:
+                run.rate_in_memory(held, calls_path)
+            else:
+                run.dedup()
+                run.rate(calls_path)
+            cols, bills = _bill_files(run, folder, fixed)
+            facts = BillFacts.of_columns(cols)
+            if run.writer_thread is not None:
                 run.writer_thread.join()
-            except Exception:  # noqa: BLE001 - an error is already on its way
-                pass
+        finally:
+            if run.writer_thread is not None and run.writer_thread.is_alive():
+                try:
+                    run.writer_thread.join()
+                except Exception:  # noqa: BLE001 - an error is already on its way
+                    pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     summary = run.summary(facts, time.perf_counter() - started)
     return PartResult(summary, (bills() if callable(bills) else bills) if want_bills else None)
 
