@@ -978,15 +978,18 @@ def rate_part(chunks: Sequence[tuple[Chunk, np.ndarray]], engine: "Engine", want
             run._note_parties(held.pkey[: held.n])
         else:  # the spill passes: record-id buckets (one in memory when it fits), time buckets, rated in turn
             run.by_rid = _Buckets(max(1, math.ceil(total / bucket_rows)) if total > memory_rows else 1, scratch, "rid")
-            for c, dup in chunks:
-                one = Held(len(c.ts))
-                run._keep(c, one)
-                run.read_rows += len(c.ts)
-                if one.n != len(dup):
-                    raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling "
-                                     "duplicates)")
-                one.duplicate = dup.astype(np.int8)
-                run._spill(one)
+            step = max(1, min(bucket_rows, DEFAULT_CHUNK_ROWS))  # a slice at a time: its copies stay small
+            for whole, whole_dup in chunks:
+                for a in range(0, len(whole.ts), step):
+                    c, b = _slice(whole, a, a + step), a + step
+                    one = Held(len(c.ts))
+                    run._keep(c, one)
+                    run.read_rows += len(c.ts)
+                    if one.n != len(c.ts):
+                        raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling "
+                                         "duplicates)")
+                    one.duplicate = whole_dup[a:b].astype(np.int8)
+                    run._spill(one)
             run.by_rid.close()
         names = run.account_names.to_pylist()
         present = [(names[k // 2], CHANNELS[k % 2]) for k in run._seen_pkeys().tolist()]
@@ -1020,6 +1023,13 @@ def rate_part(chunks: Sequence[tuple[Chunk, np.ndarray]], engine: "Engine", want
         shutil.rmtree(scratch, ignore_errors=True)
     summary = run.summary(facts, time.perf_counter() - started)
     return PartResult(summary, (bills() if callable(bills) else bills) if want_bills else None)
+
+
+def _slice(c: Chunk, a: int, b: int) -> Chunk:
+    """Calls ``a:b`` of a chunk (views)."""
+    b = min(b, len(c.ts))
+    return Chunk(c.rid.slice(a, b - a), c.account[a:b], c.accounts, c.channel[a:b], c.api[a:b], c.ts[a:b], c.ok[a:b],
+                 c.source, c.row0 + a)
 
 
 def read_calls_parquet(path: str | Path) -> Any:
