@@ -157,7 +157,7 @@ def phases(work: Path, buckets: int = 4, ranges: int = 4) -> dict[str, Any]:
     units, _ = d.units(work / "calls", 1 << 20)
     setup = d.Setup("phases", catalog, str(work / "accounts"), None)
     timed("engine_compile", setup.engine)
-    reads = timed("read", lambda: [d.read_unit(u, None, catalog, cut, buckets, 1 << 20) for u in units])
+    reads = timed("read", lambda: [d.read_unit(u, None, setup, cut, buckets, 1 << 20) for u in units])
     n = sum(r.rows for r in reads)
     out["read_bytes_per_call"] = round(sum(p.nbytes for r in reads for p in r.pieces if p is not None) / n, 1)
     budget = -(-n // ranges)
@@ -190,7 +190,7 @@ def oversized(work: Path, bucket_rows: int, copies: int = 5) -> dict[str, Any]:
 
     catalog = as_catalog(work / "catalog.toml")
     cut = int(catalog.clock.month_starts[parse_period(MONTH) + 1])
-    reads = [d.read_unit(u, None, catalog, cut, 2, 1 << 20) for u in d.units(work / "calls", 1 << 20)[0]]
+    reads = [d.read_unit(u, None, d.Setup("oversized", catalog, str(work / "accounts"), None), cut, 2, 1 << 20) for u in d.units(work / "calls", 1 << 20)[0]]
     counts = d._per_account(pa.concat_tables([r.counts for r in reads]))
     top = int(np.argmax(counts.column("n").to_numpy()))
     name, n = counts.column("account")[top].as_py(), int(counts.column("n")[top].as_py())

@@ -218,13 +218,14 @@ class Read:
     rows: int
 
 
-def read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, chunk_rows: int) -> Read:
-    """Read and validate one unit (errors name its file and row), keep the calls before ``cut``, split them by bucket."""
+def read_unit(unit: Unit, frame: Any, setup: "Setup", cut: int, buckets: int, chunk_rows: int) -> Read:
+    """Read and validate one unit (errors name its file and row; a ``credential`` column resolved through the
+    setup's accounts), keep the calls before ``cut``, split them by bucket."""
     with _no_gc():
-        return _read_unit(unit, frame, catalog, cut, buckets, chunk_rows)
+        return _read_unit(unit, frame, setup, cut, buckets, chunk_rows)
 
 
-def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, chunk_rows: int) -> Read:
+def _read_unit(unit: Unit, frame: Any, setup: "Setup", cut: int, buckets: int, chunk_rows: int) -> Read:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -232,13 +233,13 @@ def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int,
     parts: list[list[Any]] = [[] for _ in range(buckets)]
     counted: list[Any] = []
     rows = 0
-    for n_rows, c in validated_chunks(inp, catalog):
+    for n_rows, c in validated_chunks(inp, setup.catalog, setup.credentials):
         rows += n_rows
         keep = c.ts < cut
         if not keep.all():
             at = np.flatnonzero(keep)
             c = replace(c, rid=c.rid.take(pa.array(at)), account=c.account[at], channel=c.channel[at], api=c.api[at],
-                        ts=c.ts[at], ok=c.ok[at])
+                        ts=c.ts[at], ok=c.ok[at], bad=c.bad[at] if c.bad is not None else None)
         if len(c.ts) == 0:
             continue
         names = pc.unique(c.accounts)  # one code per name (a chunk's names may repeat)
@@ -248,12 +249,21 @@ def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int,
         table = pa.table({
             "rid": c.rid, "account": pa.DictionaryArray.from_arrays(pa.array(code), names),
             "channel": pa.array(c.channel.astype(np.int8)), "api": pa.array(c.api.astype(np.int16)),
-            "ts": pa.array(c.ts.astype(np.int64)), "ok": pa.array(c.ok.astype(np.int8)),
+            "ts": pa.array(c.ts.astype(np.int64)), "ok": pa.array(_pack(c.ok, c.bad)),
         })
         for b, piece in _split(table, (rid_hash(c.rid) % np.uint64(buckets)).astype(np.int64), buckets):
             parts[b].append(piece)
     counts = _per_account(pa.concat_tables(counted)) if counted else _no_counts()
     return Read([pa.concat_tables(p) if p else None for p in parts], counts, rows)
+
+
+def _pack(ok: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
+    """The shuffles' ``ok`` column: the success flag, plus 2 for a call of an unknown or expired credential
+    (``Chunk.bad``): no byte more per call through the shuffles."""
+    packed = ok.astype(np.int8)
+    if bad is not None:
+        packed |= bad.astype(np.int8) << 1
+    return packed
 
 
 def _per_account(counts: Any) -> Any:
@@ -334,7 +344,8 @@ def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     channel = table.column("channel").to_numpy()
     ts = table.column("ts").to_numpy()
     api = table.column("api").to_numpy()
-    ok = table.column("ok").to_numpy()
+    packed = table.column("ok").to_numpy()
+    ok = packed & 1
     rid = table.column("rid")
     if rid.nbytes >= (1 << 31) - 1:  # 2 GiB of ids or more in one bucket: 64-bit offsets
         rid = rid.cast(pa.large_string())
@@ -352,7 +363,7 @@ def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     range_of = np.searchsorted(np.array(list(starts), dtype=object), np.array(names_py, dtype=object), side="right") - 1
     out = pa.table({
         "rid": rid, "account": pa.DictionaryArray.from_arrays(pa.array(code), names),
-        "channel": pa.array(channel), "api": pa.array(api), "ts": pa.array(ts), "ok": pa.array(ok),
+        "channel": pa.array(channel), "api": pa.array(api), "ts": pa.array(ts), "ok": pa.array(packed),
         "dup": pa.array(dup.astype(np.int8)),
     })
     result: list[Any] = [None] * len(starts)
@@ -376,6 +387,10 @@ class Setup:
     catalog: Catalog
     accounts: Accounts | str
     kernel: str | None
+
+    def credentials(self, keys: np.ndarray) -> Accounts:
+        """The accounts whose ``[[credential]]`` entries resolve a calls input's keys (this worker's Engine's)."""
+        return self.engine().accounts
 
     def engine(self) -> Engine:
         with _ENGINE_LOCK:
@@ -439,10 +454,12 @@ def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folde
 
 
 def _chunk(rid: Any, account: np.ndarray, accounts: Any, channel: np.ndarray, api: np.ndarray, ts: np.ndarray,
-           ok: np.ndarray) -> Any:
+           packed: np.ndarray) -> Any:
     from ..io.arrow_calls import Chunk
 
-    return Chunk(rid, account, accounts, channel, api, ts, ok, "", 1)  # no input name: a kernel error names the record
+    bad = packed >> 1
+    # no input name: a kernel error names the record, and the client finds its file and row
+    return Chunk(rid, account, accounts, channel, api, ts, packed & 1, "", 1, bad if bad.any() else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -565,7 +582,7 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     warming = [client.submit(warm, setup, workers=[w], allow_other_workers=False, pure=False)
                for w in client.scheduler_info().get("workers", {})]
     frame_futures = client.compute(list(frames)) if frames is not None else [None] * len(work)
-    reads = [client.submit(read_unit, unit, frame, catalog, cut, buckets, chunk_rows, pure=False)
+    reads = [client.submit(read_unit, unit, frame, setup, cut, buckets, chunk_rows, pure=False)
              for unit, frame in zip(work, frame_futures)]
     counted = [client.submit(counts_of, r, pure=False) for r in reads]
     wait(counted)
@@ -596,7 +613,7 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     wait(rated)
     wait(warming)
     _raise_first(warming)
-    _raise_first(rated, lambda exc: located(exc, lambda call: _find(client, work, frame_futures, catalog, call,
+    _raise_first(rated, lambda exc: located(exc, lambda call: _find(client, work, frame_futures, setup, call,
                                                                      chunk_rows)))
     parts = client.gather(rated)
     figures["shuffle_and_rate_seconds"] = round(time.perf_counter() - t1, 3)
@@ -615,18 +632,18 @@ def _raise_first(futures: Sequence[Any], name: Any = None) -> None:
             raise exc
 
 
-def _find(client: Any, work: Sequence[Unit], frames: Sequence[Any], catalog: Catalog, call: tuple[Any, ...],
+def _find(client: Any, work: Sequence[Unit], frames: Sequence[Any], setup: Any, call: tuple[Any, ...],
           chunk_rows: int) -> tuple[str, int] | None:
     """(file, row) of a kernel error's call: each read unit looked through on a worker, the first found in input
     order (``rerate.rerater.find_call``)."""
-    found = client.gather([client.submit(locate, u, f, catalog, call, chunk_rows, pure=False)
+    found = client.gather([client.submit(locate, u, f, setup, call, chunk_rows, pure=False)
                            for u, f in zip(work, frames)])
     return next((w for w in found if w is not None), None)
 
 
-def locate(unit: Unit, frame: Any, catalog: Catalog, call: tuple[Any, ...], chunk_rows: int) -> tuple[str, int] | None:
+def locate(unit: Unit, frame: Any, setup: "Setup", call: tuple[Any, ...], chunk_rows: int) -> tuple[str, int] | None:
     """(file, row) of ``call`` in one read unit (``rerate.rerater.find_call``), or None (on a worker)."""
-    return find_call([_open(unit, frame, chunk_rows)], catalog, call)
+    return find_call([_open(unit, frame, chunk_rows)], setup.catalog, call, setup.credentials)
 
 
 def _summary(parts: list[dict[str, Any]], figures: dict[str, Any], wanted: int | None, kernel: str,

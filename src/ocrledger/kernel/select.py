@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..codes import Fault
+from ..codes import Fault, Status
 from ..errors import MoneyError, StateError
 from . import reference as _reference
 from .contract import Batch, KernelState, KernelTables, Outcomes
@@ -153,6 +153,22 @@ def _error(out: Outcomes, done: int) -> MoneyError | StateError:
         error = StateError(f"call {done} of the batch belongs to a month before one its counters already closed")
     error.call_index = done  # type: ignore[attr-defined]
     return error
+
+
+def hold_back(batch: Batch, bad: np.ndarray) -> np.ndarray:
+    """The calls of ``batch`` (charge order) with an unknown or expired credential (``bad``) that are not duplicates:
+    flagged as duplicates here, so that the kernel charges and counts nothing for them (``reject`` after it)."""
+    blocked = bad.astype(bool) & (batch.duplicate == 0)
+    if not batch.duplicate.flags.writeable:  # a view of an Arrow column
+        batch.duplicate = batch.duplicate.copy()
+    batch.duplicate |= blocked.astype(np.int8)
+    return blocked
+
+
+def reject(batch: Batch, out: Outcomes, blocked: np.ndarray) -> None:
+    """After the kernel: the ``hold_back`` calls are REJECTED_CREDENTIAL (FAILED when the call failed), not duplicates."""
+    batch.duplicate[blocked] = 0
+    out.status[blocked] = np.where(batch.success[blocked] == 1, Status.REJECTED_CREDENTIAL, Status.FAILED)
 
 
 def name_call(error: MoneyError | StateError, record_id: str, source: str | None,

@@ -76,7 +76,7 @@ from ..io.account_tables import load_accounts
 from ..io.arrow_calls import Chunk
 from ..io.arrow_columns import string_buffers
 from ..io.call_files import CallInput, call_inputs, have_pyarrow
-from ..io.calls import validated
+from ..io.calls import Credentials, resolved_chunk, validated
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -252,8 +252,8 @@ def rerate(
                 run.dedup()
                 run.rate(calls_tmp)
         except (MoneyError, StateError) as exc:  # the spill passes know the record only: name its file and row
-            raise located(exc, lambda call: find_call(call_inputs(expand_glob(calls), chunk_rows), catalog, call)
-                          ) from None
+            raise located(exc, lambda call: find_call(call_inputs(expand_glob(calls), chunk_rows), catalog, call,
+                                                      run.credentials)) from None
         _fast.tick("rated")
         log.info("rated %s calls in the %s pass", f"{run.read_rows:,}", "in-memory" if held is not None else "spill")
         cols, bills = _bill_files(run, spill if out_dir is not None else None, fixed)
@@ -331,16 +331,19 @@ def expand_glob(calls: Any) -> Any:
     return calls
 
 
-def validated_chunks(inp: CallInput, catalog: Catalog) -> Iterator[tuple[int, Chunk]]:
+def validated_chunks(inp: CallInput, catalog: Catalog, credentials: Credentials | None = None
+                     ) -> Iterator[tuple[int, Chunk]]:
     """(rows, validated chunk) of one input in order, errors naming its file and row (a CSV file's line, as
     ``rate`` gives it): the one validation loop (``io.calls.validated``), as the rerater and the Dask
-    rerate's workers read calls."""
-    for raw, chunk, _ in validated(inp, catalog):
-        yield raw.num_rows, chunk
+    rerate's workers read calls. Calls that name their caller by ``credential`` (no ``account`` column) are
+    resolved through ``credentials`` (the accounts' ``[[credential]]`` entries) at each call's instant; an
+    unknown or expired key is the chunk's ``bad`` (REJECTED_CREDENTIAL, as the ledger)."""
+    for raw, chunk, keyed in validated(inp, catalog, credentials):
+        yield raw.num_rows, (resolved_chunk(chunk, keyed) if keyed is not None else chunk)
 
 
-def find_call(inputs: Sequence[CallInput], catalog: Catalog, call: tuple[str, str, int, int, int, int]
-              ) -> tuple[str, int] | None:
+def find_call(inputs: Sequence[CallInput], catalog: Catalog, call: tuple[str, str, int, int, int, int],
+              credentials: Credentials | None = None) -> tuple[str, int] | None:
     """(input name, row as errors give it) of the first call of ``inputs``, in input order, that is ``call``
     (record id, account, channel code, API index, instant, success: a kernel error's ``call``), or None.
 
@@ -349,7 +352,7 @@ def find_call(inputs: Sequence[CallInput], catalog: Catalog, call: tuple[str, st
     input order, so the first is the one the in-memory pass names)."""
     record, account, channel, api, ts, ok = call
     for inp in inputs:
-        for _, c in validated_chunks(inp, catalog):
+        for _, c in validated_chunks(inp, catalog, credentials):
             hit = np.flatnonzero((c.ts == ts) & (c.api == api) & (c.channel == channel) & (c.ok == ok))
             for j in hit.tolist():
                 if c.rid[j].as_py() == record and c.accounts[int(c.account[j])].as_py() == account:
@@ -555,6 +558,10 @@ class _Run:
         """The accounts and their parties' tables (waiting for them while they are still being made)."""
         return self._prepared.result()
 
+    def credentials(self, keys: np.ndarray) -> Accounts:
+        """The accounts whose ``[[credential]]`` entries resolve a calls input's keys (read as it needs them)."""
+        return self.accounts
+
     @property
     def accounts(self) -> Accounts:
         return self.prepared().accounts
@@ -620,7 +627,7 @@ class _Run:
         catalog = self.catalog
 
         def each(inp: CallInput) -> Iterator[tuple[int, Chunk]]:
-            return validated_chunks(inp, catalog)
+            return validated_chunks(inp, catalog, self.credentials)
 
         def all_of(inp: CallInput) -> list[tuple[int, Chunk]]:
             return list(each(inp))
@@ -651,17 +658,18 @@ class _Run:
         if not keep.all():
             rows = np.flatnonzero(keep)
             c = Chunk(c.rid.take(rows), c.account[rows], c.accounts, c.channel[rows], c.api[rows], c.ts[rows],
-                      c.ok[rows], c.source, c.row0)
+                      c.ok[rows], c.source, c.row0, c.bad[rows] if c.bad is not None else None)
         m = len(c.ts)
         if m == 0:
             return
-        pkey, api, ts, ok = held.extend(c.rid, m, (c.source, c.row0, rows))
+        pkey, api, ts, ok, bad = held.extend(c.rid, m, (c.source, c.row0, rows))
         np.take(self._account_numbers(c.accounts), c.account, out=pkey)
         pkey *= 2  # account * 2 + channel (< 2^31 accounts)
         pkey += c.channel
         api[:] = c.api
         ts[:] = c.ts
         ok[:] = c.ok
+        bad[:] = c.bad if c.bad is not None else 0
         self.kept_rows += m
 
     def _account_numbers(self, names: Any) -> np.ndarray:
@@ -733,8 +741,9 @@ class _Run:
                 offsets, data = string_buffers(table.column("rid").combine_chunks())
                 dup = ordering.duplicates(offsets, data, self.party_market[party], ts, party, self.party_rank, api, ok)
             out = pa.Table.from_arrays(
-                [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup)],
-                names=["rid", "party", "api", "ts", "ok", "dup"],
+                [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup),
+                 table.column("bad")],
+                names=["rid", "party", "api", "ts", "ok", "dup", "bad"],
             )
             for batch in out.to_batches():
                 part = np.searchsorted(bounds, batch.column(3).to_numpy(), side="right") - 1 if k > 1 else None
@@ -791,12 +800,16 @@ class _Run:
                     success=np.ascontiguousarray(table.column("ok").to_numpy(), dtype=np.int8),
                     duplicate=np.ascontiguousarray(table.column("dup").to_numpy(), dtype=np.int8),
                 )
+                bad = table.column("bad").to_numpy()
+                blocked = _kernel.hold_back(batch, bad) if bad.any() else None
                 try:
                     out = _kernel.run(self.impl, tables, self.state, batch)
                 except (MoneyError, StateError) as exc:  # the record (its file and row are not kept here)
                     k = exc.call_index  # type: ignore[attr-defined]
                     record = table.column("rid")[k].as_py()
                     raise _kernel.name_call(exc, record, None, None, _fast.call_of(self, batch, k)) from None
+                if blocked is not None:
+                    _kernel.reject(batch, out, blocked)
                 self.usage.add(batch, out)
                 for key, (peak, over) in qps_lines(
                     self.catalog, self.addons, self.parties, *second_counts(batch, out, tables.n_api)
@@ -1029,7 +1042,7 @@ def _slice(c: Chunk, a: int, b: int) -> Chunk:
     """Calls ``a:b`` of a chunk (views)."""
     b = min(b, len(c.ts))
     return Chunk(c.rid.slice(a, b - a), c.account[a:b], c.accounts, c.channel[a:b], c.api[a:b], c.ts[a:b], c.ok[a:b],
-                 c.source, c.row0 + a)
+                 c.source, c.row0 + a, c.bad[a:b] if c.bad is not None else None)
 
 
 def read_calls_parquet(path: str | Path) -> Any:
