@@ -246,11 +246,7 @@ def rerate(
             raise
         fixed = _fixed_texts_soon(catalog, run.plans) if out_dir is not None and billfiles.available() else None
         try:
-            if held is not None:
-                run.rate_in_memory(held, calls_tmp)
-            else:
-                run.dedup()
-                run.rate(calls_tmp)
+            run.rate_held(held, calls_tmp)
         except (MoneyError, StateError) as exc:  # the spill passes know the record only: name its file and row
             raise located(exc, lambda call: find_call(call_inputs(expand_glob(calls), chunk_rows), catalog, call,
                                                       run.credentials)) from None
@@ -862,6 +858,14 @@ class _Run:
         return bill_columns(self.usage.line_arrays(), self.usage.plan_used, self.catalog, self.parties,
                             self.plans, self.qps, self.tables, self.wanted, qps_missing=(1, 0))
 
+    def rate_held(self, held: Held | None, calls_path: Path | None) -> None:
+        """Rate the read calls: in memory when they are ``held``, else by the spill passes (buckets filled)."""
+        if held is not None:
+            self.rate_in_memory(held, calls_path)
+        else:
+            self.dedup()
+            self.rate(calls_path)
+
     def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
         """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``memory``."""
         _fast.rate_in_memory(self, held, calls_path)
@@ -1017,11 +1021,7 @@ def rate_part(chunks: Sequence[tuple[Chunk, np.ndarray]], engine: "Engine", want
         calls_path = folder / "calls.parquet" if folder is not None and calls_file else None
         fixed = _fixed_texts_soon(catalog, run.plans) if folder is not None and billfiles.available() else None
         try:
-            if held is not None:
-                run.rate_in_memory(held, calls_path)
-            else:
-                run.dedup()
-                run.rate(calls_path)
+            run.rate_held(held, calls_path)
             cols, bills = _bill_files(run, folder, fixed)
             facts = BillFacts.of_columns(cols)
             if run.writer_thread is not None:
