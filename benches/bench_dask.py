@@ -56,20 +56,36 @@ def task_seconds(stream: list[dict[str, Any]]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.005}
 
 
+def process_cpu() -> float:
+    """CPU seconds (user + system) of this process so far (run on each worker by ``client.run``)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def dask_run(client: Any, work: Path, out: Path, bills_only: bool) -> dict[str, Any]:
+    """One Dask rerate: wall time, the steps, task-stream seconds, and the CPU seconds of the whole cluster (every
+    worker process, and this process, which holds the client and the LocalCluster's scheduler): steadier than wall
+    time on a shared machine, and comparable with the local rerate's CPU."""
     import distributed
 
     from ocrledger import dask as odask
 
     shutil.rmtree(out, ignore_errors=True)
     os.sync()
+    workers0, here0 = client.run(process_cpu), process_cpu()
     with distributed.get_task_stream(client) as ts:
         t = time.perf_counter()
         result = odask.rerate(work / "calls", work / "catalog.toml", work / "accounts", month=MONTH, out=out,
                               scheduler=client, bills_only=bills_only)
         wall = time.perf_counter() - t
+    workers1, here1 = client.run(process_cpu), process_cpu()
+    worker_cpu = sum(workers1[w] - workers0.get(w, 0.0) for w in workers1)
     d = result.summary["dask"]
-    return {"wall_s": round(wall, 3), "read_s": d["read_seconds"], "dedup_rate_write_s": d["shuffle_and_rate_seconds"],
+    return {"wall_s": round(wall, 3), "cpu_s": round(worker_cpu + here1 - here0, 3),
+            "worker_cpu_s": round(worker_cpu, 3), "client_and_scheduler_cpu_s": round(here1 - here0, 3),
+            "read_s": d["read_seconds"], "dedup_rate_write_s": d["shuffle_and_rate_seconds"],
             "publish_s": round(wall - d["read_seconds"] - d["shuffle_and_rate_seconds"], 3),
             "ranges": d["account_ranges"], "largest_range": d["largest_range"],
             "range_seconds": d["rate_seconds_per_range"], "tasks": task_seconds(ts.data)}
@@ -99,7 +115,7 @@ def bench(work: Path, n_calls: int, n_accounts: int, repeat: int, workers: tuple
                 m = measure(cmd, env, out)
                 runs[f"local{tag}"].append({"wall_s": round(m["wall_s"], 3), "cpu_s": round(m["cpu_s"], 3),
                                             "peak_rss_mb": round(m["peak_rss_mb"], 1)})
-                print(f"round {r + 1} local{tag:11s} {m['wall_s']:7.2f} s", file=sys.stderr)
+                print(f"round {r + 1} local{tag:11s} {m['wall_s']:7.2f} s (CPU {m['cpu_s']:.2f} s)", file=sys.stderr)
                 for n, client in clients.items():
                     d_out = work / f"out-dask{n}{tag.strip()}"
                     m = dask_run(client, work, d_out, bills_only)
@@ -109,7 +125,8 @@ def bench(work: Path, n_calls: int, n_accounts: int, repeat: int, workers: tuple
                     if not same:
                         raise AssertionError(f"dask {n}{tag}: the bills differ from the local rerate's")
                     print(f"round {r + 1} dask {n}{tag:10s} {m['wall_s']:7.2f} s (read {m['read_s']:.2f}, "
-                          f"duplicates+rate+write {m['dedup_rate_write_s']:.2f}, publish {m['publish_s']:.2f})",
+                          f"duplicates+rate+write {m['dedup_rate_write_s']:.2f}, publish {m['publish_s']:.2f}; "
+                          f"CPU {m['cpu_s']:.2f} s, of which client+scheduler {m['client_and_scheduler_cpu_s']:.2f})",
                           file=sys.stderr)
     finally:
         for n in workers:
@@ -117,11 +134,14 @@ def bench(work: Path, n_calls: int, n_accounts: int, repeat: int, workers: tuple
                 clients[n].close()
             clusters[n].close()
     med = {name: statistics.median(m["wall_s"] for m in ms) for name, ms in runs.items()}
+    cpu = {name: statistics.median(m["cpu_s"] for m in ms) for name, ms in runs.items()}
     report: dict[str, Any] = {"calls": n_calls, "accounts": n_accounts, "rounds": repeat, "cores": os.cpu_count(),
-                              "load_average": os.getloadavg(), "median_wall_s": med, "runs": dict(runs)}
+                              "load_average": os.getloadavg(), "median_wall_s": med, "median_cpu_s": cpu,
+                              "runs": dict(runs)}
     for tag in ("", " bills-only"):
         for n in workers:
             report[f"dask {n}{tag} / local{tag}"] = round(med[f"dask {n}{tag}"] / med[f"local{tag}"], 3)
+            report[f"dask {n}{tag} / local{tag}, CPU"] = round(cpu[f"dask {n}{tag}"] / cpu[f"local{tag}"], 3)
         if 1 in workers and 2 in workers:
             report[f"speedup 2 workers over 1{tag}"] = round(med[f"dask 1{tag}"] / med[f"dask 2{tag}"], 3)
     for n in workers:  # calls per second of worker compute (tasks' own time, transfers aside)
