@@ -56,14 +56,6 @@ def task_seconds(stream: list[dict[str, Any]]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.005}
 
 
-def process_cpu() -> float:
-    """CPU seconds (user + system) of this process so far (run on each worker by ``client.run``)."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def dask_run(client: Any, work: Path, out: Path, bills_only: bool) -> dict[str, Any]:
     """One Dask rerate: wall time, the steps, task-stream seconds, and the CPU seconds of the whole cluster (every
     worker process, and this process, which holds the client and the LocalCluster's scheduler): steadier than wall
@@ -71,6 +63,13 @@ def dask_run(client: Any, work: Path, out: Path, bills_only: bool) -> dict[str, 
     import distributed
 
     from ocrledger import dask as odask
+
+    def process_cpu() -> float:
+        """CPU seconds (user + system) of this process so far (sent by value to each worker by ``client.run``)."""
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
 
     shutil.rmtree(out, ignore_errors=True)
     os.sync()
