@@ -103,3 +103,28 @@ def test_a_csv_file_by_credential_and_its_errors(client, tmp_path: Path) -> None
     with pytest.raises(OcrledgerError) as got:
         odask.rerate(csv, CATALOG, ACC)
     assert str(got.value) == str(local.value) == f"{csv}: row 10: field credential: is empty"
+
+
+def test_credentials_from_an_accounts_file_on_the_command_line(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # a path as accounts: each worker loads the file, and its [[credential]] entries resolve the keys there
+    from ocrledger.cli.main import main
+
+    toml = tmp_path / "accounts.toml"
+    toml.write_text(
+        "".join(f'[[account]]\nid = "u{i}"\nchannel = "official"\n'
+                f'activated = {{ RecognizeIdcard = 2026-01-01, RecognizeGeneral = 2026-01-01 }}\n' for i in range(3))
+        + '[[account]]\nid = "m"\nchannel = "marketplace"\n'
+        + '[[credential]]\nkey = "AK0"\naccount = "u0"\n'
+        + '[[credential]]\nkey = "AK1"\naccount = "u1"\nuntil = 2026-10-10T00:00:00+08:00\n'
+        + '[[credential]]\nkey = "AK1new"\naccount = "u1"\nfrom = 2026-10-10T00:00:00+08:00\n'
+        + '[[credential]]\nkey = "AK2"\naccount = "u2"\n'
+        + '[[credential]]\nkey = "APP"\naccount = "m"\nchannel = "marketplace"\n')
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    pq.write_table(keyed_calls(400, 7), folder / "a.parquet", row_group_size=50)  # type: ignore[arg-type]
+    base = ["rerate", "--accounts", str(toml), "--calls", str(folder), "--month", "2026-10"]
+    assert main([*base, "--out", str(tmp_path / "local")]) == 0
+    assert main([*base, "--out", str(tmp_path / "dask"), "--scheduler", client.scheduler.address]) == 0
+    assert_same_outputs(tmp_path / "local", tmp_path / "dask")
+    summary = (tmp_path / "local" / "summary.json").read_text()
+    assert '"rejected_credential": 0' not in summary
