@@ -77,7 +77,7 @@ def dask_run(client: Any, work: Path, out: Path, bills_only: bool) -> dict[str, 
     with distributed.get_task_stream(client) as ts:
         t = time.perf_counter()
         result = odask.rerate(work / "calls", work / "catalog.toml", work / "accounts", month=MONTH, out=out,
-                              scheduler=client, bills_only=bills_only)
+                              scheduler=client, bills_only=bills_only, tune_malloc=True)  # as the command
         wall = time.perf_counter() - t
     workers1, here1 = client.run(process_cpu), process_cpu()
     worker_cpu = sum(workers1[w] - workers0.get(w, 0.0) for w in workers1)

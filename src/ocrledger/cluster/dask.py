@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -58,10 +58,12 @@ from ..model.bills import Bill
 from ..model.catalog import Catalog
 from ..model.clock import parse_period
 from ..model.money import format_exact
+from ..rerate.malloc import reuse_freed_memory
 from ..rerate.rerater import (
     DEFAULT_BUCKET_ROWS,
     DEFAULT_CHUNK_ROWS,
     DEFAULT_MEMORY_ROWS,
+    PREFAULT_BYTES,
     PartResult,
     RerateResult,
     expand_glob,
@@ -421,12 +423,16 @@ def _no_gc() -> Iterator[None]:
 
 
 def rate_range(pieces: Sequence[Any], setup: Setup, wanted: int | None, folder: str | None, calls_file: bool,
-               want_bills: bool, memory: tuple[int, int] = (DEFAULT_MEMORY_ROWS, DEFAULT_BUCKET_ROWS)) -> PartResult:
+               want_bills: bool, memory: tuple[int, int] = (DEFAULT_MEMORY_ROWS, DEFAULT_BUCKET_ROWS),
+               tune_malloc: bool = False) -> PartResult:
     """Rate one account range (its calls from every bucket, duplicates settled) with the rerater's passes (in
     memory up to ``memory[0]`` calls, else the spill passes holding about ``memory[1]`` at a time); its files go
-    to ``folder``."""
+    to ``folder``. ``tune_malloc``: the in-memory pass under the rerater's malloc tuning, as the command runs it
+    (``rerate.malloc.reuse_freed_memory``: the worker process's malloc keeps freed memory while the task runs)."""
     engine = setup.engine()
-    with _no_gc():
+    n = sum(t.num_rows for t in pieces if t is not None)
+    tuned = reuse_freed_memory(prefault=n * PREFAULT_BYTES) if tune_malloc and n <= memory[0] else nullcontext()
+    with _no_gc(), tuned:
         return _rate_range(pieces, engine, wanted, folder, calls_file, want_bills, memory)
 
 
@@ -511,6 +517,7 @@ def rerate(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     bucket_rows: int = DEFAULT_BUCKET_ROWS,
     memory_rows: int | None = None,
+    tune_malloc: bool = False,
 ) -> RerateResult:
     """The rerate of ``rerate.rerater.rerate`` on a Dask cluster: the same inputs, the same outputs in ``out``.
 
@@ -523,6 +530,8 @@ def rerate(
     range of at most ``memory_rows`` calls is rated in memory, a larger one (an account larger than
     ``partition_rows``, never split) by the spill passes with about ``bucket_rows`` calls held at a time, and
     a warning naming the account (logger ``ocrledger.rerate``, and the summary's ``dask.oversized``).
+    ``tune_malloc``: as for ``rerate``, on the workers, while each range is rated in memory (process-wide in the
+    worker for that time, so off by default; the command turns it on).
 
     ``out`` gets bills.json and bills.txt (the bytes of the local rerate), calls.parquet as a folder of part
     files (``part-NNNNN.parquet``, one per account range in account order, each in charge order), summary.json,
@@ -549,7 +558,7 @@ def rerate(
         with connect(scheduler) as client:
             parts, summaries, figures = _run(client, calls, catalog, accounts, kernel, wanted, cut, staging,
                                              bills_only, partition_rows, npartitions, chunk_rows,
-                                             (memory_budget(memory_rows, bucket_rows), bucket_rows))
+                                             (memory_budget(memory_rows, bucket_rows), bucket_rows), tune_malloc)
         summary = _summary(summaries, figures, wanted, _kernel.get(kernel).IMPLEMENTATION,
                            time.perf_counter() - started)
         if staging is None:
@@ -567,7 +576,7 @@ def rerate(
 
 def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, kernel: str | None,
          wanted: int | None, cut: int, staging: Path | None, bills_only: bool, partition_rows: int | None,
-         npartitions: int | None, chunk_rows: int, memory: tuple[int, int]
+         npartitions: int | None, chunk_rows: int, memory: tuple[int, int], tune_malloc: bool
          ) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
     """Submit the steps, wait for each, and hand back the ranges' results (raising the first error in input order)."""
     from distributed import wait
@@ -608,7 +617,7 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
         mine = [client.submit(piece, s, j, pure=False) for s in settled]
         folder = str(staging / f"part-{j:05d}") if staging is not None else None
         rated.append(client.submit(rate_range, mine, setup, wanted, folder, not bills_only, staging is None, memory,
-                                   pure=False))
+                                   tune_malloc, pure=False))
     del reads, counted, settled
     wait(rated)
     wait(warming)
