@@ -224,15 +224,24 @@ def oversized(work: Path, bucket_rows: int, copies: int = 5) -> dict[str, Any]:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
     out: dict[str, Any] = {"account": name, "calls": n, "bucket_rows": bucket_rows}
-    for mode, memory in (("in_memory", (n, bucket_rows)), ("spill", (0, bucket_rows))):
+    def fresh(memory: tuple[int, int], tune: bool) -> dict[str, Any]:
         code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_dask; "
-                f"print(bench_dask.rate_oversized({str(work)!r}, {memory!r}))")
+                f"print(bench_dask.rate_oversized({str(work)!r}, {memory!r}, {tune!r}))")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        out[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    for mode, memory in (("in_memory", (n, bucket_rows)), ("spill", (0, bucket_rows))):
+        out[mode] = fresh(memory, False)
+    tuned: dict[str, list[float]] = {"default malloc": [], "tune_malloc": []}
+    for _ in range(7):  # the in-memory pass with and without the command's malloc tuning, alternately: CPU seconds
+        for name, tune in (("default malloc", False), ("tune_malloc", True)):
+            tuned[name].append(fresh((n, bucket_rows), tune)["cpu_seconds"])
+    out["in_memory_cpu_s_median_of_7"] = {k: statistics.median(v) for k, v in tuned.items()}
+    out["in_memory_cpu_s_runs"] = tuned
     return out
 
 
-def rate_oversized(work: str, memory: tuple[int, int]) -> str:
+def rate_oversized(work: str, memory: tuple[int, int], tune: bool = False) -> str:
     """(In a fresh process) rate ``oversized.arrows`` as one range: seconds and MB added over the RSS before."""
     import pyarrow as pa
 
@@ -250,12 +259,13 @@ def rate_oversized(work: str, memory: tuple[int, int]) -> str:
     before = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     with open("/proc/self/clear_refs", "w") as fh:  # the peak RSS from now on (the Engine's compile peaks higher)
         fh.write("5")
-    t = time.perf_counter()
     shutil.rmtree(folder / "out-oversized", ignore_errors=True)
-    d.rate_range([table], setup, parse_period(MONTH), str(folder / "out-oversized"), True, False, memory)
+    t, c = time.perf_counter(), time.process_time()
+    d.rate_range([table], setup, parse_period(MONTH), str(folder / "out-oversized"), True, False, memory, tune)
     status = open("/proc/self/status").read()
     peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
-    return json.dumps({"seconds": round(time.perf_counter() - t, 3), "input_mb": round(table.nbytes / 1e6, 1),
+    return json.dumps({"seconds": round(time.perf_counter() - t, 3), "cpu_seconds": round(time.process_time() - c, 3),
+                       "input_mb": round(table.nbytes / 1e6, 1),
                        "rss_before_mb": round(before / 1e6, 1), "added_peak_mb": round((peak - before) / 1e6, 1)})
 
 
