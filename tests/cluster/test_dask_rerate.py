@@ -82,8 +82,11 @@ def assert_same_outputs(local: Path, dask: Path, with_calls: bool = True) -> Non
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios(max_calls=80), files=st.integers(1, 3), budget=st.integers(1, 50), buckets=st.integers(1, 5),
-       by_month=st.booleans(), seed=st.integers(0, 2**16))
-def test_every_output_equals_the_local_rerate(scenario, files, budget, buckets, by_month, seed, client) -> None:  # type: ignore[no-untyped-def]
+       by_month=st.booleans(), seed=st.integers(0, 2**16), memory_rows=st.sampled_from([None, 0, 7]),
+       bucket_rows=st.integers(1, 20))
+def test_every_output_equals_the_local_rerate(scenario, files, budget, buckets, by_month, seed, memory_rows,  # type: ignore[no-untyped-def]
+                                              bucket_rows, client) -> None:
+    # memory_rows 0 or 7: ranges of more calls go through the spill passes (time buckets of bucket_rows calls)
     cat, acc, cols = scenario
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -95,7 +98,7 @@ def test_every_output_equals_the_local_rerate(scenario, files, budget, buckets, 
         month = first.bills[0].period if by_month and first.bills else None
         local = rerate(tmp / "calls", cat, acc, out=tmp / "local", month=month, against=issued)
         got = odask.rerate(tmp / "calls", cat, acc, out=tmp / "dask", month=month, against=issued,
-                           partition_rows=budget, npartitions=buckets)
+                           partition_rows=budget, npartitions=buckets, memory_rows=memory_rows, bucket_rows=bucket_rows)
         assert_same_outputs(tmp / "local", tmp / "dask")
         assert bills_to_json(got.bills) == bills_to_json(local.bills)
         assert got.diff.to_dict() == local.diff.to_dict()
@@ -139,6 +142,26 @@ def test_one_account_larger_than_the_budget_is_a_range_of_its_own_and_bills_only
     rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
     assert (tmp_path / "dask" / "calls.parquet").is_file()
     odask.rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask")
+    assert_same_outputs(tmp_path / "local", tmp_path / "dask")
+
+
+def test_an_account_larger_than_memory_rows_goes_through_the_spill_passes_with_a_warning(  # type: ignore[no-untyped-def]
+        client, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    acc, cols = small_setup()
+    write_parts(arrow(cols), tmp_path / "calls", 2, seed=4)
+    rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "local")
+    with caplog.at_level("WARNING", logger="ocrledger.rerate"):
+        got = odask.rerate(tmp_path / "calls", CATALOG, acc, out=tmp_path / "dask", partition_rows=100,
+                           memory_rows=160, bucket_rows=40)
+    # u2 (180 calls) and u3 (210) are over the budget of 100 and over memory_rows: spill passes, named; u0 (120)
+    # and u1 (150) are over the budget only: in memory, no warning
+    warned = [r.getMessage() for r in caplog.records if r.name == "ocrledger.rerate"]
+    assert [w.split(":")[0] for w in warned] == ["account 'u2'", "account 'u3'"]
+    assert "180 calls, more than the range budget of 100: rated alone on one worker by the spill passes" in warned[0]
+    assert got.summary["dask"]["oversized"] == warned
+    # ranges in account order: nobody, u0, u1 in memory (one time bucket); u2, u3 in time buckets of whole minutes
+    buckets = json.loads((tmp_path / "dask" / "summary.json").read_text())["dask"]["time_buckets_per_range"]
+    assert buckets[:3] == [1, 1, 1] and min(buckets[3:]) >= 2
     assert_same_outputs(tmp_path / "local", tmp_path / "dask")
 
 
@@ -249,17 +272,41 @@ def test_without_dask_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch, t
     assert INSTALL in capfd.readouterr().err
 
 
-def test_a_kernel_error_names_the_record(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # 5e18 micro-units a call (helpers.overflow_setup): the second call of "u" passes INT64_MAX
+def kernel_error_calls() -> object:
+    """300 calls of unknown accounts (never charged) and "u"'s two calls of 5e18 micro-units
+    (``helpers.overflow_setup``): the second, record "rX", passes INT64_MAX. "rX" also stands on the
+    marketplace channel (another record) and, later, for account "w" (a duplicate, never charged): only "u"'s
+    official call is the one to name."""
+    rows = [(f"f{i}", f"w{i % 9}", "A", ms(OCT) + 1000 + i, 1) for i in range(300)]
+    rows[40] = ("rX", "u", "A", ms(OCT) + 700, 1, "marketplace")
+    rows[120] = ("r0", "u", "A", ms(OCT) + 500, 1)
+    rows[201] = ("rX", "u", "A", ms(OCT) + 700, 1)
+    rows[250] = ("rX", "w", "A", ms(OCT) + 900, 1)
+    return arrow(calls(rows))
+
+
+def test_a_kernel_error_names_the_file_and_row_as_locally(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cat, acc = overflow_setup()
-    n = 4
-    t = pa.table({"record_id": [f"r{i}" for i in range(n)], "account": ["u"] * n, "api": ["A"] * n,
-                  "ts": [ms(OCT) + i for i in range(n)], "success": [1] * n})
-    write_parts(t, tmp_path / "calls", 2, seed=3)
+    t = kernel_error_calls()
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    pq.write_table(t.slice(0, 150), folder / "a.parquet", row_group_size=7)
+    pq.write_table(t.slice(150), folder / "b.parquet", row_group_size=11)
+    expected = f"{folder / 'b.parquet'}: row 52: record rX: its PAYG spend this month would pass INT64_MAX micro-units"
     with pytest.raises(OcrledgerError) as local:
-        rerate(tmp_path / "calls", cat, acc, out=tmp_path / "local")
+        rerate(folder, cat, acc, out=tmp_path / "local")
+    with pytest.raises(OcrledgerError) as spill:  # the spill passes look the call up too
+        rerate(folder, cat, acc, memory_rows=0, bucket_rows=40)
     with pytest.raises(OcrledgerError) as got:
-        odask.rerate(tmp_path / "calls", cat, acc, out=tmp_path / "dask")
-    assert str(got.value) == "record r1: its PAYG spend this month would pass INT64_MAX micro-units"
-    assert str(local.value).endswith(": " + str(got.value))  # locally with the file and row in front
+        odask.rerate(folder, cat, acc, out=tmp_path / "dask", partition_rows=20, npartitions=3)
+    assert str(local.value) == str(spill.value) == str(got.value) == expected
     assert not any((tmp_path / "dask").iterdir())
+    # a CSV file: the row as the local rerate gives it
+    csv = tmp_path / "calls.csv"
+    csv.write_text(t.to_pandas().to_csv(index=False))  # type: ignore[attr-defined]
+    with pytest.raises(OcrledgerError) as local:
+        rerate(csv, cat, acc)
+    with pytest.raises(OcrledgerError) as got:
+        odask.rerate([folder / "a.parquet", csv], cat, acc, partition_rows=20)
+    assert str(local.value).startswith(f"{csv}: row ")
+    assert str(got.value) == str(local.value)

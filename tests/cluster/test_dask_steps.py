@@ -38,12 +38,12 @@ def test_the_steps_give_the_local_rerate(scenario, buckets: int, budget: int, co
         tmp = Path(name)
         local = rerate(table, cat, acc, out=tmp / "local")
         work, _ = steps.units(table, 7)  # chunks of 7 calls: several per unit
-        reads = [steps.read_unit(u, None, cat, cat.clock.max_ms, buckets, 7) for u in work]
+        setup = steps.Setup(f"steps-{id(acc)}", cat, acc, None)
+        reads = [steps.read_unit(u, None, setup, cat.clock.max_ms, buckets, 7) for u in work]
         counts = steps.add_counts([steps.counts_of(r) for r in reads])[0]
         assert int(counts.column("n").to_numpy().sum()) == table.num_rows  # type: ignore[attr-defined]
         starts, sizes = steps.account_ranges(counts, budget)
         settled = [steps.settle_duplicates([steps.piece(r, b) for r in reads], starts) for b in range(buckets)]
-        setup = steps.Setup(f"steps-{id(acc)}", cat, acc, None)
         plain = mock.patch.object(memory, "rate_in_memory", side_effect=AssertionError("not the plain passes"))
         with mock.patch.object(memory, "available", lambda: compiled and memory._core is not None), \
                 (plain if not compiled else mock.patch.object(memory, "tick")):

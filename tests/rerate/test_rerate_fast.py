@@ -485,10 +485,11 @@ def test_kernel_error_names_the_row_after_the_month_cut_and_across_chunks(tmp_pa
         rerate(t, cat, acc, month="2026-10", chunk_rows=2, out=tmp_path / "out")
 
 
-def test_kernel_error_in_the_spill_passes_names_the_record() -> None:
+def test_kernel_error_in_the_spill_passes_names_the_file_and_row() -> None:
+    # the spill passes do not carry the rows: the inputs are read again for the failing call (rerater.find_call)
     cat, acc = overflow_setup()
-    t = overflow_calls([f"r{i}" for i in range(6)], [ms(OCT) + i for i in range(6)])
+    t = overflow_calls([f"r{i}" for i in range(6)], [ms(OCT) + 5 - i for i in range(6)])
     from ocrledger.errors import MoneyError
 
-    with pytest.raises(MoneyError, match=r"^record r1: its PAYG spend"):
+    with pytest.raises(MoneyError, match=r"^<arrow table>: row 5: record r4: its PAYG spend"):
         rerate(t, cat, acc, memory_rows=0, bucket_rows=2, chunk_rows=2)

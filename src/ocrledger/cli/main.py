@@ -227,6 +227,8 @@ def _run_rerate(args: argparse.Namespace) -> int:
         result = on_dask.rerate(
             args.calls, catalog, accounts, month=args.month, out=args.out, against=args.against,
             scheduler=args.scheduler, bills_only=args.bills_only, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+            bucket_rows=args.bucket_rows or DEFAULT_BUCKET_ROWS,
+            tune_malloc=True,  # on the workers, while a range is rated in memory: as the local command
         )
     else:
         result = rerate(

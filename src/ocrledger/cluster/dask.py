@@ -12,11 +12,12 @@ metadata, per-account call counts, and per-partition summaries:
    record id into ``buckets`` pieces. Each unit also counts its calls per account.
 2. **partition**: the client adds up the counts and cuts the accounts, in byte order, into
    ranges of at most ``partition_rows`` calls (``account_ranges``). An account larger than that
-   is a range of its own; it is never split, since its counters must run in one sequence.
+   is a range of its own; it is never split, since its counters must run in one sequence. When it is
+   also larger than ``memory_rows`` it is rated by the rerater's spill passes, and named in a warning.
 3. **duplicates**: each record-id bucket meets all copies of its record ids and flags all but
    the first in charge order (``engine.order.duplicates``, the rule of every pass), then splits
    its calls by account range.
-4. **rate**: each account range is rated by the rerater's own pass (``rerate.rerater.rate_part``:
+4. **rate**: each account range is rated by the rerater's own passes (``rerate.rerater.rate_part``:
    the one engine, tables for its own parties, its writers), which writes that range's
    bills.json, bills.txt and calls.parquet part.
 5. **publish** (client): bills.json and bills.txt are the ranges' files joined in range order
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import os
 import shutil
@@ -35,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -56,18 +58,30 @@ from ..model.bills import Bill
 from ..model.catalog import Catalog
 from ..model.clock import parse_period
 from ..model.money import format_exact
+from ..rerate.malloc import reuse_freed_memory
 from ..rerate.rerater import (
+    DEFAULT_BUCKET_ROWS,
     DEFAULT_CHUNK_ROWS,
     DEFAULT_MEMORY_ROWS,
+    PREFAULT_BYTES,
     PartResult,
     RerateResult,
     expand_glob,
+    find_call,
+    located,
+    memory_budget,
     rate_part,
     rid_hash,
     validated_chunks,
 )
 
+log = logging.getLogger("ocrledger.rerate")
 INSTALL = "the Dask rerate needs dask and distributed: pip install 'ocrledger[dask]'"
+SETTLED_BYTES = 34
+"""Bytes a call of a settled piece as a range's task holds it (record id and its offset, account code, channel, API,
+instant, success and duplicate flags): 34 measured on the issue-5 month (``bench_dask.py --oversized``)."""
+SPILL_BYTES = 100
+"""Bytes a call the rerater's spill passes hold for the one time bucket they rate (``DEFAULT_BUCKET_ROWS`` calls)."""
 UNIT_ROWS = 1 << 20
 """A Parquet file's row groups are read in units of about this many calls (one task each)."""
 
@@ -206,13 +220,14 @@ class Read:
     rows: int
 
 
-def read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, chunk_rows: int) -> Read:
-    """Read and validate one unit (errors name its file and row), keep the calls before ``cut``, split them by bucket."""
+def read_unit(unit: Unit, frame: Any, setup: "Setup", cut: int, buckets: int, chunk_rows: int) -> Read:
+    """Read and validate one unit (errors name its file and row; a ``credential`` column resolved through the
+    setup's accounts), keep the calls before ``cut``, split them by bucket."""
     with _no_gc():
-        return _read_unit(unit, frame, catalog, cut, buckets, chunk_rows)
+        return _read_unit(unit, frame, setup, cut, buckets, chunk_rows)
 
 
-def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int, chunk_rows: int) -> Read:
+def _read_unit(unit: Unit, frame: Any, setup: "Setup", cut: int, buckets: int, chunk_rows: int) -> Read:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -220,13 +235,13 @@ def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int,
     parts: list[list[Any]] = [[] for _ in range(buckets)]
     counted: list[Any] = []
     rows = 0
-    for n_rows, c in validated_chunks(inp, catalog):
+    for n_rows, c in validated_chunks(inp, setup.catalog, setup.credentials):
         rows += n_rows
         keep = c.ts < cut
         if not keep.all():
             at = np.flatnonzero(keep)
             c = replace(c, rid=c.rid.take(pa.array(at)), account=c.account[at], channel=c.channel[at], api=c.api[at],
-                        ts=c.ts[at], ok=c.ok[at])
+                        ts=c.ts[at], ok=c.ok[at], bad=c.bad[at] if c.bad is not None else None)
         if len(c.ts) == 0:
             continue
         names = pc.unique(c.accounts)  # one code per name (a chunk's names may repeat)
@@ -236,12 +251,21 @@ def _read_unit(unit: Unit, frame: Any, catalog: Catalog, cut: int, buckets: int,
         table = pa.table({
             "rid": c.rid, "account": pa.DictionaryArray.from_arrays(pa.array(code), names),
             "channel": pa.array(c.channel.astype(np.int8)), "api": pa.array(c.api.astype(np.int16)),
-            "ts": pa.array(c.ts.astype(np.int64)), "ok": pa.array(c.ok.astype(np.int8)),
+            "ts": pa.array(c.ts.astype(np.int64)), "ok": pa.array(_pack(c.ok, c.bad)),
         })
         for b, piece in _split(table, (rid_hash(c.rid) % np.uint64(buckets)).astype(np.int64), buckets):
             parts[b].append(piece)
     counts = _per_account(pa.concat_tables(counted)) if counted else _no_counts()
     return Read([pa.concat_tables(p) if p else None for p in parts], counts, rows)
+
+
+def _pack(ok: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
+    """The shuffles' ``ok`` column: the success flag, plus 2 for a call of an unknown or expired credential
+    (``Chunk.bad``): no byte more per call through the shuffles."""
+    packed = ok.astype(np.int8)
+    if bad is not None:
+        packed |= bad.astype(np.int8) << 1
+    return packed
 
 
 def _per_account(counts: Any) -> Any:
@@ -322,7 +346,8 @@ def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     channel = table.column("channel").to_numpy()
     ts = table.column("ts").to_numpy()
     api = table.column("api").to_numpy()
-    ok = table.column("ok").to_numpy()
+    packed = table.column("ok").to_numpy()
+    ok = packed & 1
     rid = table.column("rid")
     if rid.nbytes >= (1 << 31) - 1:  # 2 GiB of ids or more in one bucket: 64-bit offsets
         rid = rid.cast(pa.large_string())
@@ -340,7 +365,7 @@ def _settle(pieces: Sequence[Any], starts: Sequence[str]) -> list[Any]:
     range_of = np.searchsorted(np.array(list(starts), dtype=object), np.array(names_py, dtype=object), side="right") - 1
     out = pa.table({
         "rid": rid, "account": pa.DictionaryArray.from_arrays(pa.array(code), names),
-        "channel": pa.array(channel), "api": pa.array(api), "ts": pa.array(ts), "ok": pa.array(ok),
+        "channel": pa.array(channel), "api": pa.array(api), "ts": pa.array(ts), "ok": pa.array(packed),
         "dup": pa.array(dup.astype(np.int8)),
     })
     result: list[Any] = [None] * len(starts)
@@ -364,6 +389,10 @@ class Setup:
     catalog: Catalog
     accounts: Accounts | str
     kernel: str | None
+
+    def credentials(self, keys: np.ndarray) -> Accounts:
+        """The accounts whose ``[[credential]]`` entries resolve a calls input's keys (this worker's Engine's)."""
+        return self.engine().accounts
 
     def engine(self) -> Engine:
         with _ENGINE_LOCK:
@@ -394,16 +423,21 @@ def _no_gc() -> Iterator[None]:
 
 
 def rate_range(pieces: Sequence[Any], setup: Setup, wanted: int | None, folder: str | None, calls_file: bool,
-               want_bills: bool) -> PartResult:
-    """Rate one account range (its calls from every bucket, duplicates settled) with the rerater's pass; its files
-    go to ``folder``."""
+               want_bills: bool, memory: tuple[int, int] = (DEFAULT_MEMORY_ROWS, DEFAULT_BUCKET_ROWS),
+               tune_malloc: bool = False) -> PartResult:
+    """Rate one account range (its calls from every bucket, duplicates settled) with the rerater's passes (in
+    memory up to ``memory[0]`` calls, else the spill passes holding about ``memory[1]`` at a time); its files go
+    to ``folder``. ``tune_malloc``: the in-memory pass under the rerater's malloc tuning, as the command runs it
+    (``rerate.malloc.reuse_freed_memory``: the worker process's malloc keeps freed memory while the task runs)."""
     engine = setup.engine()
-    with _no_gc():
-        return _rate_range(pieces, engine, wanted, folder, calls_file, want_bills)
+    n = sum(t.num_rows for t in pieces if t is not None)
+    tuned = reuse_freed_memory(prefault=n * PREFAULT_BYTES) if tune_malloc and n <= memory[0] else nullcontext()
+    with _no_gc(), tuned:
+        return _rate_range(pieces, engine, wanted, folder, calls_file, want_bills, memory)
 
 
 def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folder: str | None, calls_file: bool,
-                want_bills: bool) -> PartResult:
+                want_bills: bool, memory: tuple[int, int]) -> PartResult:
     import pyarrow as pa
 
     chunks = []
@@ -421,14 +455,17 @@ def _rate_range(pieces: Sequence[Any], engine: Engine, wanted: int | None, folde
     path = Path(folder) if folder is not None else None
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
-    return rate_part(chunks, engine, wanted, path, calls_file=calls_file, want_bills=want_bills)
+    return rate_part(chunks, engine, wanted, path, calls_file=calls_file, want_bills=want_bills,
+                     memory_rows=memory[0], bucket_rows=memory[1])
 
 
 def _chunk(rid: Any, account: np.ndarray, accounts: Any, channel: np.ndarray, api: np.ndarray, ts: np.ndarray,
-           ok: np.ndarray) -> Any:
+           packed: np.ndarray) -> Any:
     from ..io.arrow_calls import Chunk
 
-    return Chunk(rid, account, accounts, channel, api, ts, ok, "", 1)  # no input name: a kernel error names the record
+    bad = packed >> 1
+    # no input name: a kernel error names the record, and the client finds its file and row
+    return Chunk(rid, account, accounts, channel, api, ts, packed & 1, "", 1, bad if bad.any() else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -455,6 +492,15 @@ def account_ranges(counts: Any, budget: int) -> tuple[list[str], list[int]]:
     return starts, sizes
 
 
+def oversized(starts: Sequence[str], sizes: Sequence[int], budget: int, memory_rows: int) -> list[str]:
+    """A warning line for each range over the budget (one account, never split) that is larger than ``memory_rows``
+    and so goes through the spill passes, saying the memory it takes on its worker."""
+    return [f"account {name!r}: {size:,} calls, more than the range budget of {budget:,}: rated alone on one worker "
+            f"by the spill passes (its settled calls held as the task's input, about {SETTLED_BYTES} bytes a call: "
+            f"{size * SETTLED_BYTES / 1e9:.1f} GB, plus about {SPILL_BYTES} bytes a call of one time bucket)"
+            for name, size in zip(starts, sizes) if size > budget and size > memory_rows]
+
+
 def rerate(
     calls: Any,
     catalog: Catalog | str | Path | None,
@@ -469,6 +515,9 @@ def rerate(
     npartitions: int | None = None,
     bills_only: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    bucket_rows: int = DEFAULT_BUCKET_ROWS,
+    memory_rows: int | None = None,
+    tune_malloc: bool = False,
 ) -> RerateResult:
     """The rerate of ``rerate.rerater.rerate`` on a Dask cluster: the same inputs, the same outputs in ``out``.
 
@@ -476,8 +525,13 @@ def rerate(
     (whose errors can name only its partition). ``catalog`` and ``accounts``: objects or paths (loaded here, so a
     bad file is reported as locally). ``scheduler``: see ``connect`` (default: the current Client).
     ``partition_rows``: calls per account range (default: the kept calls over twice the workers, at most
-    ``DEFAULT_MEMORY_ROWS``). ``npartitions``: record-id buckets (default: twice the workers).
-    ``bills_only``: no calls.parquet.
+    ``memory_rows``). ``npartitions``: record-id buckets (default: twice the workers).
+    ``bills_only``: no calls.parquet. ``memory_rows`` and ``bucket_rows``: as for ``rerate``, per account range: a
+    range of at most ``memory_rows`` calls is rated in memory, a larger one (an account larger than
+    ``partition_rows``, never split) by the spill passes with about ``bucket_rows`` calls held at a time, and
+    a warning naming the account (logger ``ocrledger.rerate``, and the summary's ``dask.oversized``).
+    ``tune_malloc``: as for ``rerate``, on the workers, while each range is rated in memory (process-wide in the
+    worker for that time, so off by default; the command turns it on).
 
     ``out`` gets bills.json and bills.txt (the bytes of the local rerate), calls.parquet as a folder of part
     files (``part-NNNNN.parquet``, one per account range in account order, each in charge order), summary.json,
@@ -502,8 +556,9 @@ def rerate(
     staging = Path(tempfile.mkdtemp(prefix=".rerate-dask-", dir=out_dir)) if out_dir is not None else None
     try:
         with connect(scheduler) as client:
-            parts, summaries, figures = _run(client, calls, catalog, accounts, kernel, wanted, cut,
-                                             staging, bills_only, partition_rows, npartitions, chunk_rows)
+            parts, summaries, figures = _run(client, calls, catalog, accounts, kernel, wanted, cut, staging,
+                                             bills_only, partition_rows, npartitions, chunk_rows,
+                                             (memory_budget(memory_rows, bucket_rows), bucket_rows), tune_malloc)
         summary = _summary(summaries, figures, wanted, _kernel.get(kernel).IMPLEMENTATION,
                            time.perf_counter() - started)
         if staging is None:
@@ -521,7 +576,8 @@ def rerate(
 
 def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, kernel: str | None,
          wanted: int | None, cut: int, staging: Path | None, bills_only: bool, partition_rows: int | None,
-         npartitions: int | None, chunk_rows: int) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
+         npartitions: int | None, chunk_rows: int, memory: tuple[int, int], tune_malloc: bool
+         ) -> tuple[list[PartResult], list[dict[str, Any]], dict[str, Any]]:
     """Submit the steps, wait for each, and hand back the ranges' results (raising the first error in input order)."""
     from distributed import wait
 
@@ -535,7 +591,7 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     warming = [client.submit(warm, setup, workers=[w], allow_other_workers=False, pure=False)
                for w in client.scheduler_info().get("workers", {})]
     frame_futures = client.compute(list(frames)) if frames is not None else [None] * len(work)
-    reads = [client.submit(read_unit, unit, frame, catalog, cut, buckets, chunk_rows, pure=False)
+    reads = [client.submit(read_unit, unit, frame, setup, cut, buckets, chunk_rows, pure=False)
              for unit, frame in zip(work, frame_futures)]
     counted = [client.submit(counts_of, r, pure=False) for r in reads]
     wait(counted)
@@ -545,10 +601,13 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     _raise_first(counted)
     counts, read_rows = client.submit(add_counts, counted, pure=False).result()
     kept = int(counts.column("n").to_numpy().sum()) if counts.num_rows else 0
-    budget = partition_rows or max(1, min(DEFAULT_MEMORY_ROWS, math.ceil(kept / (2 * n_workers))))
+    budget = partition_rows or max(1, min(memory[0], math.ceil(kept / (2 * n_workers))))
     starts, sizes = account_ranges(counts, budget)
+    warned = oversized(starts, sizes, budget, memory[0])
+    for line in warned:
+        log.warning("%s", line)
     figures.update(read_seconds=round(time.perf_counter() - t0, 3), calls_read=read_rows, account_ranges=len(starts),
-                   range_budget=budget, largest_range=max(sizes) if sizes else 0)
+                   range_budget=budget, largest_range=max(sizes) if sizes else 0, oversized=warned)
     t1 = time.perf_counter()
     by_bucket = [[client.submit(piece, r, b, pure=False) for r in reads] for b in range(buckets)]
     settled = [client.submit(settle_duplicates, pieces, starts, pure=False) for pieces in by_bucket]
@@ -557,27 +616,43 @@ def _run(client: Any, calls: Any, catalog: Catalog, accounts: Accounts | str, ke
     for j in range(len(starts)):
         mine = [client.submit(piece, s, j, pure=False) for s in settled]
         folder = str(staging / f"part-{j:05d}") if staging is not None else None
-        rated.append(client.submit(rate_range, mine, setup, wanted, folder, not bills_only, staging is None,
-                                   pure=False))
+        rated.append(client.submit(rate_range, mine, setup, wanted, folder, not bills_only, staging is None, memory,
+                                   tune_malloc, pure=False))
     del reads, counted, settled
     wait(rated)
     wait(warming)
     _raise_first(warming)
-    _raise_first(rated)
+    _raise_first(rated, lambda exc: located(exc, lambda call: _find(client, work, frame_futures, setup, call,
+                                                                     chunk_rows)))
     parts = client.gather(rated)
     figures["shuffle_and_rate_seconds"] = round(time.perf_counter() - t1, 3)
     del rated
     return parts, [p.summary for p in parts], figures
 
 
-def _raise_first(futures: Sequence[Any]) -> None:
-    """The error of the first failed future in order (input order: the first bad record, as locally)."""
+def _raise_first(futures: Sequence[Any], name: Any = None) -> None:
+    """The error of the first failed future in order (input order: the first bad record, as locally); ``name``
+    gives an ``OcrledgerError`` its file and row where it has none (``rerate.rerater.located``)."""
     for f in futures:
         if f.status == "error":
             exc = f.exception()
             if isinstance(exc, OcrledgerError):
-                raise exc.with_traceback(None) from None
+                raise (name(exc) if name is not None else exc).with_traceback(None) from None
             raise exc
+
+
+def _find(client: Any, work: Sequence[Unit], frames: Sequence[Any], setup: Any, call: tuple[Any, ...],
+          chunk_rows: int) -> tuple[str, int] | None:
+    """(file, row) of a kernel error's call: each read unit looked through on a worker, the first found in input
+    order (``rerate.rerater.find_call``)."""
+    found = client.gather([client.submit(locate, u, f, setup, call, chunk_rows, pure=False)
+                           for u, f in zip(work, frames)])
+    return next((w for w in found if w is not None), None)
+
+
+def locate(unit: Unit, frame: Any, setup: "Setup", call: tuple[Any, ...], chunk_rows: int) -> tuple[str, int] | None:
+    """(file, row) of ``call`` in one read unit (``rerate.rerater.find_call``), or None (on a worker)."""
+    return find_call([_open(unit, frame, chunk_rows)], setup.catalog, call, setup.credentials)
 
 
 def _summary(parts: list[dict[str, Any]], figures: dict[str, Any], wanted: int | None, kernel: str,
@@ -608,6 +683,7 @@ def _summary(parts: list[dict[str, Any]], figures: dict[str, Any], wanted: int |
         "parties": total("parties"),
         "periods": sorted({x for p in parts for x in p["periods"]}),
         "dask": {**figures, "rate_seconds_per_range": [p["seconds"] for p in parts],
+                 "time_buckets_per_range": [p["buckets"]["time"] for p in parts],
                  "peak_rss_mb_per_range": [p["peak_rss_mb"] for p in parts]},
         "seconds": round(elapsed, 3),
         "calls_per_second": round(read_rows / elapsed) if elapsed > 0 else None,

@@ -39,6 +39,9 @@ class Chunk:
     """The input's name (for errors)."""
     row0: int = 0
     """Row number (as errors give it) of the chunk's first call."""
+    bad: np.ndarray | None = None
+    """Calls named by a ``credential`` that is unknown or not valid at their instant (``io.calls.resolved_chunk``):
+    rejected, never charged (``kernel.select.hold_back``); None: none."""
 
 
 def validate_chunk(raw: Any, catalog: Catalog, name: str, row_base: int) -> Chunk:

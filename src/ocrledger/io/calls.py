@@ -14,7 +14,7 @@ from .arrow_calls import Chunk, validate_chunk
 from .call_files import CallInput, call_inputs
 from .csv_files import at_line, texts
 
-__all__ = ["CallTable", "CHANNEL_TEXTS", "read_calls", "validated", "texts"]
+__all__ = ["CallTable", "CHANNEL_TEXTS", "read_calls", "validated", "resolved_chunk", "texts"]
 
 READ_ROWS = 1 << 20
 """Rows read and validated at a time by ``read_calls`` (the rerater picks its own chunk size)."""
@@ -109,9 +109,6 @@ def read_calls(calls: Any, catalog: Catalog, *, credentials: Credentials | None 
     (``credentials`` is the accounts, or a function giving the accounts that hold the keys it is
     given: the ledger reads only those rows).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     parts: list[Part] = []
     rids: list[Any] = []
     names: list[Any] = []
@@ -123,13 +120,9 @@ def read_calls(calls: Any, catalog: Catalog, *, credentials: Credentials | None 
         for raw, chunk, keyed in validated(inp, catalog, credentials):
             rids.append(chunk.rid)
             if keyed is not None:  # resolved from credentials: one name per call
-                accounts = pc.dictionary_encode(pa.array(keyed[0], type=pa.string()))
-                chunk_names, code = accounts.dictionary, accounts.indices.to_numpy(zero_copy_only=False)
-                market = (keyed[1] != OFFICIAL).astype(np.int8)
-                bad.append(keyed[2])
-            else:
-                chunk_names, code, market = chunk.accounts, chunk.account, chunk.channel.astype(np.int8)
-                bad.append(np.zeros(len(chunk.ts), dtype=bool))
+                chunk = resolved_chunk(chunk, keyed)
+            chunk_names, code, market = chunk.accounts, chunk.account, chunk.channel.astype(np.int8)
+            bad.append(chunk.bad.astype(bool) if chunk.bad is not None else np.zeros(len(chunk.ts), dtype=bool))
             names.append(chunk_names)
             cols["account"].append(code.astype(np.int64) + n_names if n_names else code)
             n_names += len(chunk_names)
@@ -148,6 +141,18 @@ def read_calls(calls: Any, catalog: Catalog, *, credentials: Credentials | None 
         account_names, account = distinct.dictionary, distinct.indices.to_numpy(zero_copy_only=False)[account]
     return CallTable(_concat_text(rids), account, account_names, out["market"], out["api"], out["ts"],
                      out["success"], parts=parts, bad_key=key_mask if credentials is not None else None)
+
+
+def resolved_chunk(chunk: Chunk, keyed: Keyed) -> Chunk:
+    """A chunk that names its callers by credential, with the accounts and channels ``validated`` resolved for it
+    and its unknown or expired keys as ``bad`` (those calls keep the key as their official account)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    accounts = pc.dictionary_encode(pa.array(keyed[0], type=pa.string()))
+    return Chunk(chunk.rid, accounts.indices.to_numpy(zero_copy_only=False), accounts.dictionary,
+                 (keyed[1] != OFFICIAL).astype(np.int8), chunk.api, chunk.ts, chunk.ok, chunk.source, chunk.row0,
+                 bad=keyed[2].astype(np.int8))
 
 
 def _concat_text(arrays: list[Any]) -> Any:

@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..codes import Fault
+from ..codes import Fault, Status
 from ..errors import MoneyError, StateError
 from . import reference as _reference
 from .contract import Batch, KernelState, KernelTables, Outcomes
@@ -158,9 +158,32 @@ def _error(out: Outcomes, done: int) -> MoneyError | StateError:
     return error
 
 
+def hold_back(batch: Batch, bad: np.ndarray) -> np.ndarray:
+    """The calls of ``batch`` (charge order) with an unknown or expired credential (``bad``) that are not duplicates:
+    flagged as duplicates here, so that the kernel charges and counts nothing for them (``reject`` after it)."""
+    blocked = bad.astype(bool) & (batch.duplicate == 0)
+    if not batch.duplicate.flags.writeable:  # a view of an Arrow column
+        batch.duplicate = batch.duplicate.copy()
+    batch.duplicate |= blocked.astype(np.int8)
+    return blocked
+
+
+def reject(batch: Batch, out: Outcomes, blocked: np.ndarray) -> None:
+    """After the kernel: the ``hold_back`` calls are REJECTED_CREDENTIAL (FAILED when the call failed), not duplicates."""
+    batch.duplicate[blocked] = 0
+    out.status[blocked] = np.where(batch.success[blocked] == 1, Status.REJECTED_CREDENTIAL, Status.FAILED)
+
+
 def name_call(error: MoneyError | StateError, record_id: str, source: str | None,
-              row: int | None) -> MoneyError | StateError:
-    """The same kernel error, naming the record, file and row instead of a batch position."""
+              row: int | None, call: tuple[str, int, int, int, int] | None = None) -> MoneyError | StateError:
+    """The same kernel error, naming the record, file and row instead of a batch position.
+
+    Where the file and row are not known (a pass over shuffled calls), ``call`` (account, channel code, API
+    index, instant, success) is kept on the error as ``call``, with the record id: the Dask rerate looks the
+    call up in its inputs to name its file and row (``cluster.dask.locate``)."""
     what = ("its PAYG spend this month would pass INT64_MAX micro-units" if isinstance(error, MoneyError)
             else "its month is earlier than one its counters already moved to")
-    return type(error)(f"record {record_id}: {what}", file=source, row=row)
+    named = type(error)(f"record {record_id}: {what}", file=source, row=row)
+    if source is None and call is not None:
+        named.call = (record_id, *call)  # type: ignore[attr-defined]
+    return named

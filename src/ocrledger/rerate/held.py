@@ -22,18 +22,20 @@ class Held:
         self.api = np.empty(capacity, dtype=np.int32)
         self.ts = np.empty(capacity, dtype=np.int64)
         self.ok = np.empty(capacity, dtype=np.int8)
+        self.bad = np.empty(capacity, dtype=np.int8)
+        """1 for a call named by an unknown or expired credential (``Chunk.bad``), else 0."""
         self.n = 0
         self.duplicate: np.ndarray | None = None
         """The duplicate flag of every held call when it was settled before (the Dask rerate settles it across
         its partitions); None: the pass finds the duplicates itself."""
 
     def extend(self, rid: Any, m: int, origin: tuple[str, int, np.ndarray | None] = ("", 0, None)
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Add ``m`` calls with these record ids (from ``origin``, see ``self.origin``); the (pkey, api, ts,
-        ok) slices to fill for them."""
+        ok, bad) slices to fill for them."""
         if self.n + m > len(self.ts):
             size = max(2 * len(self.ts), self.n + m)
-            for name in ("pkey", "api", "ts", "ok"):
+            for name in ("pkey", "api", "ts", "ok", "bad"):
                 old = getattr(self, name)
                 new = np.empty(size, dtype=old.dtype)
                 new[: self.n] = old[: self.n]
@@ -41,20 +43,20 @@ class Held:
         a, self.n = self.n, self.n + m
         self.rid.append(rid)
         self.origin.append((*origin, m))
-        return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n]
+        return self.pkey[a: self.n], self.api[a: self.n], self.ts[a: self.n], self.ok[a: self.n], self.bad[a: self.n]
 
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The filled (pkey, api, ts, ok)."""
-        return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n]
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The filled (pkey, api, ts, ok, bad)."""
+        return self.pkey[: self.n], self.api[: self.n], self.ts[: self.n], self.ok[: self.n], self.bad[: self.n]
 
     def batches(self) -> Iterator[Any]:
-        """The held calls as record batches (rid, pkey, api, ts, ok, and dup when settled before), one per added chunk. They share the
+        """The held calls as record batches (rid, pkey, api, ts, ok, bad, and dup when settled before), one per added chunk. They share the
         arrays, which ``clear`` lets the next chunks overwrite: spilled buckets copy (take) their rows, and
         the single in-memory bucket is filled only once, after the last chunk."""
         import pyarrow as pa
 
         a = 0
-        names = ["rid", "pkey", "api", "ts", "ok"] + (["dup"] if self.duplicate is not None else [])
+        names = ["rid", "pkey", "api", "ts", "ok", "bad"] + (["dup"] if self.duplicate is not None else [])
         for rid in self.rid:
             b = a + len(rid)
             cols = [rid, *(pa.array(col[a:b]) for col in self.columns())]
@@ -77,8 +79,8 @@ class Held:
         j = i - int(ends[k] - m)
         return name, row0 + (j if rows is None else int(rows[j]))
 
-    def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(rid chunks, pkey, api, ts, ok) of the held calls, which this object no longer keeps (so that the
+    def release(self) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rid chunks, pkey, api, ts, ok, bad) of the held calls, which this object no longer keeps (so that the
         caller frees each as soon as it is done with it)."""
         out = (self.rid, *self.columns())
         origin, duplicate = self.origin, self.duplicate

@@ -44,7 +44,7 @@ from ..io.arrow_columns import string_buffers
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
-from ..model.accounts import Accounts
+from ..model.accounts import CHANNELS, Accounts
 from ..model.catalog import VOLUME, Catalog
 from ..model.clock import BillingClock
 from .calls_file import CallColumns
@@ -367,7 +367,7 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
             run.writer_thread = write_calls(run, calls_path, None, (0, 0), _empty_batch(), Outcomes.empty(0))
         return
     given = held.duplicate
-    rid_chunks, pkey, api, ts, ok = held.release()
+    rid_chunks, pkey, api, ts, ok, bad = held.release()
     if sum(c.nbytes for c in rid_chunks) >= (1 << 31) - 1:
         rid_chunks = [c.cast(pa.large_string()) for c in rid_chunks]
     tick("read+validate")
@@ -408,11 +408,13 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
                   success=np.empty(n, np.int8), duplicate=np.empty(n, np.int8))
     _core.gather_calls(order, party, api, ok, dup, batch.party, batch.api, batch.success, batch.duplicate)
     del party, api, ok, dup
+    blocked = _kernel.hold_back(batch, bad[order]) if bad.any() else None  # unknown or expired credentials
+    del bad
     tick("ties + gather")
     shown = batch.slice(a, b)
     out = Outcomes.empty(n)
     rated = None
-    if calls_path is not None and not run.needs_reprice and not _WRITER_SYNC:  # outcomes final as rated:
+    if calls_path is not None and not run.needs_reprice and blocked is None and not _WRITER_SYNC:  # final as rated:
         rated = RatedUpTo()  # each row group is written as soon as the kernel has rated it
         run.writer_thread = write_calls(run, calls_path, ids, (a, b), shown, out.slice(a, b), rated)
     try:
@@ -425,8 +427,10 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
             i = int(order[exc.call_index])  # type: ignore[attr-defined]
             source, row = held.where(i)
             record = bytes(data[offsets[i]: offsets[i + 1]]).decode("utf-8")
-            raise _kernel.name_call(exc, record, source, row) from None
+            raise _kernel.name_call(exc, record, source, row, call_of(run, batch, exc.call_index)) from None
         raise
+    if blocked is not None:
+        _kernel.reject(batch, out, blocked)
     del offsets, data, order  # the record ids' gather keeps what it still needs
     tick("kernel")
     run.rated = n
@@ -447,6 +451,12 @@ def rate_in_memory(run: Run, held: Held, calls_path: Path | None) -> None:
     if calls_path is not None and run.writer_thread is None:
         run.writer_thread = write_calls(run, calls_path, ids, (a, b), shown, shown_out)
     tick("counts")
+
+
+def call_of(run: Run, batch: Batch, k: int) -> tuple[str, int, int, int, int]:
+    """(account, channel code, API index, instant, success) of call ``k`` of a rated batch (a kernel error's)."""
+    account, channel = run.parties[int(batch.party[k])]
+    return account, CHANNELS.index(channel), int(batch.api[k]), int(batch.ts[k]), int(batch.success[k])
 
 
 def _reprice(run: Run, batch: Batch, out: Outcomes) -> None:

@@ -76,7 +76,7 @@ from ..io.account_tables import load_accounts
 from ..io.arrow_calls import Chunk
 from ..io.arrow_columns import string_buffers
 from ..io.call_files import CallInput, call_inputs, have_pyarrow
-from ..io.calls import validated
+from ..io.calls import Credentials, resolved_chunk, validated
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
 from ..model.account_columns import PlanColumns
@@ -215,8 +215,7 @@ def rerate(
     spill_root = out_dir if out_dir is not None else (Path(tmp_dir) if tmp_dir is not None else None)
     spill = Path(tempfile.mkdtemp(prefix=".rerate-", dir=spill_root))
     report = progress_reporter(progress)
-    if memory_rows is None:
-        memory_rows = DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
+    memory_rows = memory_budget(memory_rows, bucket_rows)
     run: _Run | None = None
     collecting = gc.isenabled()
     gc.disable()  # millions of arrays and bill objects, none cyclic: the collector's passes cost ~0.5 s
@@ -235,11 +234,11 @@ def rerate(
             run.prepared()  # a bad accounts file is reported first, as when it was loaded first
             raise
         fixed = _fixed_texts_soon(catalog, run.plans) if out_dir is not None and billfiles.available() else None
-        if held is not None:
-            run.rate_in_memory(held, calls_tmp)
-        else:
-            run.dedup()
-            run.rate(calls_tmp)
+        try:
+            run.rate_held(held, calls_tmp)
+        except (MoneyError, StateError) as exc:  # the spill passes know the record only: name its file and row
+            raise located(exc, lambda call: find_call(call_inputs(expand_glob(calls), chunk_rows), catalog, call,
+                                                      run.credentials)) from None
         _fast.tick("rated")
         log.info("rated %s calls in the %s pass", f"{run.read_rows:,}", "in-memory" if held is not None else "spill")
         cols, bills = _bill_files(run, spill if out_dir is not None else None, fixed)
@@ -275,6 +274,14 @@ def rerate(
                 pass
 
 
+def memory_budget(memory_rows: int | None, bucket_rows: int) -> int:
+    """The calls an in-memory pass may hold: ``memory_rows``, by default ``DEFAULT_MEMORY_ROWS`` when
+    ``bucket_rows`` is the default, else ``bucket_rows`` (a smaller memory bound asked for)."""
+    if memory_rows is not None:
+        return memory_rows
+    return DEFAULT_MEMORY_ROWS if bucket_rows == DEFAULT_BUCKET_ROWS else bucket_rows
+
+
 def _bill_files(run: "_Run", folder: Path | None, fixed: "Future[billfiles.FixedTexts] | None"
                 ) -> tuple[BillColumns, list[Bill] | Callable[[], list[Bill]]]:
     """The rated run's bill columns, and its bills.json and bills.txt written into ``folder`` (when given) by the
@@ -307,12 +314,43 @@ def expand_glob(calls: Any) -> Any:
     return calls
 
 
-def validated_chunks(inp: CallInput, catalog: Catalog) -> Iterator[tuple[int, Chunk]]:
+def validated_chunks(inp: CallInput, catalog: Catalog, credentials: Credentials | None = None
+                     ) -> Iterator[tuple[int, Chunk]]:
     """(rows, validated chunk) of one input in order, errors naming its file and row (a CSV file's line, as
     ``rate`` gives it): the one validation loop (``io.calls.validated``), as the rerater and the Dask
-    rerate's workers read calls."""
-    for raw, chunk, _ in validated(inp, catalog):
-        yield raw.num_rows, chunk
+    rerate's workers read calls. Calls that name their caller by ``credential`` (no ``account`` column) are
+    resolved through ``credentials`` (the accounts' ``[[credential]]`` entries) at each call's instant; an
+    unknown or expired key is the chunk's ``bad`` (REJECTED_CREDENTIAL, as the ledger)."""
+    for raw, chunk, keyed in validated(inp, catalog, credentials):
+        yield raw.num_rows, (resolved_chunk(chunk, keyed) if keyed is not None else chunk)
+
+
+def find_call(inputs: Sequence[CallInput], catalog: Catalog, call: tuple[str, str, int, int, int, int],
+              credentials: Credentials | None = None) -> tuple[str, int] | None:
+    """(input name, row as errors give it) of the first call of ``inputs``, in input order, that is ``call``
+    (record id, account, channel code, API index, instant, success: a kernel error's ``call``), or None.
+
+    A pass over shuffled calls (the spill passes, the Dask rerate's ranges) does not carry each call's row;
+    on the rare kernel error the inputs are read again to name it (an exact copy of a call is charged in
+    input order, so the first is the one the in-memory pass names)."""
+    record, account, channel, api, ts, ok = call
+    for inp in inputs:
+        for _, c in validated_chunks(inp, catalog, credentials):
+            hit = np.flatnonzero((c.ts == ts) & (c.api == api) & (c.channel == channel) & (c.ok == ok))
+            for j in hit.tolist():
+                if c.rid[j].as_py() == record and c.accounts[int(c.account[j])].as_py() == account:
+                    return c.source or inp.name, c.row0 + j
+    return None
+
+
+def located(exc: OcrledgerError, find: Callable[[tuple[Any, ...]], tuple[str, int] | None]) -> OcrledgerError:
+    """A kernel error that names its record but not its file and row, with them (``find``: ``find_call`` over the
+    inputs, wherever they are read); other errors as they are."""
+    call = getattr(exc, "call", None)
+    if call is None or exc.file is not None:
+        return exc
+    where = find(call)
+    return exc.at(file=where[0], row=where[1]) if where is not None else exc
 
 
 def _soon(name: str, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
@@ -503,6 +541,10 @@ class _Run:
         """The accounts and their parties' tables (waiting for them while they are still being made)."""
         return self._prepared.result()
 
+    def credentials(self, keys: np.ndarray) -> Accounts:
+        """The accounts whose ``[[credential]]`` entries resolve a calls input's keys (read as it needs them)."""
+        return self.accounts
+
     @property
     def accounts(self) -> Accounts:
         return self.prepared().accounts
@@ -568,7 +610,7 @@ class _Run:
         catalog = self.catalog
 
         def each(inp: CallInput) -> Iterator[tuple[int, Chunk]]:
-            return validated_chunks(inp, catalog)
+            return validated_chunks(inp, catalog, self.credentials)
 
         def all_of(inp: CallInput) -> list[tuple[int, Chunk]]:
             return list(each(inp))
@@ -599,17 +641,18 @@ class _Run:
         if not keep.all():
             rows = np.flatnonzero(keep)
             c = Chunk(c.rid.take(rows), c.account[rows], c.accounts, c.channel[rows], c.api[rows], c.ts[rows],
-                      c.ok[rows], c.source, c.row0)
+                      c.ok[rows], c.source, c.row0, c.bad[rows] if c.bad is not None else None)
         m = len(c.ts)
         if m == 0:
             return
-        pkey, api, ts, ok = held.extend(c.rid, m, (c.source, c.row0, rows))
+        pkey, api, ts, ok, bad = held.extend(c.rid, m, (c.source, c.row0, rows))
         np.take(self._account_numbers(c.accounts), c.account, out=pkey)
         pkey *= 2  # account * 2 + channel (< 2^31 accounts)
         pkey += c.channel
         api[:] = c.api
         ts[:] = c.ts
         ok[:] = c.ok
+        bad[:] = c.bad if c.bad is not None else 0
         self.kept_rows += m
 
     def _account_numbers(self, names: Any) -> np.ndarray:
@@ -681,8 +724,9 @@ class _Run:
                 offsets, data = string_buffers(table.column("rid").combine_chunks())
                 dup = ordering.duplicates(offsets, data, self.party_market[party], ts, party, self.party_rank, api, ok)
             out = pa.Table.from_arrays(
-                [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup)],
-                names=["rid", "party", "api", "ts", "ok", "dup"],
+                [table.column("rid"), pa.array(party), pa.array(api), pa.array(ts), pa.array(ok), pa.array(dup),
+                 table.column("bad")],
+                names=["rid", "party", "api", "ts", "ok", "dup", "bad"],
             )
             for batch in out.to_batches():
                 part = np.searchsorted(bounds, batch.column(3).to_numpy(), side="right") - 1 if k > 1 else None
@@ -739,11 +783,16 @@ class _Run:
                     success=np.ascontiguousarray(table.column("ok").to_numpy(), dtype=np.int8),
                     duplicate=np.ascontiguousarray(table.column("dup").to_numpy(), dtype=np.int8),
                 )
+                bad = table.column("bad").to_numpy()
+                blocked = _kernel.hold_back(batch, bad) if bad.any() else None
                 try:
                     out = _kernel.run(self.impl, tables, self.state, batch)
                 except (MoneyError, StateError) as exc:  # the record (its file and row are not kept here)
-                    record = table.column("rid")[exc.call_index].as_py()  # type: ignore[attr-defined]
-                    raise _kernel.name_call(exc, record, None, None) from None
+                    k = exc.call_index  # type: ignore[attr-defined]
+                    record = table.column("rid")[k].as_py()
+                    raise _kernel.name_call(exc, record, None, None, _fast.call_of(self, batch, k)) from None
+                if blocked is not None:
+                    _kernel.reject(batch, out, blocked)
                 self.usage.add(batch, out)
                 for key, (peak, over) in qps_lines(
                     self.catalog, self.addons, self.parties, *second_counts(batch, out, tables.n_api)
@@ -795,6 +844,14 @@ class _Run:
         # the in-memory pass lists only seconds with two calls or more: a line it does not list peaked at one
         return bill_columns(self.usage.line_arrays(), self.usage.plan_used, self.catalog, self.parties,
                             self.plans, self.qps, self.tables, self.wanted, qps_missing=(1, 0))
+
+    def rate_held(self, held: Held | None, calls_path: Path | None) -> None:
+        """Rate the read calls: in memory when they are ``held``, else by the spill passes (buckets filled)."""
+        if held is not None:
+            self.rate_in_memory(held, calls_path)
+        else:
+            self.dedup()
+            self.rate(calls_path)
 
     def rate_in_memory(self, held: Held, calls_path: Path | None) -> None:
         """Dedup, order and rate the whole input in one pass (it fits ``memory_rows``); see ``memory``."""
@@ -891,63 +948,88 @@ class PartResult:
 
 
 def rate_part(chunks: Sequence[tuple[Chunk, np.ndarray]], engine: "Engine", wanted: int | None,
-              folder: Path | None, *, calls_file: bool = True, want_bills: bool = False) -> PartResult:
+              folder: Path | None, *, calls_file: bool = True, want_bills: bool = False,
+              memory_rows: int = DEFAULT_MEMORY_ROWS, bucket_rows: int = DEFAULT_BUCKET_ROWS) -> PartResult:
     """Rate one partition of whole accounts whose duplicates are settled already (the Dask rerate's last step).
 
     ``chunks`` are validated chunks (every call before the ``wanted`` month's end) with each call's
     duplicate flag, settled over every copy of its record id, wherever it was. The partition's
     parties get tables of their own (``engine.setup``: listed ones in setup order, then the
-    unknown ones sorted); the calls are ordered and rated by the rerater's own pass (in memory
-    with the compiled helpers, else its plain passes) and its writers put bills.json, bills.txt
-    and (with ``calls_file``) calls.parquet into ``folder``. The numbers of the summary are those
-    of ``rerate`` over the same calls.
+    unknown ones sorted); the calls are ordered and rated by the rerater's own passes and its writers
+    put bills.json, bills.txt and (with ``calls_file``) calls.parquet into ``folder``. A partition of at
+    most ``memory_rows`` calls is rated in memory with the compiled helpers; a larger one (one account
+    larger than the budget) by the spill passes, which hold about ``bucket_rows`` calls at a time beside
+    the chunks given (spill files in a hidden folder inside ``folder``, else the temporary folder). The
+    numbers of the summary are those of ``rerate`` over the same calls.
     """
     started = time.perf_counter()
     catalog = engine.catalog
     pending: "Future[_Prepared]" = Future()
-    scratch = folder if folder is not None else Path(tempfile.gettempdir())
-    run = _Run(catalog, pending, engine.kernel, wanted, DEFAULT_CHUNK_ROWS, DEFAULT_BUCKET_ROWS, scratch,
-               progress_reporter(False))
-    held = Held(sum(len(c.ts) for c, _ in chunks))
-    for c, _ in chunks:
-        run._keep(c, held)
-        run.read_rows += len(c.ts)
-    held.duplicate = np.concatenate([d for _, d in chunks]).astype(np.int8) if chunks else np.zeros(0, np.int8)
-    if held.n != len(held.duplicate):
-        raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling duplicates)")
-    run._note_parties(held.pkey[: held.n])
-    names = run.account_names.to_pylist()
-    present = [(names[k // 2], CHANNELS[k % 2]) for k in run._seen_pkeys().tolist()]
-    at = engine.setup.finder.find([a for a, _ in present], np.array([ch != OFFICIAL for _, ch in present], dtype=np.int8))
-    known = np.flatnonzero(at >= 0)
-    known = known[np.argsort(at[known])]  # the listed parties in setup order
-    listed = [present[k] for k in known.tolist()]
-    tables, plans = engine.setup.tables(listed, at[known])
-    pending.set_result(_Prepared(engine.accounts, tables, plans.columns, engine.addons, listed))
-    run._parties()
-    calls_path = folder / "calls.parquet" if folder is not None and calls_file else None
-    fixed = _fixed_texts_soon(catalog, run.plans) if folder is not None and billfiles.available() else None
+    scratch = Path(tempfile.mkdtemp(prefix=".rerate-part-", dir=folder))
     try:
-        if _fast.available():
-            run.rate_in_memory(held, calls_path)
-        else:  # the plain passes, in memory (one record-id bucket, one time bucket)
-            run.by_rid = _Buckets(1, scratch, "rid")
-            run._spill(held)
+        run = _Run(catalog, pending, engine.kernel, wanted, DEFAULT_CHUNK_ROWS, bucket_rows, scratch,
+                   progress_reporter(False))
+        total = sum(len(c.ts) for c, _ in chunks)
+        held: Held | None = None
+        if total <= memory_rows and _fast.available():
+            held = Held(total)
+            for c, _ in chunks:
+                run._keep(c, held)
+                run.read_rows += len(c.ts)
+            held.duplicate = np.concatenate([d for _, d in chunks]).astype(np.int8) if chunks else np.zeros(0, np.int8)
+            if held.n != len(held.duplicate):
+                raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling duplicates)")
+            run._note_parties(held.pkey[: held.n])
+        else:  # the spill passes: record-id buckets (one in memory when it fits), time buckets, rated in turn
+            run.by_rid = _Buckets(max(1, math.ceil(total / bucket_rows)) if total > memory_rows else 1, scratch, "rid")
+            step = max(1, min(bucket_rows, DEFAULT_CHUNK_ROWS))  # a slice at a time: its copies stay small
+            for whole, whole_dup in chunks:
+                for a in range(0, len(whole.ts), step):
+                    c, b = _slice(whole, a, a + step), a + step
+                    one = Held(len(c.ts))
+                    run._keep(c, one)
+                    run.read_rows += len(c.ts)
+                    if one.n != len(c.ts):
+                        raise ValueError("rate_part: a chunk holds calls after the month (cut them before settling "
+                                         "duplicates)")
+                    one.duplicate = whole_dup[a:b].astype(np.int8)
+                    run._spill(one)
             run.by_rid.close()
-            run.dedup()
-            run.rate(calls_path)
-        cols, bills = _bill_files(run, folder, fixed)
-        facts = BillFacts.of_columns(cols)
-        if run.writer_thread is not None:
-            run.writer_thread.join()
-    finally:
-        if run.writer_thread is not None and run.writer_thread.is_alive():
-            try:
+        names = run.account_names.to_pylist()
+        present = [(names[k // 2], CHANNELS[k % 2]) for k in run._seen_pkeys().tolist()]
+        at = engine.setup.finder.find([a for a, _ in present],
+                                      np.array([ch != OFFICIAL for _, ch in present], dtype=np.int8))
+        known = np.flatnonzero(at >= 0)
+        known = known[np.argsort(at[known])]  # the listed parties in setup order
+        listed = [present[k] for k in known.tolist()]
+        tables, plans = engine.setup.tables(listed, at[known])
+        pending.set_result(_Prepared(engine.accounts, tables, plans.columns, engine.addons, listed))
+        run._parties()
+        calls_path = folder / "calls.parquet" if folder is not None and calls_file else None
+        fixed = _fixed_texts_soon(catalog, run.plans) if folder is not None and billfiles.available() else None
+        try:
+            run.rate_held(held, calls_path)
+            cols, bills = _bill_files(run, folder, fixed)
+            facts = BillFacts.of_columns(cols)
+            if run.writer_thread is not None:
                 run.writer_thread.join()
-            except Exception:  # noqa: BLE001 - an error is already on its way
-                pass
+        finally:
+            if run.writer_thread is not None and run.writer_thread.is_alive():
+                try:
+                    run.writer_thread.join()
+                except Exception:  # noqa: BLE001 - an error is already on its way
+                    pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     summary = run.summary(facts, time.perf_counter() - started)
     return PartResult(summary, (bills() if callable(bills) else bills) if want_bills else None)
+
+
+def _slice(c: Chunk, a: int, b: int) -> Chunk:
+    """Calls ``a:b`` of a chunk (views)."""
+    b = min(b, len(c.ts))
+    return Chunk(c.rid.slice(a, b - a), c.account[a:b], c.accounts, c.channel[a:b], c.api[a:b], c.ts[a:b], c.ok[a:b],
+                 c.source, c.row0 + a, c.bad[a:b] if c.bad is not None else None)
 
 
 def read_calls_parquet(path: str | Path) -> Any:
@@ -957,4 +1039,4 @@ def read_calls_parquet(path: str | Path) -> Any:
     return pq.read_table(path)
 
 
-__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "expand_glob", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")
+__all__: Sequence[str] = ("rerate", "rate_part", "PartResult", "validated_chunks", "find_call", "located", "expand_glob", "RerateResult", "STATUS_NAMES", "SOURCE_NAMES", "read_calls_parquet")

@@ -362,8 +362,7 @@ class Ledger:
         batch.duplicate |= self._seen(record_id, channel).astype(np.int8)
         blocked = np.zeros(n, dtype=bool)
         if bad_key is not None:  # unknown/expired credentials: the kernel must not charge them
-            blocked = bad_key[enc.order] & (batch.duplicate == 0)
-            batch.duplicate |= blocked.astype(np.int8)
+            blocked = _kernel.hold_back(batch, bad_key[enc.order])
         remaining_before = state.plan_remaining.copy()
         pool_before = state.pool_used.copy()
         out = Outcomes.empty(n)
@@ -383,8 +382,7 @@ class Ledger:
             for col in ("status", "source", "plan", "tier", "amount"):
                 getattr(out, col)[rows] = getattr(part, col)
         if blocked.any():
-            batch.duplicate[blocked] = 0
-            out.status[blocked] = np.where(batch.success[blocked] == 1, Status.REJECTED_CREDENTIAL, Status.FAILED)
+            _kernel.reject(batch, out, blocked)
         usage = UsageCounts(tables)
         usage.add(batch, out)
         old = CounterRows.concat(read, self._width)
