@@ -48,3 +48,16 @@ def test_the_library_logs_and_prints_nothing(sample: Path, caplog: pytest.LogCap
                for r in caplog.records)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_main_in_a_program_leaves_its_logging_as_it_was(tmp_path: Path) -> None:
+    # the command line attaches its stderr handler for one run only: a program (or a test) calling main()
+    # keeps its own logging afterwards
+    import logging
+
+    from ocrledger.cli.main import main
+
+    logger = logging.getLogger("ocrledger")
+    handlers, level = list(logger.handlers), logger.level
+    assert main(["-v", "demo", "--write", str(tmp_path)]) == 0
+    assert logger.handlers == handlers and logger.level == level

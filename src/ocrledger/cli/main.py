@@ -308,9 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     stdout = sys.stdout
     sys.stdout = NamedOutput(stdout, "<stdout>")  # type: ignore[assignment]
+    restore_logging: Callable[[], None] = lambda: None  # noqa: E731
     try:
         args = build_parser().parse_args(argv)
-        _log_to_stderr(args.verbose, args.quiet)
+        restore_logging = _log_to_stderr(args.verbose, args.quiet)
         handler: Handler = args.handler
         code = handler(args)
         sys.stdout.flush()  # a full device or a closed pipe is found here, while it can still be said
@@ -332,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     EXIT_INTERNAL, kind="internal error")
     finally:
         sys.stdout = stdout
+        restore_logging()  # main() called in a program leaves the program's logging as it was
 
 
 class NamedOutput:
@@ -363,19 +365,30 @@ class NamedOutput:
         return getattr(self._stream, name)
 
 
-def _log_to_stderr(verbose: int, quiet: bool) -> None:
+def _log_to_stderr(verbose: int, quiet: bool) -> Callable[[], None]:
     """The ``ocrledger`` logger's records on stderr, one line each: warnings by default, INFO with -v,
-    DEBUG with -vv, errors only with -q. The library itself only logs (``logging``), never prints."""
+    DEBUG with -vv, errors only with -q. The library itself only logs (``logging``), never prints.
+    Returns what puts the logger back as it was (the handler removed, the level restored)."""
     import logging
 
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
     logger = logging.getLogger("ocrledger")
+    before = logger.level
+    added: list[logging.Handler] = []
     if not any(getattr(h, "ocrledger_cli", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("ocrledger: %(message)s"))
         handler.ocrledger_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+        added.append(handler)
     logger.setLevel(level)
+
+    def restore() -> None:
+        for h in added:
+            logger.removeHandler(h)
+        logger.setLevel(before)
+
+    return restore
 
 
 def _os_error(exc: OSError) -> int:
