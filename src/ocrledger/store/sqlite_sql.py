@@ -241,8 +241,11 @@ class SqliteStore:
 
     # ---------------------------------------------------------- transactions
     @contextmanager
-    def write(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; rolled back on any error (nothing half-applied)."""
+    def write(self, exclusive: bool = False) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any error (nothing half-applied).
+
+        Every write is exclusive on SQLite (its write lock): ``exclusive`` matters on PostgreSQL only.
+        """
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -268,6 +271,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise _explain(exc, self.path, self.timeout) from None
 
+    # ----------------------------------------------------------------- locks
+    def lock_batch(self, batch_id: str) -> None:
+        """Nothing to do: SQLite's write lock already serialises every batch (see ``PostgresStore``)."""
+
+    def lock_parties(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Nothing to do: SQLite's write lock already serialises every batch (see ``PostgresStore``)."""
+
     # ------------------------------------------------------------------ meta
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -275,6 +285,9 @@ class SqliteStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def schema_version(self) -> str | None:
         try:
