@@ -70,7 +70,7 @@ class PgServer:
         data = self.dir / "data"
         self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--locale=C", "--no-sync")
-        options = f"-k {self.dir} -p {self.port} -c listen_addresses='' -c max_connections=60"
+        options = f"-k {self.dir} -p {self.port} -c listen_addresses='' -c max_connections=200"
         if not durable:  # tests: the clients are killed, never the server; durability costs only time here
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-o", options, "-w",
