@@ -246,16 +246,13 @@ class PostgresStore:
         except (psycopg.Error, ValueError) as exc:
             raise _explain(exc, self.path, self.timeout) from None
 
-    def _copy(self, table: str, columns: Sequence[str], types: Sequence[str] | None, rows: Iterable[Sequence[Any]]
-              ) -> None:
-        """Bulk rows through ``COPY ... FROM STDIN`` (binary when the column types are given)."""
+    def _copy(self, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk rows through ``COPY ... FROM STDIN (FORMAT BINARY)`` (the driver's C row writer)."""
         psycopg = _driver()
-        binary = " (FORMAT BINARY)" if types else ""
         try:
             with self.db.cursor() as cur:
-                with cur.copy(f"COPY {table}({', '.join(columns)}) FROM STDIN{binary}") as copy:
-                    if types:
-                        copy.set_types(list(types))
+                with cur.copy(f"COPY {table}({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(list(types))
                     for row in rows:
                         copy.write_row(row)
         except (psycopg.Error, ValueError) as exc:
@@ -463,9 +460,15 @@ class PostgresStore:
             "SELECT period, api, target, counts FROM counters WHERE party = %s", (party,))]
 
     def put_counters(self, rows: Sequence[tuple[int, int, str, int, list[int]]]) -> None:
-        """(party, period, api, target, counts): the rows' new totals."""
-        self._many("INSERT INTO counters VALUES (%s, %s, %s, %s, %s) ON CONFLICT(party, period, api, target) "
-                   "DO UPDATE SET counts = excluded.counts", [(p, m, a, t, list(c)) for p, m, a, t, c in rows])
+        """(party, period, api, target, counts): the rows' new totals, COPY'd into a temporary table and merged
+        by one statement (thousands of rows a batch: one upsert statement each cost 40 µs a row)."""
+        if not rows:
+            return
+        self._run("CREATE TEMP TABLE IF NOT EXISTS ocrledger_counters_in (LIKE counters) ON COMMIT DELETE ROWS")
+        self._copy("pg_temp.ocrledger_counters_in", ("party", "period", "api", "target", "counts"),
+                   ("int8", "int4", "text", "int4", "int8[]"), rows)
+        self._run("INSERT INTO counters SELECT * FROM pg_temp.ocrledger_counters_in ON CONFLICT(party, period, api, "
+                  "target) DO UPDATE SET counts = excluded.counts")
 
     def parties_of_period(self, period: int) -> list[int]:
         """Parties with a counter of ``period`` or a late line whose bill is ``period``."""
