@@ -124,3 +124,8 @@ def require() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI must run the PostgreSQL tests: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def split_url_for_driver(url: str) -> str:
+    """The URL without the ledger's own ``ocrledger_schema`` parameter (for a plain driver connection)."""
+    return url.split("&ocrledger_schema=")[0]
