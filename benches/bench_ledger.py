@@ -162,29 +162,27 @@ def measure(n_accounts: int, *, big: int = 10_000, n_big: int = 10, n_small: int
     return out
 
 
-def _pg_worker(url: str, parts: list[dict[str, np.ndarray]], tag: str, go: Any, out: Any) -> None:
-    """One ingest process: its own connection, its batches after the common start; reports (start, end)."""
-    with Ledger.open(url) as ledger:
-        go.wait()
-        t = time.perf_counter()
-        ingest(ledger, parts, tag)
-        out.put((t, time.perf_counter()))
+def copy_batches(db: Any, parts: list[dict[str, np.ndarray]], tag: str) -> None:
+    """The COPY floor: each batch's record ids COPY'd into ``floor``, one transaction a batch."""
+    for k, part in enumerate(parts):
+        with db.transaction(), db.cursor().copy("COPY floor(channel, record_id, batch_id) FROM STDIN "
+                                                 "(FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "text"])
+            batch = f"{tag}-{k}"
+            for r in part["record_id"].tolist():
+                copy.write_row(("official", r, batch))
 
 
-def _copy_worker(url: str, parts: list[dict[str, np.ndarray]], tag: str, go: Any, out: Any) -> None:
-    """The COPY floor's process: the batches' record ids COPY'd into ``floor``, one transaction a batch."""
+def _worker(kind: str, url: str, parts: list[dict[str, np.ndarray]], tag: str, go: Any, out: Any) -> None:
+    """One process: its own connection (a ledger, or a plain one for the floor), its batches after the common
+    start; reports (start, end)."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as db:
+    conn = Ledger.open(url) if kind == "ledger" else psycopg.connect(url, autocommit=True)
+    with conn:
         go.wait()
         t = time.perf_counter()
-        for k, part in enumerate(parts):
-            with db.transaction(), db.cursor().copy("COPY floor(channel, record_id, batch_id) FROM STDIN "
-                                                     "(FORMAT BINARY)") as copy:
-                copy.set_types(["text", "text", "text"])
-                batch = f"{tag}-{k}"
-                for r in part["record_id"].tolist():
-                    copy.write_row(("official", r, batch))
+        ingest(conn, parts, tag) if kind == "ledger" else copy_batches(conn, parts, tag)
         out.put((t, time.perf_counter()))
 
 
@@ -198,11 +196,12 @@ def floor_table(url: str) -> None:
                    "NULL, PRIMARY KEY(channel, record_id))")
 
 
-def parallel(worker: Callable[..., None], url: str, jobs: list[list[dict[str, np.ndarray]]], tag: str) -> float:
+def parallel(kind: str, url: str, jobs: list[list[dict[str, np.ndarray]]], tag: str) -> float:
     """Calls per second of ``len(jobs)`` processes at once (all calls over the span from first start to last end)."""
     ctx = multiprocessing.get_context("fork")
     go, out = ctx.Barrier(len(jobs)), ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(url, parts, f"{tag}{w}", go, out)) for w, parts in enumerate(jobs)]
+    procs = [ctx.Process(target=_worker, args=(kind, url, parts, f"{tag}{w}", go, out))
+             for w, parts in enumerate(jobs)]
     for p in procs:
         p.start()
     spans = [out.get(timeout=3600) for _ in procs]
@@ -224,16 +223,16 @@ def measure_pg(n_accounts: int, *, big: int = 10_000, n_big: int = 10) -> dict[s
     with Ledger.open(url) as ledger:
         ingest(ledger, split(calls(cat, n_accounts, 2 * big, OCT_MS, "w", 1), big), "warm")
     one = split(calls(cat, n_accounts, n_big * big, OCT_MS + DAY, "p", 2), big)
-    out["pg_1w_calls_per_s"] = parallel(_pg_worker, url, [one], "one")
+    out["pg_1w_calls_per_s"] = parallel("ledger", url, [one], "one")
     two = [split(calls(cat, n_accounts, n_big * big, OCT_MS + 2 * DAY, f"q{h}-", 3 + h, half=h), big)
            for h in (0, 1)]
-    out["pg_2w_calls_per_s"] = parallel(_pg_worker, url, two, "two")
+    out["pg_2w_calls_per_s"] = parallel("ledger", url, two, "two")
     plain = pg_server.split_url_for_driver(server.url())
     floor_table(plain)
     f_one = split(calls(cat, n_accounts, n_big * big, OCT_MS, "f", 5), big)
-    out["pg_floor_1w_per_s"] = parallel(_copy_worker, plain, [f_one], "f")
+    out["pg_floor_1w_per_s"] = parallel("floor", plain, [f_one], "f")
     f_two = [split(calls(cat, n_accounts, n_big * big, OCT_MS, f"g{h}-", 6 + h), big) for h in (0, 1)]
-    out["pg_floor_2w_per_s"] = parallel(_copy_worker, plain, f_two, "g")
+    out["pg_floor_2w_per_s"] = parallel("floor", plain, f_two, "g")
     return out
 
 
@@ -312,16 +311,10 @@ def test_pg_copy_floor(benchmark, pg_prepared, batch: int) -> None:  # type: ign
     counter = iter(range(10**9))
     db = psycopg.connect(pg_server.split_url_for_driver(url), autocommit=True)
 
-    def one(ids: list[str]) -> None:
-        with db.transaction(), db.cursor().copy("COPY floor FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "text", "text"])
-            for i in ids:
-                copy.write_row(("official", i, "b"))
-
     def setup_round():  # type: ignore[no-untyped-def]
-        return (calls(cat, 10, batch, OCT_MS, f"f{batch}-{next(counter)}-", 0)["record_id"].tolist(),), {}
+        return (db, [calls(cat, 10, batch, OCT_MS, f"f{batch}-{next(counter)}-", 0)], "b"), {}
 
-    benchmark.pedantic(one, setup=setup_round, rounds=5, iterations=1)
+    benchmark.pedantic(copy_batches, setup=setup_round, rounds=5, iterations=1)
     benchmark.extra_info["records_per_s"] = batch / benchmark.stats.stats.median
     db.close()
 
@@ -361,7 +354,7 @@ def test_sqlite_floor(benchmark, tmp_path: Path, batch: int) -> None:  # type: i
     def setup_round():  # type: ignore[no-untyped-def]
         return (calls(cat, 10, batch, OCT_MS, f"f{next(counter)}-", 0)["record_id"].tolist(),), {}
 
-    benchmark.pedantic(one, setup=setup_round, rounds=5, iterations=1)
+    benchmark.pedantic(copy_batches, setup=setup_round, rounds=5, iterations=1)
     benchmark.extra_info["records_per_s"] = batch / benchmark.stats.stats.median
     db.close()
 

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConflictError, ConnectionLostError, OcrledgerError
+from .log_filters import log_where
 from .sqlite_sql import SCHEMA_VERSION, statements
 from .sqlite_sql import _period_day as period_day
 from .sqlite_sql import _period_second as period_second
@@ -93,6 +94,11 @@ def split_url(url: str) -> tuple[str, str | None, str]:
     if schema and not schema[-1]:
         raise OcrledgerError(f"the {SCHEMA_PARAM} parameter of the URL is empty", file=shown)
     return conninfo, schema[-1] if schema else None, shown
+
+
+def _any(column: str, values: Sequence[int]) -> tuple[str, list[int]]:
+    """``column`` in a list of integers: one bound array."""
+    return f"{column} = ANY(%s)", [int(v) for v in values]
 
 
 def _driver() -> Any:
@@ -219,13 +225,12 @@ class PostgresStore:
         return row is not None and row[0] is not None
 
     def close(self) -> None:
-        """Close the connection (again: a no-op)."""
-        self.db.close()
-
-    def __del__(self) -> None:
+        """Close the connection (again: a no-op); a store dropped unclosed closes it too."""
         db = self.__dict__.get("db")
         if db is not None:
             db.close()
+
+    __del__ = close
 
     def _run(self, sql: str, args: Sequence[Any] | None = None) -> Any:
         """Execute one statement; a driver error becomes one ``OcrledgerError`` line."""
@@ -593,31 +598,9 @@ class PostgresStore:
                    record_id: str | None = None, since: int | None = None, until: int | None = None,
                    statuses: Sequence[int] | None = None, after: int = 0, limit: int = 100) -> list[tuple[Any, ...]]:
         """Log rows matching every filter given, in ``seq`` order from ``seq > after`` (as ``SqliteStore``'s)."""
-        where, args = ["seq > %s"], [after]
-        if record_id is not None:
-            where.append("batch IN (SELECT b.seq FROM records r JOIN batches b ON b.batch_id = r.batch_id "
-                         "WHERE r.record_id = %s)")
-            args.append(record_id)
-        if parties is not None:
-            where.append("party = ANY(%s)")
-            args.append(list(parties))
-        if plan is not None:
-            where.append("party = (SELECT party FROM plans WHERE plan_id = %s)")
-            args.append(plan)
-        for column, value in (("api", api), ("plan_id", plan), ("record_id", record_id)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if since is not None:
-            where.append("ts >= %s")
-            args.append(since)
-        if until is not None:
-            where.append("ts < %s")
-            args.append(until)
-        if statuses is not None:
-            where.append("status = ANY(%s)")
-            args.append([int(s) for s in statuses])
-        q = f"SELECT {', '.join(self.LOG_COLUMNS)} FROM deductions WHERE {' AND '.join(where)} ORDER BY seq LIMIT %s"
+        where, args = log_where("%s", _any, parties=parties, api=api, plan=plan, record_id=record_id,
+                                since=since, until=until, statuses=statuses, after=after)
+        q = f"SELECT {', '.join(self.LOG_COLUMNS)} FROM deductions WHERE {where} ORDER BY seq LIMIT %s"
         return self._run(q, (*args, limit)).fetchall()
 
     def prune(self, before: int) -> tuple[int, int, int]:

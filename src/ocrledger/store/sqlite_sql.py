@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 from ..errors import OcrledgerError
+from .log_filters import log_where
 
 SCHEMA_VERSION = "2"
 CHUNK = 900
@@ -85,6 +86,11 @@ def statements(text: str = SCHEMA) -> list[str]:
 def _ints(values: Iterable[int]) -> str:
     """A JSON array of integers: one bound parameter for ``IN (SELECT value FROM json_each(?))``."""
     return json.dumps([int(v) for v in values])
+
+
+def _in_json(column: str, values: Sequence[int]) -> tuple[str, str]:
+    """``column IN`` a list of integers: one bound JSON array."""
+    return f"{column} IN (SELECT value FROM json_each(?))", _ints(values)
 
 
 def _explain(exc: sqlite3.Error, path: str, timeout: float) -> OcrledgerError:
@@ -568,31 +574,9 @@ class SqliteStore:
         A record id is looked up through the records table: the rows of the batch that committed it
         (the batch index), not a scan of the log.
         """
-        where, args = ["seq > ?"], [after]
-        if record_id is not None:
-            where.append("batch IN (SELECT b.seq FROM records r JOIN batches b ON b.batch_id = r.batch_id "
-                         "WHERE r.record_id = ?)")
-            args.append(record_id)
-        if parties is not None:
-            where.append("party IN (SELECT value FROM json_each(?))")
-            args.append(_ints(parties))
-        if plan is not None:  # a plan's rows are among its party's: the party index, no index of its own
-            where.append("party = (SELECT party FROM plans WHERE plan_id = ?)")
-            args.append(plan)
-        for column, value in (("api", api), ("plan_id", plan), ("record_id", record_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("ts < ?")
-            args.append(until)
-        if statuses is not None:
-            where.append("status IN (SELECT value FROM json_each(?))")
-            args.append(_ints(statuses))
-        q = f"SELECT {', '.join(self.LOG_COLUMNS)} FROM deductions WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        where, args = log_where("?", _in_json, parties=parties, api=api, plan=plan, record_id=record_id,
+                                since=since, until=until, statuses=statuses, after=after)
+        q = f"SELECT {', '.join(self.LOG_COLUMNS)} FROM deductions WHERE {where} ORDER BY seq LIMIT ?"
         return self.db.execute(q, (*args, limit)).fetchall()
 
     def prune(self, before: int) -> tuple[int, int, int]:
