@@ -235,3 +235,31 @@ def test_the_command_line_on_a_url_creates_ingests_and_bills(tmp_path) -> None: 
     assert bill.returncode == 0 and '"free": 3' in bill.stdout
     bad = _cli("bill", "--db", url.replace(f"port={pg_server.server().port}", "port=1"), "--month", "2026-10")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "PostgreSQL" in bad.stderr
+
+
+NO_DRIVER = """
+import sys
+sys.modules["psycopg"] = None  # as if ocrledger[postgres] was not installed
+from ocrledger.cli.main import run
+sys.argv = ["ocrledger", "bill", "--db", sys.argv[1], "--month", "2026-10"]
+run()
+"""
+
+
+def test_without_the_driver_one_line_says_what_to_install() -> None:
+    done = subprocess.run([sys.executable, "-c", NO_DRIVER, pg_server.server().url()], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install 'ocrledger[postgres]'" in done.stderr
+
+
+def test_without_server_binaries_the_postgres_tests_skip_locally_and_fail_under_ci(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg_server, "bindir", lambda: None)
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="initdb"):
+        pg_server.require()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        pg_server.require()
