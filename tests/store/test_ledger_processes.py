@@ -1,5 +1,5 @@
-"""Real processes on a real ledger: a writer killed with SIGKILL mid-ingest, readers while it writes (SQLite), and
-four workers killed and restarted on overlapping accounts (SQLite and PostgreSQL)."""
+"""Real processes on a real ledger: a writer killed with SIGKILL mid-ingest (SQLite: its reader is a plain sqlite3
+connection), readers while it writes, and four workers killed and restarted on overlapping accounts (both)."""
 from __future__ import annotations
 
 import csv
@@ -102,10 +102,10 @@ def test_sigkill_at_random_moments_loses_no_batch_and_charges_none_twice(tmp_pat
         assert _bills(ledger) == [b.to_json() for b in rate(data, cat, acc).bills] == _bills(reference)
 
 
-def test_readers_in_other_processes_see_only_whole_committed_batches(tmp_path: Path) -> None:
+def test_readers_in_other_processes_see_only_whole_committed_batches(ledger_target: Target, tmp_path: Path) -> None:
     cat, acc, data = scenario(12, n_calls=3000)
     paths = _write_batches(tmp_path, data, 20)
-    db = tmp_path / "ledger.sqlite"
+    db = ledger_target.new(persistent=True)
     Ledger.create(db, cat, acc).close_connection()
     order = charge_order(data)
     parts = np.array_split(order, 20)
