@@ -87,8 +87,9 @@ class Ledger:
     """A durable rating ledger on one SQLite file (or ``":memory:"``) or a PostgreSQL server (a URL).
 
     SQLite: one writer at a time (its write lock). PostgreSQL: batches of disjoint accounts run side by
-    side (docs/postgres.md). Readers on other connections see only committed batches. Every ``ingest`` is one transaction: a batch is applied whole or not at all. Opening a
-    file reads the catalog only; each operation reads and writes the rows of the parties it touches.
+    side (docs/postgres.md). Readers on other connections see only committed batches. Every ``ingest``
+    is one transaction: a batch is applied whole or not at all. Opening a ledger reads the catalog
+    only; each operation reads and writes the rows of the parties it touches.
     """
 
     def __init__(self, store: Store, *, kernel: str | ModuleType | None = None) -> None:
