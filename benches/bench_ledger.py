@@ -354,7 +354,7 @@ def test_sqlite_floor(benchmark, tmp_path: Path, batch: int) -> None:  # type: i
     def setup_round():  # type: ignore[no-untyped-def]
         return (calls(cat, 10, batch, OCT_MS, f"f{next(counter)}-", 0)["record_id"].tolist(),), {}
 
-    benchmark.pedantic(copy_batches, setup=setup_round, rounds=5, iterations=1)
+    benchmark.pedantic(one, setup=setup_round, rounds=5, iterations=1)
     benchmark.extra_info["records_per_s"] = batch / benchmark.stats.stats.median
     db.close()
 
