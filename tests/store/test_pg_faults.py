@@ -12,7 +12,7 @@ import numpy as np
 import pg_server
 import psycopg
 import pytest
-from helpers import CATALOG, OCT, accounts, calls, official, repeat
+from helpers import CATALOG, OCT, accounts, calls, ms, official, repeat
 
 from ocrledger.errors import ConnectionLostError, OcrledgerError
 from ocrledger.store.backends import exists
@@ -21,6 +21,7 @@ from ocrledger.store.postgres_sql import split_url
 
 pytestmark = pytest.mark.usefixtures("pg_session")
 ACC = accounts(CATALOG, account=[official("u", "RecognizeIdcard"), official("w", "RecognizeIdcard")])
+OCT_MS = ms(OCT)
 
 
 def _admin(url: str) -> psycopg.Connection:
@@ -263,3 +264,29 @@ def test_without_server_binaries_the_postgres_tests_skip_locally_and_fail_under_
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
         pg_server.require()
+
+
+def test_alert_ids_are_in_commit_order_so_an_acknowledgement_skips_none() -> None:
+    # a batch that raised an alert and has not committed holds the alert lock: a second one waits, so a reader
+    # never sees (and acknowledges) a higher id while a lower one is still to commit
+    url = pg_server.server().url()
+    Ledger.create(url, CATALOG, ACC).close()
+    first, second, reader = Ledger.open(url), Ledger.open(url), Ledger.open(url)
+    event = ("u", "official", "free_exhausted", "RecognizeIdcard", "0", "{}", "r1", OCT_MS, "free calls used up")
+    done = threading.Event()
+
+    def later() -> None:
+        with second.store.write():
+            second.store.add_alert_event(("w", *event[1:]))
+        done.set()
+
+    with first.store.write():
+        first.store.add_alert_event(event)
+        t = threading.Thread(target=later)
+        t.start()
+        assert not done.wait(0.5)  # the second batch's alert waits for the first commit
+        assert reader.alerts() == []
+    t.join()
+    assert [(a["id"], a["account"]) for a in reader.alerts()] == [(1, "u"), (2, "w")]
+    for ledger in (first, second, reader):
+        ledger.close()
