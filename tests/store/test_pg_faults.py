@@ -290,3 +290,16 @@ def test_alert_ids_are_in_commit_order_so_an_acknowledgement_skips_none() -> Non
     assert [(a["id"], a["account"]) for a in reader.alerts()] == [(1, "u"), (2, "w")]
     for ledger in (first, second, reader):
         ledger.close()
+
+
+def test_ids_are_exact_strings_quotes_backslashes_braces_spaces_and_unicode() -> None:
+    weird = ['a"b', "c\\d", "{e,f}", " g ", "h\tI\nj", "", "NULL", "k'l", "\u00e9\u4e2d\U0001f600", "m\\\"n"]
+    url = pg_server.server().url()
+    with Ledger.create(url, CATALOG, ACC) as ledger:
+        batch = calls([(r or "x", "u", "RecognizeIdcard", OCT, 1) for r in weird])
+        batch["record_id"] = np.array([r or "x" for r in weird], dtype=object)
+        ledger.ingest(batch, "b1")
+        again = ledger.ingest(batch, "b2")  # every id found again, exactly: all duplicates
+        assert again.duplicates == len(weird)
+        assert {ledger.committed_by(r or "x") for r in weird} == {"b1"}
+        assert ledger.committed_by("a") is None and ledger.committed_by('a"b ') is None
