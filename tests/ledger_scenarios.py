@@ -73,3 +73,31 @@ def charge_order(calls: dict[str, np.ndarray]) -> np.ndarray:
 
 def take(calls: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[rows] for k, v in calls.items()}
+
+
+def commuting_scenario(seed: int, n_accounts: int = 8, n_calls: int = 4000
+                       ) -> tuple[Catalog, Accounts, dict[str, np.ndarray]]:
+    """Calls whose bills do not depend on the order their batches commit in: one month (October), every API
+    activated before it, dedicated plans without an end, and a record id sent again only as an exact copy
+    (same account, API, instant, outcome). Concurrent writers on one account commit in either order."""
+    rng = np.random.default_rng(seed)
+    cat = small_catalog()
+    before = START - 30 * 86_400_000
+    names = [f"u{k}" for k in range(n_accounts)]
+    accounts = [{"id": n, "activated": {a: before for a in "ABV"}} for n in names]
+    plans = [{"id": f"p{k}", "account": names[k], "kind": "dedicated", "api": str(rng.choice(["A", "V"])),
+              "quantity": int(rng.integers(1, 40)), "start": before} for k in range(0, n_accounts, 2)]
+    acc = parse_accounts({"account": accounts, "plan": plans}, cat)
+    month = ms("2026-11-01T00:00:00+08:00") - START
+    n_unique = int(n_calls * 0.9)
+    who = rng.integers(0, n_accounts, n_unique)
+    base = {
+        "record_id": np.array([f"r{i:06d}" for i in range(n_unique)]),
+        "account": np.array(names)[who],
+        "channel": np.array(["official"] * n_unique),
+        "api": rng.choice(["A", "B", "V"], n_unique),
+        "ts": (START + rng.integers(0, month, n_unique)).astype(np.int64),
+        "success": (rng.random(n_unique) < 0.9).astype(np.int8),
+    }
+    copies = rng.integers(0, n_unique, n_calls - n_unique)  # exact copies of some records
+    return cat, acc, {k: np.concatenate([v, v[copies]]) for k, v in base.items()}

@@ -72,3 +72,13 @@ class StateError(OcrledgerError):
 
 def _rebuild(cls: type, message: str, file: str | None, row: int | None, field: str | None) -> OcrledgerError:
     return cls(message, file=file, row=row, field=field)
+
+
+class ConflictError(OcrledgerError):
+    """A concurrent writer committed a conflicting row first: nothing was committed, the operation can be run
+    again (the ledger runs a batch again itself)."""
+
+
+class ConnectionLostError(OcrledgerError):
+    """The connection to the database server failed: the transaction was not committed (unless the server had
+    committed it before the line went down); sending the batch again is safe (its id makes it a no-op)."""

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
 
+from conftest import Target
+
 from ocrledger.store.ledger import Ledger
 
 
-def _ledger() -> Ledger:
+def _ledger(target: Target) -> Ledger:
     acc = accounts(
         CATALOG,
         account=[official("u", "RecognizeIdcard", "VerifyVATInvoice")],
@@ -20,11 +22,11 @@ def _ledger() -> Ledger:
             {"account": "u", "kind": "payg_spend", "threshold": "1.00"},
         ],
     )
-    return Ledger.create(":memory:", CATALOG, acc)
+    return Ledger.create(target.new(), CATALOG, acc)
 
 
-def test_every_alert_kind_names_the_crossing_record() -> None:
-    ledger = _ledger()
+def test_every_alert_kind_names_the_crossing_record(ledger_target: Target) -> None:
+    ledger = _ledger(ledger_target)
     idcard = repeat(400, "u", "RecognizeIdcard", OCT, prefix="r")
     verify = repeat(60, "u", "VerifyVATInvoice", "2026-10-20T00:00:00+08:00", prefix="v")
     raised = list(ledger.ingest(calls(idcard[:250]), "one").alerts)  # the batch edge falls inside the plan
@@ -47,8 +49,8 @@ def test_every_alert_kind_names_the_crossing_record() -> None:
     assert len(raised) == 6
 
 
-def test_alerts_are_delivered_once_and_never_raised_twice() -> None:
-    ledger = _ledger()
+def test_alerts_are_delivered_once_and_never_raised_twice(ledger_target: Target) -> None:
+    ledger = _ledger(ledger_target)
     ledger.ingest(calls(repeat(320, "u", "RecognizeIdcard", OCT)), "one")
     first = ledger.pending_alerts()
     # free used up, the plan below 50% and below 10, the plan used up, PAYG over 1.00 (13 calls at 0.0825)

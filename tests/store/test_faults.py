@@ -1,5 +1,8 @@
 """Faults on real files: racing creators, a creator killed half-way, corrupt / not-a-ledger / directory /
-read-only / locked / full-disk files, and alerts written to /dev/full: one line, exit 2, nothing lost."""
+read-only / locked / full-disk files, and alerts written to /dev/full: one line, exit 2, nothing lost.
+
+File faults are SQLite's own (a PostgreSQL ledger has no file: its faults are in test_pg_faults.py); the
+read-only ledger and the alerts written to a full device run on both backends."""
 from __future__ import annotations
 
 import json
@@ -14,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Target
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
 
 from ocrledger.errors import OcrledgerError
@@ -38,7 +42,7 @@ def one_line(result: subprocess.CompletedProcess[str], *words: str, code: int = 
         assert w in result.stderr, result.stderr
 
 
-def _ledger(path: Path) -> Ledger:
+def _ledger(path: Path | str) -> Ledger:
     ledger = Ledger.create(path, CATALOG, ACC)
     ledger.ingest(calls(repeat(5, "u", "RecognizeIdcard", OCT)), "b1")
     return ledger
@@ -133,8 +137,8 @@ def test_corrupt_not_a_ledger_and_directory_files_give_one_line(tmp_path: Path) 
         Ledger.create(folder, CATALOG)
 
 
-def test_a_read_only_ledger_answers_bills_and_refuses_changes_in_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite"
+def test_a_read_only_ledger_answers_bills_and_refuses_changes_in_one_line(ledger_target: Target) -> None:
+    path = ledger_target.new(persistent=True)
     _ledger(path).close()
     with Ledger.open(path, readonly=True) as ledger:
         assert ledger.bills("2026-10")[0].line("RecognizeIdcard").free == 5
@@ -239,8 +243,8 @@ def _csv(path: Path, cols: dict) -> Path:  # type: ignore[type-arg]
     return path
 
 
-def test_alerts_written_to_a_full_device_are_not_acknowledged(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite"
+def test_alerts_written_to_a_full_device_are_not_acknowledged(ledger_target: Target) -> None:
+    path = ledger_target.new(persistent=True)
     ledger = _ledger(path)
     # the plan p (10) pays after the 200 free calls: after its 6th call 4 are left (< 5), after its 10th none
     ledger.ingest(calls(repeat(210, "u", "RecognizeIdcard", "2026-10-03T00:00:00+08:00", prefix="y")), "b2")

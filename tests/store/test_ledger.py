@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_scenarios import charge_order, scenario, take
 
+from conftest import Target
+
 from ocrledger.engine.rate import rate
 from ocrledger.errors import MoneyError, OcrledgerError, StateError
 from ocrledger.store.ledger import Ledger
@@ -19,12 +20,12 @@ from ocrledger.store.ledger import Ledger
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.floats(0, 1), min_size=49, max_size=49))
-def test_fifty_time_ordered_batches_equal_one_rate(seed: int, cuts: list[float]) -> None:
+def test_fifty_time_ordered_batches_equal_one_rate(ledger_target: Target, seed: int, cuts: list[float]) -> None:
     cat, acc, data = scenario(seed)
     order = charge_order(data)
     n = len(order)
     edges = [0, *sorted(int(c * n) for c in cuts), n]  # 50 random-sized batches, some empty
-    ledger = Ledger.create(":memory:", cat, acc)
+    ledger = Ledger.create(ledger_target.new(), cat, acc)
     for k, (lo, hi) in enumerate(zip(edges, edges[1:])):
         ledger.ingest(take(data, order[lo:hi]), f"batch-{k}")
     want = rate(data, cat, acc).bills
@@ -33,10 +34,10 @@ def test_fifty_time_ordered_batches_equal_one_rate(seed: int, cuts: list[float])
         assert [b.to_json() for b in got] == [b.to_json() for b in want if b.period == month]
 
 
-def test_both_kernels_give_the_same_ledger(kernel: str) -> None:
+def test_both_kernels_give_the_same_ledger(ledger_target: Target, kernel: str) -> None:
     cat, acc, data = scenario(7)
     order = charge_order(data)
-    ledger = Ledger.create(":memory:", cat, acc, kernel=kernel)
+    ledger = Ledger.create(ledger_target.new(), cat, acc, kernel=kernel)
     for k in range(0, len(order), 40):
         ledger.ingest(take(data, order[k : k + 40]), f"b{k}")
     assert [b.to_json() for b in ledger.bills("2026-10")] == [
@@ -44,13 +45,13 @@ def test_both_kernels_give_the_same_ledger(kernel: str) -> None:
     ]
 
 
-def _idcard_ledger(tmp_path: Path | None = None) -> Ledger:
+def _idcard_ledger(where: str) -> Ledger:
     acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard")])
-    return Ledger.create(":memory:" if tmp_path is None else tmp_path / "l.sqlite", CATALOG, acc)
+    return Ledger.create(where, CATALOG, acc)
 
 
-def test_replaying_a_batch_is_a_noop_and_records_are_never_charged_twice() -> None:
-    ledger = _idcard_ledger()
+def test_replaying_a_batch_is_a_noop_and_records_are_never_charged_twice(ledger_target: Target) -> None:
+    ledger = _idcard_ledger(ledger_target.new())
     first = calls(repeat(300, "u", "RecognizeIdcard", OCT))
     assert not ledger.ingest(first, "b1").replayed
     before = ledger.bills("2026-10")[0].to_json()
@@ -69,7 +70,7 @@ def test_replaying_a_batch_is_a_noop_and_records_are_never_charged_twice() -> No
 
 
 def test_duplicate_lookup_uses_the_index_not_a_scan() -> None:
-    ledger = _idcard_ledger()
+    ledger = _idcard_ledger(":memory:")  # SQLite only: its query plan (PostgreSQL looks records up by primary key too)
     plan = ledger.db.execute(
         "EXPLAIN QUERY PLAN SELECT record_id FROM records WHERE channel = ? AND record_id IN (?, ?)", ("official", "a", "b")
     ).fetchall()
@@ -77,8 +78,8 @@ def test_duplicate_lookup_uses_the_index_not_a_scan() -> None:
     assert "PRIMARY KEY" in text and "SCAN" not in text
 
 
-def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
-    ledger = _idcard_ledger(tmp_path)
+def test_a_failed_batch_leaves_nothing_behind(ledger_target: Target) -> None:
+    ledger = _idcard_ledger(ledger_target.new())
     ledger.ingest(calls(repeat(10, "u", "RecognizeIdcard", OCT)), "ok")
     bad = calls(repeat(5, "u", "RecognizeIdcard", OCT, prefix="x"))
     bad["api"][3] = "NoSuchApi"
@@ -88,8 +89,8 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     assert ledger.bills("2026-10")[0].line("RecognizeIdcard").calls == 10
 
 
-def test_late_calls_after_close_become_an_adjustment(tmp_path: Path) -> None:
-    ledger = _idcard_ledger(tmp_path)
+def test_late_calls_after_close_become_an_adjustment(ledger_target: Target) -> None:
+    ledger = _idcard_ledger(ledger_target.new())
     # October: 10,200 calls -> 200 free + 10,000 PAYG at 0.0825 = 825.00
     ledger.ingest(calls(repeat(10_200, "u", "RecognizeIdcard", OCT, step_ms=100)), "oct")
     ledger.ingest(calls(repeat(5, "u", "RecognizeIdcard", "2026-11-02T00:00:00+08:00", prefix="nov")), "nov")
@@ -111,15 +112,15 @@ def test_late_calls_after_close_become_an_adjustment(tmp_path: Path) -> None:
         ledger.close_month("2026-10")
 
 
-def test_cannot_close_a_month_while_an_earlier_one_with_calls_is_open() -> None:
-    ledger = _idcard_ledger()
+def test_cannot_close_a_month_while_an_earlier_one_with_calls_is_open(ledger_target: Target) -> None:
+    ledger = _idcard_ledger(ledger_target.new())
     ledger.ingest(calls(repeat(3, "u", "RecognizeIdcard", OCT)), "b")
     with pytest.raises(StateError, match="close 2026-10 first"):
         ledger.close_month("2026-11")
 
 
-def test_plans_bought_and_refunded_while_running_take_effect_from_their_times() -> None:
-    ledger = _idcard_ledger()
+def test_plans_bought_and_refunded_while_running_take_effect_from_their_times(ledger_target: Target) -> None:
+    ledger = _idcard_ledger(ledger_target.new())
     ledger.ingest(calls(repeat(200, "u", "RecognizeIdcard", OCT)), "free")  # uses the free quota
     ledger.add_plan(id="p", account="u", kind="dedicated", api="RecognizeIdcard", quantity=100,
                     start="2026-10-10T00:00:00+08:00")
@@ -135,9 +136,9 @@ def test_plans_bought_and_refunded_while_running_take_effect_from_their_times() 
     assert ledger.quota("u", at="2026-10-21T00:00:00+08:00")["plans"][0]["remaining"] == 0
 
 
-def test_quota_free_and_verification_pool() -> None:
+def test_quota_free_and_verification_pool(ledger_target: Target) -> None:
     acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard", "VerifyVATInvoice", "VerifyBusinessLicense")])
-    ledger = Ledger.create(":memory:", CATALOG, acc)
+    ledger = Ledger.create(ledger_target.new(), CATALOG, acc)
     ledger.ingest(calls(repeat(30, "u", "RecognizeIdcard", OCT, prefix="i")
                         + repeat(20, "u", "VerifyVATInvoice", OCT, prefix="v")
                         + repeat(12, "u", "VerifyBusinessLicense", OCT, prefix="b")), "b")
@@ -147,12 +148,12 @@ def test_quota_free_and_verification_pool() -> None:
     assert ledger.quota("u", at="2026-11-02T00:00:00+08:00")["free_remaining"]["RecognizeIdcard"] == 200
 
 
-def test_credentials_resolve_at_the_call_time() -> None:
+def test_credentials_resolve_at_the_call_time(ledger_target: Target) -> None:
     acc = accounts(
         CATALOG, account=[official("u", "RecognizeIdcard")],
         credential=[{"key": "AK1", "account": "u", "until": "2026-10-10T00:00:00+08:00"}],
     )
-    ledger = Ledger.create(":memory:", CATALOG, acc)
+    ledger = Ledger.create(ledger_target.new(), CATALOG, acc)
     data = calls([("a", "u", "RecognizeIdcard", "2026-10-02T00:00:00+08:00", 1),
                   ("b", "u", "RecognizeIdcard", "2026-10-12T00:00:00+08:00", 1),
                   ("c", "u", "RecognizeIdcard", "2026-10-03T00:00:00+08:00", 1)])
@@ -167,7 +168,7 @@ def test_credentials_resolve_at_the_call_time() -> None:
     assert bills["NOPE"].line("RecognizeIdcard").rejected == 1  # and so is an unknown one
 
 
-def test_qps_peak_and_seconds_over_with_an_addon() -> None:
+def test_qps_peak_and_seconds_over_with_an_addon(ledger_target: Target) -> None:
     acc = accounts(
         CATALOG, account=[official("u", "RecognizeIdcard")],
         qps_addon=[{"account": "u", "api": "RecognizeIdcard", "qps": 5, "start": "2026-10-02T00:00:00+08:00",
@@ -177,7 +178,7 @@ def test_qps_peak_and_seconds_over_with_an_addon() -> None:
     rows = ([(f"a{k}", "u", "RecognizeIdcard", second_a + k, 1) for k in range(12)]
             + [(f"b{k}", "u", "RecognizeIdcard", second_b + k, 1) for k in range(14)]
             + [(f"c{k}", "u", "RecognizeIdcard", second_b + 1000 + k, 0) for k in range(16)])
-    ledger = Ledger.create(":memory:", CATALOG, acc)
+    ledger = Ledger.create(ledger_target.new(), CATALOG, acc)
     ledger.ingest(calls(rows[:20]), "1")
     ledger.ingest(calls(rows[20:]), "2")  # the second at second_b spans both batches
     # 12 calls at second_a > 10: over; 14 at second_b <= 10 + 5: not over; 16 failed calls at the next
@@ -187,9 +188,9 @@ def test_qps_peak_and_seconds_over_with_an_addon() -> None:
     assert (line.qps_peak, line.qps_over_seconds) == (16, 2)
 
 
-def test_an_existing_file_is_reopened_with_its_state(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite"
-    ledger = _idcard_ledger(tmp_path)
+def test_an_existing_file_is_reopened_with_its_state(ledger_target: Target) -> None:
+    path = ledger_target.new(persistent=True)
+    ledger = _idcard_ledger(path)
     ledger.ingest(calls(repeat(250, "u", "RecognizeIdcard", OCT)), "b1")
     ledger.close_connection()
     with Ledger.open(path) as again:
@@ -200,7 +201,7 @@ def test_an_existing_file_is_reopened_with_its_state(tmp_path: Path) -> None:
         Ledger.create(path, CATALOG)
 
 
-def test_copies_of_one_record_at_one_instant_are_charged_the_same_whatever_the_row_order() -> None:
+def test_copies_of_one_record_at_one_instant_are_charged_the_same_whatever_the_row_order(ledger_target: Target) -> None:
     # Same record id, same instant: the copy charged is the failed one of API A (account, API, failed
     # first), in the ledger and in rate(), whichever order the rows come in.
     acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard", "RecognizeGeneral")])
@@ -208,7 +209,7 @@ def test_copies_of_one_record_at_one_instant_are_charged_the_same_whatever_the_r
             ("r1", "u", "RecognizeIdcard", OCT, 0)]
     results = []
     for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
-        ledger = Ledger.create(":memory:", CATALOG, acc)
+        ledger = Ledger.create(ledger_target.new(), CATALOG, acc)
         ledger.ingest(calls([rows[i] for i in order]), "b")
         results.append([b.to_json() for b in ledger.bills("2026-10")])
         assert results[-1] == [b.to_json() for b in rate(calls([rows[i] for i in order]), CATALOG, acc).bills]

@@ -1,4 +1,5 @@
-"""Real processes on a real SQLite file: a writer killed with SIGKILL mid-ingest, and readers while it writes."""
+"""Real processes on a real ledger: a writer killed with SIGKILL mid-ingest (SQLite: its reader is a plain sqlite3
+connection), readers while it writes, and four workers killed and restarted on overlapping accounts (both)."""
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ledger_scenarios import charge_order, scenario, take
+from conftest import Target
+from ledger_scenarios import charge_order, commuting_scenario, scenario, take
 
 from ocrledger.engine.rate import rate
 from ocrledger.store.ledger import Ledger
@@ -100,10 +102,10 @@ def test_sigkill_at_random_moments_loses_no_batch_and_charges_none_twice(tmp_pat
         assert _bills(ledger) == [b.to_json() for b in rate(data, cat, acc).bills] == _bills(reference)
 
 
-def test_readers_in_other_processes_see_only_whole_committed_batches(tmp_path: Path) -> None:
+def test_readers_in_other_processes_see_only_whole_committed_batches(ledger_target: Target, tmp_path: Path) -> None:
     cat, acc, data = scenario(12, n_calls=3000)
     paths = _write_batches(tmp_path, data, 20)
-    db = tmp_path / "ledger.sqlite"
+    db = ledger_target.new(persistent=True)
     Ledger.create(db, cat, acc).close_connection()
     order = charge_order(data)
     parts = np.array_split(order, 20)
@@ -128,3 +130,96 @@ def test_readers_in_other_processes_see_only_whole_committed_batches(tmp_path: P
                 break
     assert writer.returncode == 0
     assert max(seen) == 20 and len(seen) >= 2
+
+
+WORKER = """
+import sys
+from ocrledger.store.ledger import Ledger
+ledger = Ledger.open(sys.argv[1])
+for path in sys.argv[2:]:
+    ledger.ingest(path, path.rsplit('/', 1)[-1])
+ledger.close()
+"""
+
+
+def _csv(path: Path, part: dict[str, np.ndarray]) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(part))
+        w.writerows(zip(*(part[c].tolist() for c in part)))
+    return path
+
+
+def test_four_workers_killed_and_restarted_on_overlapping_accounts_equal_one_sequential_ingest(
+        ledger_target: Target, tmp_path: Path) -> None:
+    # 48 batches, 12 per worker. Worker w owns accounts u(2w) and u(2w+1); every batch also has calls of the
+    # accounts u8, u9 that all workers share, some of them only u9: batches wait for one another on the shared
+    # parties (their counters would be lost updates otherwise), the rest of a batch's work runs side by side. Workers are SIGKILLed at random moments and restarted; at the end every batch is
+    # sent again. The scenario's bills do not depend on the commit order (checked below), so the ledger must
+    # equal one sequential ingest byte for byte whatever the interleaving.
+    cat, acc, data = commuting_scenario(21, n_accounts=10, n_calls=16000)
+    party = np.array([int(a[1:]) for a in data["account"].tolist()])
+    owner = np.where(party < 8, party // 2, -1)
+    rng = random.Random(3)
+    shared_rows = np.flatnonzero(owner < 0)
+    with_u8 = [b for b in range(48) if b % 12 % 3]  # a third of the batches have u9's calls but none of u8's
+    shared_to = np.array([rng.randrange(48) if party[r] == 9 else rng.choice(with_u8) for r in shared_rows.tolist()])
+    lists: list[list[Path]] = [[] for _ in range(4)]
+    parts: dict[str, np.ndarray] = {}
+    for w in range(4):
+        mine = np.flatnonzero(owner == w)
+        for j, rows in enumerate(np.array_split(mine, 12)):
+            rows = np.concatenate([rows, shared_rows[shared_to == w * 12 + j]])
+            name = f"w{w}-{j:02d}.csv"
+            parts[name] = rows
+            lists[w].append(_csv(tmp_path / name, take(data, rows)))
+    everything = [p for ps in zip(*lists) for p in ps]
+    forward = Ledger.create(":memory:", cat, acc)
+    backward = Ledger.create(":memory:", cat, acc)
+    for p in everything:
+        forward.ingest(p, p.name)
+    for p in reversed(everything):
+        backward.ingest(p, p.name)
+    want = _bills(forward)
+    assert want == _bills(backward)  # the scenario commutes: any commit order gives these bytes
+    assert want == [b.to_json() for b in sorted(rate(data, cat, acc).bills, key=lambda b: b.key)]
+    target = ledger_target.new(persistent=True)
+    Ledger.create(target, cat, acc).close()
+
+    def check() -> int:
+        with Ledger.open(target) as ledger:
+            done = ledger.batches()
+            sent = np.concatenate([parts[b] for b in done]) if done else np.empty(0, dtype=int)
+            got = _bills(ledger)
+        # what is committed is whole batches: the bills of exactly those calls
+        assert got == ([b.to_json() for b in sorted(rate(take(data, sent), cat, acc).bills, key=lambda b: b.key)]
+                       if len(sent) else [])
+        return len(done)
+
+    kills = 0
+    reader = Ledger.open(target)
+    for _ in range(8):
+        before = len(reader.batches())
+        procs = [subprocess.Popen([sys.executable, "-c", WORKER, target, *map(str, ps)]) for ps in lists]
+        while len(reader.batches()) == before and any(p.poll() is None for p in procs):
+            time.sleep(0.005)  # until the workers are past their start-up and committing
+        deadline = time.monotonic() + rng.uniform(0.0, 0.6)
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.005)
+        for p in procs:
+            if p.poll() is None and rng.random() < 0.75:
+                os.kill(p.pid, signal.SIGKILL)
+                kills += 1
+        for p in procs:
+            p.wait(timeout=600)
+            assert p.returncode in (0, -signal.SIGKILL)
+        if check() == len(everything):
+            break
+    reader.close()
+    assert kills >= 2, "the workers finished before they could be killed; make the batches larger"
+    final = [subprocess.Popen([sys.executable, "-c", WORKER, target, *map(str, ps)]) for ps in lists]
+    assert [p.wait(timeout=600) for p in final] == [0, 0, 0, 0]
+    assert check() == len(everything)
+    with Ledger.open(target) as ledger:
+        assert sorted(ledger.batches()) == sorted(p.name for p in everything)
+        assert _bills(ledger) == want

@@ -1,9 +1,12 @@
-"""A stateful test: a ledger driven through ingests, plan purchases, refunds and closes against a plain model."""
+"""A stateful test: a ledger driven through ingests, plan purchases, refunds and closes against a plain model,
+on SQLite and on a real PostgreSQL server (tests/pg_server.py)."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pg_server
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,6 +28,8 @@ ACCOUNTS = [("u0", "official"), ("u1", "official"), ("m0", "marketplace")]
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    postgres = False
+
     @initialize(activation_days=st.lists(st.integers(-5, 20), min_size=6, max_size=6))
     def start(self, activation_days: list[int]) -> None:
         self.catalog = small_catalog()
@@ -36,7 +41,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 entry["activated"] = {api: START + activation_days[k * 3 + j] * DAY for j, api in enumerate("ABV")}
                 activated.update({(acc, api): t for api, t in entry["activated"].items()})
             accounts.append(entry)
-        self.ledger = Ledger.create(":memory:", self.catalog, parse_accounts({"account": accounts}, self.catalog))
+        where = pg_server.server().url() if self.postgres else ":memory:"
+        self.ledger = Ledger.create(where, self.catalog, parse_accounts({"account": accounts}, self.catalog))
         self.model = Model(self.catalog, activated)
         self.now = START
         self.serial = 0
@@ -108,6 +114,10 @@ class LedgerMachine(RuleBasedStateMachine):
             if key[2] == period:
                 self.exact_at_close[key] = self.model.exact(*key)
 
+    def teardown(self) -> None:
+        if hasattr(self, "ledger"):
+            self.ledger.close()
+
     @invariant()
     def bills_match_the_model(self) -> None:
         if not hasattr(self, "ledger"):
@@ -168,3 +178,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
 LedgerMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)  # examples: the profile's
 TestLedgerMachine = LedgerMachine.TestCase
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    postgres = True
+
+
+PostgresLedgerMachine.TestCase.settings = LedgerMachine.TestCase.settings
+
+
+@pytest.mark.usefixtures("pg_session")
+class TestPostgresLedgerMachine(PostgresLedgerMachine.TestCase):  # type: ignore[misc, valid-type]
+    """The same machine on a PostgreSQL ledger."""

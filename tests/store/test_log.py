@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,8 @@ from ocrledger.codes import Source, Status
 from ocrledger.engine.rate import rate
 from ocrledger.errors import OcrledgerError
 from ocrledger.model.money import format_exact
+from conftest import Target
+
 from ocrledger.store.ledger import Ledger
 
 
@@ -34,10 +35,10 @@ def _all(ledger: Ledger, **filters: Any) -> list[dict[str, Any]]:
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_batches=st.integers(1, 12))
-def test_the_log_rows_agree_with_rate_on_the_same_calls(seed: int, n_batches: int) -> None:
+def test_the_log_rows_agree_with_rate_on_the_same_calls(ledger_target: Target, seed: int, n_batches: int) -> None:
     cat, acc, data = scenario(seed)
     order = charge_order(data)
-    ledger = Ledger.create(":memory:", cat, acc)
+    ledger = Ledger.create(ledger_target.new(), cat, acc)
     for k, rows in enumerate(np.array_split(order, n_batches)):
         ledger.ingest(take(data, rows), f"b{k}")
     want = rate(data, cat, acc).calls
@@ -67,11 +68,11 @@ def test_the_log_rows_agree_with_rate_on_the_same_calls(seed: int, n_batches: in
     assert len(got) == len(data["ts"])  # one row per call, duplicates included
 
 
-def _ledger() -> Ledger:
+def _ledger(target: Target) -> Ledger:
     acc = accounts(CATALOG, account=[official("u", "RecognizeIdcard", "RecognizeGeneral"), official("w", "RecognizeIdcard")],
                    plan=[{"id": "p", "account": "u", "kind": "dedicated", "api": "RecognizeIdcard", "quantity": 50,
                           "start": OCT}])
-    ledger = Ledger.create(":memory:", CATALOG, acc)
+    ledger = Ledger.create(target.new(), CATALOG, acc)
     ledger.ingest(calls(repeat(260, "u", "RecognizeIdcard", OCT, step_ms=60_000)
                         + repeat(10, "u", "RecognizeGeneral", "2026-10-02T00:00:00+08:00", prefix="g", success=0)
                         + repeat(5, "w", "RecognizeIdcard", "2026-10-03T00:00:00+08:00", prefix="w")), "b1")
@@ -79,8 +80,8 @@ def _ledger() -> Ledger:
     return ledger
 
 
-def test_filters_and_paging_of_the_log() -> None:
-    ledger = _ledger()
+def test_filters_and_paging_of_the_log(ledger_target: Target) -> None:
+    ledger = _ledger(ledger_target)
     everything = _all(ledger)
     assert len(everything) == 278 and [r["seq"] for r in everything] == sorted(r["seq"] for r in everything)
     # u's ID card calls, 260: 200 free, then the plan pays 50 (remainder 49 .. 0), then 10 PAYG at tiers 1
@@ -106,8 +107,8 @@ def test_filters_and_paging_of_the_log() -> None:
         ledger.deductions(limit=0)
 
 
-def test_plan_states_available_exhausted_expired_refunded() -> None:
-    ledger = _ledger()
+def test_plan_states_available_exhausted_expired_refunded(ledger_target: Target) -> None:
+    ledger = _ledger(ledger_target)
     ledger.add_plan(id="q", account="u", kind="dedicated", api="RecognizeGeneral", quantity=5, start=OCT,
                     end="2026-10-20T00:00:00+08:00")
     ledger.add_plan(id="r", account="u", kind="shared", quantity=100, start=OCT)
@@ -123,8 +124,8 @@ def test_plan_states_available_exhausted_expired_refunded() -> None:
     assert states("2026-10-21T00:00:00+08:00")["q"] == ("expired", 0)
 
 
-def test_retention_prunes_the_log_of_old_closed_months_and_duplicates_are_still_caught() -> None:
-    ledger = _ledger()
+def test_retention_prunes_the_log_of_old_closed_months_and_duplicates_are_still_caught(ledger_target: Target) -> None:
+    ledger = _ledger(ledger_target)
     ledger.set_retention(1)
     ledger.ingest(calls(repeat(4, "u", "RecognizeIdcard", "2026-11-02T00:00:00+08:00", prefix="n")), "nov")
     ledger.close_month("2026-10")  # keeps the last closed month: October's rows stay
@@ -143,12 +144,12 @@ def test_retention_prunes_the_log_of_old_closed_months_and_duplicates_are_still_
         ledger.set_retention(0)
 
 
-def test_explain_from_the_log_on_the_command_line(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite"
+def test_explain_from_the_log_on_the_command_line(ledger_target: Target) -> None:
+    path = ledger_target.new(persistent=True)
     ledger = Ledger.create(path, CATALOG, accounts(CATALOG, account=[official("u", "RecognizeIdcard")]))
     ledger.ingest(calls(repeat(201, "u", "RecognizeIdcard", OCT)), "b1")
     ledger.close()
-    run = [sys.executable, "-m", "ocrledger", "explain", "--db", str(path), "--record"]
+    run = [sys.executable, "-m", "ocrledger", "explain", "--db", path, "--record"]
     out = subprocess.run([*run, "r0000200", "--format", "json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)

@@ -1,5 +1,6 @@
 """The normalized schema: migration of schema-1 and schema-2 files, opening reads no per-account data, single-row changes,
-and a batch's statements touch only its own parties' rows (indexed, never a scan of a per-account table)."""
+and a batch's statements touch only its own parties' rows (indexed, never a scan of a per-account table).
+The migrations and the statement traces are SQLite's own; the single-row changes run on both backends."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Target
 from helpers import CATALOG, OCT, accounts, calls, official, repeat
 
 from ocrledger.errors import OcrledgerError
@@ -164,8 +166,8 @@ def test_every_statement_of_a_batch_and_of_a_plan_purchase_is_the_same_for_300_a
     assert traces[0] == traces[1]  # the same statements with the same values: the cost does not follow the setup
 
 
-def test_single_row_changes_take_effect_from_their_instant_and_are_checked(tmp_path: Path) -> None:
-    ledger = Ledger.create(tmp_path / "l.sqlite", CATALOG)
+def test_single_row_changes_take_effect_from_their_instant_and_are_checked(ledger_target: Target) -> None:
+    ledger = Ledger.create(ledger_target.new(persistent=True), CATALOG)
     ledger.add_account("n")
     # not activated yet: 3 calls rejected
     ledger.ingest(calls(repeat(3, "n", "RecognizeIdcard", OCT)), "before")
@@ -191,8 +193,8 @@ def test_single_row_changes_take_effect_from_their_instant_and_are_checked(tmp_p
     assert ledger.db.execute("SELECT COUNT(*) FROM plans").fetchone() == (1,)
 
 
-def test_an_account_seen_in_calls_before_it_is_listed_keeps_its_counters() -> None:
-    ledger = Ledger.create(":memory:", CATALOG)
+def test_an_account_seen_in_calls_before_it_is_listed_keeps_its_counters(ledger_target: Target) -> None:
+    ledger = Ledger.create(ledger_target.new(), CATALOG)
     ledger.ingest(calls(repeat(2, "late-comer", "RecognizeIdcard", OCT)), "early")  # unlisted: rejected
     ledger.add_account("late-comer", activated={"RecognizeIdcard": OCT})
     ledger.ingest(calls(repeat(2, "late-comer", "RecognizeIdcard", "2026-10-05T00:00:00+08:00", prefix="z")), "b")

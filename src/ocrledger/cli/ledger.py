@@ -15,8 +15,15 @@ from ..model.display import printable
 Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+def db_target(text: str) -> Any:
+    """A ``--db`` value: a ``postgresql://`` URL stays text (docs/postgres.md), anything else is a file path."""
+    from ..store.backends import target_of
+
+    return target_of(text)
+
+
 def _db(p: argparse.ArgumentParser, creates: bool = False) -> None:
-    p.add_argument("--db", type=Path, required=True, help="the ledger's SQLite file" + (
+    p.add_argument("--db", type=db_target, required=True, help="the ledger: a SQLite file or a postgresql:// URL" + (
         "; created from --catalog/--accounts if it does not exist yet" if creates else ""))
 
 
@@ -25,10 +32,11 @@ def _format(p: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
+    from ..store.backends import exists
     from ..store.ledger import Ledger
 
     creating = getattr(args, "catalog", None) is not None or getattr(args, "accounts", None) is not None
-    if not args.db.exists():
+    if not exists(args.db):
         if not creating:
             raise OcrledgerError("no ledger here; give --accounts (and --catalog) once to create it", file=str(args.db))
         return Ledger.create(args.db, args.catalog, args.accounts)
@@ -416,7 +424,7 @@ retention_cmd = _change(
 )
 
 
-def explain_from_log(db: Path, record: str, channel: str | None, fmt: str) -> int:
+def explain_from_log(db: Any, record: str, channel: str | None, fmt: str) -> int:
     """``explain --db``: the record's rows of the deduction log."""
     from ..store.ledger import Ledger
 

@@ -133,7 +133,8 @@ def _add_explain(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("--catalog", type=Path, help="catalog TOML; default: the bundled catalog")
     p.add_argument("--accounts", type=Path, help="accounts TOML; default: none")
     p.add_argument("--calls", type=Path, help="call records (CSV or Parquet), rated now")
-    p.add_argument("--db", type=Path, help="instead of --calls: a ledger file, answered from its deduction log")
+    p.add_argument("--db", type=ledger_cli.db_target, help="instead of --calls: a ledger (file or postgresql:// "
+                   "URL), answered from its deduction log")
     p.add_argument("--record", required=True, metavar="RECORD_ID", help="the record_id to explain")
     p.add_argument("--channel", choices=("official", "marketplace"), help="only the record on this channel")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")

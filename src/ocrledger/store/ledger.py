@@ -20,7 +20,7 @@ from ..engine.encode import encode
 from ..engine.qps import qps_arrays
 from ..engine.rate import Engine, as_accounts, as_catalog, outcome_columns
 from ..engine.usage import DUPLICATE, FREE, TIER0, LineArrays, UsageCounts, position_spend
-from ..errors import MoneyError, OcrledgerError, StateError
+from ..errors import ConflictError, MoneyError, OcrledgerError, StateError
 from ..io.calls import read_calls
 from ..kernel import select as _kernel
 from ..kernel.contract import Batch, KernelState, KernelTables, Outcomes
@@ -42,11 +42,15 @@ from .alerts import AlertEvent, detect
 from .log import LogPage, PlanState, log_page, plan_state
 from .persist import catalog_to_dict
 from .rows import CounterRows, accounts_of, write_accounts
+from .backends import Store, create_store, open_store
 from .sqlite_sql import SCHEMA_VERSION, SqliteStore
 from .sqlite_migrate import migrate_v1, migrate_v2
 
 MIGRATIONS = {"1": migrate_v1, "2": migrate_v2}
 """Older schema versions and what rewrites each as the current one (the whole file, in one transaction)."""
+CONFLICT_RETRIES = 20
+"""Times a batch is run again when a concurrent writer committed one of its record ids first (PostgreSQL)."""
+
 ON_TIME = -1
 """``target`` of a usage line rated in its own (open) month; a late line names its target month."""
 
@@ -84,14 +88,15 @@ class _Setup:
 
 
 class Ledger:
-    """A durable rating ledger on one SQLite file (or ``":memory:"``).
+    """A durable rating ledger on one SQLite file (or ``":memory:"``) or a PostgreSQL server (a URL).
 
-    One writer at a time (SQLite's write lock); readers in other processes see only committed
-    batches. Every ``ingest`` is one transaction: a batch is applied whole or not at all. Opening a
-    file reads the catalog only; each operation reads and writes the rows of the parties it touches.
+    SQLite: one writer at a time (its write lock). PostgreSQL: batches of disjoint accounts run side by
+    side (docs/postgres.md). Readers on other connections see only committed batches. Every ``ingest``
+    is one transaction: a batch is applied whole or not at all. Opening a ledger reads the catalog
+    only; each operation reads and writes the rows of the parties it touches.
     """
 
-    def __init__(self, store: SqliteStore, *, kernel: str | ModuleType | None = None) -> None:
+    def __init__(self, store: Store, *, kernel: str | ModuleType | None = None) -> None:
         self.store = store
         self.path = store.path
         self.kernel = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
@@ -124,22 +129,22 @@ class Ledger:
         cat = as_catalog(catalog)
         acc = as_accounts(accounts, cat)
 
-        def init(store: SqliteStore) -> None:
+        def init(store: Store) -> None:
             store.set_meta("schema", SCHEMA_VERSION)
             store.set_meta("catalog", json.dumps(catalog_to_dict(cat)))
             write_accounts(store, acc)
 
-        store = SqliteStore.create(str(path), init, timeout=timeout)
+        store = create_store(path, init, timeout=timeout)
         return cls(store, kernel=kernel)
 
     @classmethod
     def open(cls, path: str | Path, *, kernel: str | ModuleType | None = None, readonly: bool | None = None,
              timeout: float = 60.0) -> "Ledger":
         """Open an existing ledger file (read-only when it cannot be written); a schema-1 file is migrated."""
-        store = SqliteStore.open(str(path), readonly=readonly, timeout=timeout)
+        store = open_store(path, readonly=readonly, timeout=timeout)
         try:
             version = store.schema_version()
-            if version in MIGRATIONS:
+            if version in MIGRATIONS and isinstance(store, SqliteStore):
                 if store.readonly:
                     raise OcrledgerError(f"this ledger has schema {version} and must be migrated: open it once where "
                                          "it can be written", file=str(path))
@@ -175,13 +180,13 @@ class Ledger:
 
     @property
     def db(self) -> Any:
-        """The SQLite connection (for tests and benchmarks)."""
+        """The SQLite or psycopg connection (for tests and benchmarks)."""
         return self.store.db
 
     # ------------------------------------------------------------ transactions
     @contextmanager
-    def _write(self) -> Iterator[None]:
-        with self.store.write():
+    def _write(self, exclusive: bool = False) -> Iterator[None]:
+        with self.store.write(exclusive):
             self._closed = self.store.closed_periods()
             yield
 
@@ -215,7 +220,7 @@ class Ledger:
     def _change(self, change: Any) -> None:
         if self.readonly:
             raise OcrledgerError("the ledger file is read-only: it cannot be changed", file=self.path)
-        with self._write():
+        with self._write(exclusive=True):
             change()
 
     def _validated(self, account: str, channel: str, table: str, entry: dict[str, Any]) -> Any:
@@ -319,10 +324,17 @@ class Ledger:
             raise OcrledgerError("batch_id must be a non-empty string")
         if self.readonly:
             raise OcrledgerError("the ledger file is read-only: batches cannot be ingested", file=self.path)
-        with self._write():
-            if self.store.has_batch(batch_id):
-                return IngestResult(batch_id, replayed=True)
-            return self._ingest(calls, batch_id)
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self._write():
+                    self.store.lock_batch(batch_id)
+                    if self.store.has_batch(batch_id):
+                        return IngestResult(batch_id, replayed=True)
+                    return self._ingest(calls, batch_id)
+            except ConflictError:  # a concurrent batch committed one of its record ids first: rate it again
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _credentials(self, keys: np.ndarray) -> Accounts:
         """The stored credentials of ``keys`` only (the ones a batch names)."""
@@ -340,6 +352,7 @@ class Ledger:
         channels = (OFFICIAL, MARKETPLACE)  # by the table's market code
         party_of, api_of = np.divmod(used_pairs, n_api)  # party_of: account code * 2 + market
         pairs = sorted({(names[k >> 1], channels[k & 1]) for k in np.unique(party_of).tolist()})
+        self.store.lock_parties(pairs)
         found = self.store.find_parties(pairs)
         new = [p for p in pairs if p not in found]
         ids = {p: v[0] for p, v in found.items()}
@@ -581,7 +594,7 @@ class Ledger:
         period = parse_period(month)
         if self.readonly:
             raise OcrledgerError("the ledger file is read-only: a month cannot be closed", file=self.path)
-        with self._write():
+        with self._write(exclusive=True):
             if period in self._closed:
                 raise StateError(f"month {month} is already closed")
             earlier = self.store.open_periods_before(period)
@@ -614,7 +627,7 @@ class Ledger:
 
         def change() -> None:
             if months is None:
-                self.store.db.execute("DELETE FROM meta WHERE key = 'retention_months'")
+                self.store.delete_meta("retention_months")
             else:
                 self.store.set_meta("retention_months", str(months))
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from ..errors import OcrledgerError
 from .rows import CounterRows, unpack
+from .log_filters import log_where, row_filters
 
 SCHEMA_VERSION = "3"
 CHUNK = 900
@@ -86,6 +87,11 @@ def statements(text: str = SCHEMA) -> list[str]:
 def _ints(values: Iterable[int]) -> str:
     """A JSON array of integers: one bound parameter for ``IN (SELECT value FROM json_each(?))``."""
     return json.dumps([int(v) for v in values])
+
+
+def _in_json(column: str, values: Sequence[int]) -> tuple[str, str]:
+    """``column IN`` a list of integers: one bound JSON array."""
+    return f"{column} IN (SELECT value FROM json_each(?))", _ints(values)
 
 
 def _explain(exc: sqlite3.Error, path: str, timeout: float, *, creating: bool = False) -> OcrledgerError:
@@ -244,8 +250,11 @@ class SqliteStore:
 
     # ---------------------------------------------------------- transactions
     @contextmanager
-    def write(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; rolled back on any error (nothing half-applied)."""
+    def write(self, exclusive: bool = False) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any error (nothing half-applied).
+
+        Every write is exclusive on SQLite (its write lock): ``exclusive`` matters on PostgreSQL only.
+        """
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -271,6 +280,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise _explain(exc, self.path, self.timeout) from None
 
+    # ----------------------------------------------------------------- locks
+    def lock_batch(self, batch_id: str) -> None:
+        """Nothing to do: SQLite's write lock already serialises every batch (see ``PostgresStore``)."""
+
+    def lock_parties(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Nothing to do: SQLite's write lock already serialises every batch (see ``PostgresStore``)."""
+
     # ------------------------------------------------------------------ meta
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -278,6 +294,9 @@ class SqliteStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def schema_version(self) -> str | None:
         try:
@@ -513,7 +532,7 @@ class SqliteStore:
               until_day: str | None = None) -> list[tuple[Any, ...]]:
         """Call details per day that a migrated file brought (new calls are counted from the log), of days
         ``since_day`` <= day < ``until_day`` when given."""
-        where, args = _filters(parties, (("api = ?", api), ("day >= ?", since_day), ("day < ?", until_day)))
+        where, args = row_filters("?", _in_json, parties, (("api =", api), ("day >=", since_day), ("day <", until_day)))
         cols = "party, api, day, calls, failed, rejected, duplicates, free, dedicated, shared, payg"
         return self.db.execute(f"SELECT {cols} FROM daily{where}", args).fetchall()
 
@@ -538,8 +557,8 @@ class SqliteStore:
                      since: int | None = None, until: int | None = None) -> list[tuple[int, str, int, int, int]]:
         """(party, api, ts, status, source) of the log rows (of ``parties``, ``api``, paid by ``plan``, at
         ``since`` <= ts < ``until``): call details per day are counted from them."""
-        where, args = _filters(parties, (("api = ?", api), ("plan_id = ?", plan), ("ts >= ?", since),
-                                         ("ts < ?", until)))
+        where, args = row_filters("?", _in_json, parties, (("api =", api), ("plan_id =", plan),
+                                                                ("ts >=", since), ("ts <", until)))
         return self.db.execute(f"SELECT party, api, ts, status, source FROM deductions{where}", args).fetchall()
 
     def add_late_records(self, rows: Iterable[tuple[int, int, str, int, str]]) -> None:
@@ -567,31 +586,9 @@ class SqliteStore:
         A record id is looked up through the records table: the rows of the batch that committed it
         (the batch index), not a scan of the log.
         """
-        where, args = ["seq > ?"], [after]
-        if record_id is not None:
-            where.append("batch IN (SELECT b.seq FROM records r JOIN batches b ON b.batch_id = r.batch_id "
-                         "WHERE r.record_id = ?)")
-            args.append(record_id)
-        if parties is not None:
-            where.append("party IN (SELECT value FROM json_each(?))")
-            args.append(_ints(parties))
-        if plan is not None:  # a plan's rows are among its party's: the party index, no index of its own
-            where.append("party = (SELECT party FROM plans WHERE plan_id = ?)")
-            args.append(plan)
-        for column, value in (("api", api), ("plan_id", plan), ("record_id", record_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("ts < ?")
-            args.append(until)
-        if statuses is not None:
-            where.append("status IN (SELECT value FROM json_each(?))")
-            args.append(_ints(statuses))
-        q = f"SELECT {', '.join(self.LOG_COLUMNS)} FROM deductions WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        where, args = log_where("?", _in_json, parties=parties, api=api, plan=plan, record_id=record_id,
+                                since=since, until=until, statuses=statuses, after=after)
+        q = f"SELECT {', '.join(self.LOG_COLUMNS)} FROM deductions WHERE {where} ORDER BY seq LIMIT ?"
         return self.db.execute(q, (*args, limit)).fetchall()
 
     def prune(self, before: int) -> tuple[int, int, int]:
@@ -631,18 +628,6 @@ class SqliteStore:
         return self.db.execute("UPDATE alert_events SET delivered = 1 WHERE id <= ? AND delivered = 0",
                                (upto,)).rowcount
 
-
-def _filters(parties: Sequence[int] | None, conditions: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:
-    """A WHERE clause (or nothing) of the party list and each condition whose value is given."""
-    where, args = [], []
-    if parties is not None:
-        where.append("party IN (SELECT value FROM json_each(?))")
-        args.append(_ints(parties))
-    for clause, value in conditions:
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _period_day(period: int) -> str:
