@@ -161,8 +161,8 @@ def test_explain_from_the_log_on_the_command_line(ledger_target: Target) -> None
     assert missing.returncode == 2 and "no record 'nope'" in missing.stderr
 
 
-def test_call_details_per_day_filtered_and_paged(tmp_path: Path) -> None:
-    ledger = _ledger()
+def test_call_details_per_day_filtered_and_paged(ledger_target: Target) -> None:
+    ledger = _ledger(ledger_target)
     # u: 260 ID card calls on 1 Oct from 00:00, one a minute (200 free, 50 from plan p, 10 PAYG; b2 sent 3 of
     # them again: duplicates), 10 failed general calls on 2 Oct; w: 5 free ID card calls on 3 Oct
     rows = ledger.call_details()
@@ -182,7 +182,7 @@ def test_call_details_per_day_filtered_and_paged(tmp_path: Path) -> None:
     with pytest.raises(OcrledgerError, match="negative"):
         ledger.call_details(after=-1)
     # the command line: the same rows, a page at a time, ids escaped in text
-    db = tmp_path / "l.sqlite"
+    db = ledger_target.new(persistent=True)
     acc = accounts(CATALOG, account=[official("u\x1b[2J", "RecognizeIdcard")])
     with Ledger.create(db, CATALOG, acc) as file_ledger:
         file_ledger.ingest(calls(repeat(3, "u\x1b[2J", "RecognizeIdcard", OCT)), "b1")
