@@ -28,6 +28,18 @@ def _v1_copy(tmp_path: Path) -> Path:
     return path
 
 
+def _answers_as_before(ledger: Ledger, want: dict[str, Any]) -> None:
+    """Bills, quotas, call details, alerts, batches and QPS as the store that made the file answered."""
+    for month in ("2026-10", "2026-11"):
+        assert ledger.bill_texts(month) == want[month], month
+    assert ledger.quota("u", at="2026-11-10T00:00:00+08:00") == want["quota_u"]
+    assert ledger.quota("m", "marketplace", at="2026-11-10T00:00:00+08:00") == want["quota_m"]
+    assert ledger.call_details() == want["details"]
+    assert ledger.alerts() == want["alerts"]
+    assert ledger.batches() == want["batches"]
+    assert {k: list(v) for k, v in ledger.qps("u", "2026-10").items()} == want["qps"]
+
+
 def test_a_schema_1_file_is_migrated_and_answers_as_before(tmp_path: Path) -> None:
     # ledger_v1.sqlite and ledger_v1_expected.json were made by the schema-1 store (data/make_v1_ledger.py)
     path = _v1_copy(tmp_path)
@@ -35,14 +47,7 @@ def test_a_schema_1_file_is_migrated_and_answers_as_before(tmp_path: Path) -> No
     with Ledger.open(path) as ledger:
         assert ledger.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
         assert not ledger.db.execute("SELECT 1 FROM meta WHERE key = 'accounts'").fetchone()
-        for month in ("2026-10", "2026-11"):
-            assert ledger.bill_texts(month) == want[month], month  # October: the bytes frozen at close
-        assert ledger.quota("u", at="2026-11-10T00:00:00+08:00") == want["quota_u"]
-        assert ledger.quota("m", "marketplace", at="2026-11-10T00:00:00+08:00") == want["quota_m"]
-        assert ledger.call_details() == want["details"]
-        assert ledger.alerts() == want["alerts"]
-        assert ledger.batches() == want["batches"]
-        assert {k: list(v) for k, v in ledger.qps("u", "2026-10").items()} == want["qps"]
+        _answers_as_before(ledger, want)  # a closed October: the bytes frozen at close
         # the ghost account seen only in calls is an unlisted party; the stored setup is rows now
         assert ledger.db.execute("SELECT listed FROM parties WHERE account = 'ghost'").fetchone() == (0,)
         assert ledger.db.execute("SELECT SUM(units) FROM plan_used WHERE plan_id = 'p-ded'").fetchone() == (100,)
@@ -77,14 +82,7 @@ def test_a_schema_2_file_is_migrated_and_answers_as_before(tmp_path: Path) -> No
         assert ledger.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
         assert ledger.db.execute("SELECT value FROM meta WHERE key = 'migrated_from'").fetchone() == ("2",)
         assert {t for (t,) in ledger.db.execute("SELECT DISTINCT typeof(counts) FROM counters")} == {"blob"}
-        for month in ("2026-10", "2026-11"):
-            assert ledger.bill_texts(month) == want[month], month
-        assert ledger.quota("u", at="2026-11-10T00:00:00+08:00") == want["quota_u"]
-        assert ledger.quota("m", "marketplace", at="2026-11-10T00:00:00+08:00") == want["quota_m"]
-        assert ledger.call_details() == want["details"]
-        assert ledger.alerts() == want["alerts"]
-        assert ledger.batches() == want["batches"]
-        assert {k: list(v) for k, v in ledger.qps("u", "2026-10").items()} == want["qps"]
+        _answers_as_before(ledger, want)  # a closed October: the bytes frozen at close
         assert ledger.deductions(limit=10_000).rows == want["deductions"]
         assert [p.to_dict() for p in ledger.plan_states("u", at="2026-11-10T00:00:00+08:00")] == want["plans_u"]
         # New calls count on top of the migrated counters. u's November: RecognizeIdcard 47 of 200 free calls

@@ -229,18 +229,23 @@ def _run_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_filters(p: argparse.ArgumentParser, plan_help: str) -> None:
+    """The filters the log and the call details share: account, channel, API, plan, time range."""
+    p.add_argument("--account", help="only this account's calls")
+    p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel's calls")
+    p.add_argument("--api", help="only this API's calls")
+    p.add_argument("--plan", help=plan_help)
+    p.add_argument("--since", help="calls at or after this instant")
+    p.add_argument("--until", help="calls before this instant")
+
+
 def add_log(sub: Sub) -> None:  # type: ignore[valid-type]
     p = sub.add_parser("log", help="the per-call deduction log: what paid for each call, paged and filtered",
                        description="Rows of the per-call deduction log (status, source, plan, tier, exact amount, "
                        "the plan's remainder after the call), oldest first. Continue with --after NEXT.")
     _db(p)
-    p.add_argument("--account", help="only this account's calls")
-    p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel's calls")
-    p.add_argument("--api", help="only this API's calls")
-    p.add_argument("--plan", help="only the calls this plan paid (its deductions)")
+    _call_filters(p, "only the calls this plan paid (its deductions)")
     p.add_argument("--record", metavar="RECORD_ID", help="only this record's rows")
-    p.add_argument("--since", help="calls at or after this instant")
-    p.add_argument("--until", help="calls before this instant")
     p.add_argument("--status", action="append", help="charged, failed, duplicate, rejected, ... (repeatable)")
     p.add_argument("--after", type=int, default=0, metavar="SEQ", help="start after this log row (paging)")
     p.add_argument("--limit", type=int, default=100, help="rows a page (default 100, at most 10,000)")
@@ -248,13 +253,18 @@ def add_log(sub: Sub) -> None:  # type: ignore[valid-type]
     p.set_defaults(handler=_run_log)
 
 
-def _log_text(page: dict[str, Any]) -> str:
-    out = [f"{r['seq']:>8} {r['ts']} {r['account']} {r['api']} {r['record_id']} {r['status']} {r['source']}"
-           f"{' ' + r['plan'] + ' left ' + str(r['plan_remaining']) if r['plan'] else ''}"
-           f"{' tier ' + str(r['tier']) if r['tier'] else ''} {r['amount']}" for r in page["rows"]]
+def _page_text(page: dict[str, Any], line: Callable[[dict[str, Any]], str]) -> str:
+    """A page of rows as text, one line each, and where the next page starts."""
+    out = [line(r) for r in page["rows"]]
     if page["next_after"] is not None:
         out.append(f"more: --after {page['next_after']}")
     return "\n".join(out) + ("\n" if out else "")
+
+
+def _log_line(r: dict[str, Any]) -> str:
+    return (f"{r['seq']:>8} {r['ts']} {r['account']} {r['api']} {r['record_id']} {r['status']} {r['source']}"
+            f"{' ' + r['plan'] + ' left ' + str(r['plan_remaining']) if r['plan'] else ''}"
+            f"{' tier ' + str(r['tier']) if r['tier'] else ''} {r['amount']}")
 
 
 @on_ledger
@@ -263,7 +273,7 @@ def _run_log(args: argparse.Namespace) -> int:
         page = ledger.deductions(account=args.account, channel=args.channel, api=args.api, plan=args.plan,
                                  record_id=args.record, since=args.since, until=args.until, status=args.status,
                                  after=args.after, limit=args.limit)
-    _show({"rows": page.rows, "next_after": page.next_after}, args.format, _log_text)
+    _show({"rows": page.rows, "next_after": page.next_after}, args.format, lambda p: _page_text(p, _log_line))
     return 0
 
 
@@ -272,25 +282,17 @@ def add_details(sub: Sub) -> None:  # type: ignore[valid-type]
                        description="Per account, API and day (billing zone): calls, failed, rejected, duplicates and "
                        "the successful calls by source (free, dedicated, shared, PAYG). Continue with --after NEXT.")
     _db(p)
-    p.add_argument("--account", help="only this account's calls")
-    p.add_argument("--channel", choices=("official", "marketplace"), help="only this channel's calls")
-    p.add_argument("--api", help="only this API's calls")
-    p.add_argument("--plan", help="only the calls this plan paid")
-    p.add_argument("--since", help="calls at or after this instant")
-    p.add_argument("--until", help="calls before this instant")
+    _call_filters(p, "only the calls this plan paid")
     p.add_argument("--after", type=int, default=0, metavar="N", help="skip the first N rows (paging)")
     p.add_argument("--limit", type=int, default=100, help="rows a page (default 100)")
     _format(p)
     p.set_defaults(handler=_run_details)
 
 
-def _details_text(page: dict[str, Any]) -> str:
-    out = [f"{r['day']} {r['account']} {r['channel']} {r['api']} calls {r['calls']} failed {r['failed']} "
-           f"rejected {r['rejected']} duplicates {r['duplicates']} free {r['free']} dedicated {r['dedicated']} "
-           f"shared {r['shared']} payg {r['payg']}" for r in page["rows"]]
-    if page["next_after"] is not None:
-        out.append(f"more: --after {page['next_after']}")
-    return "\n".join(out) + ("\n" if out else "")
+def _details_line(r: dict[str, Any]) -> str:
+    return (f"{r['day']} {r['account']} {r['channel']} {r['api']} calls {r['calls']} failed {r['failed']} "
+            f"rejected {r['rejected']} duplicates {r['duplicates']} free {r['free']} dedicated {r['dedicated']} "
+            f"shared {r['shared']} payg {r['payg']}")
 
 
 @on_ledger
@@ -302,7 +304,7 @@ def _run_details(args: argparse.Namespace) -> int:
                                    until=args.until, after=args.after, limit=args.limit + 1)
     more = len(rows) > args.limit
     _show({"rows": rows[: args.limit], "next_after": args.after + args.limit if more else None}, args.format,
-          _details_text)
+          lambda p: _page_text(p, _details_line))
     return 0
 
 

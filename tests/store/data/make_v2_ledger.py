@@ -6,38 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+from make_v1_ledger import ACC, CAT, calls  # the same setup and calls as the schema-1 file
 
-from ocrledger.model.accounts import parse_accounts
-from ocrledger.model.catalog import default_catalog
 from ocrledger.store.ledger import Ledger
-
-CAT = default_catalog()
-ACC = parse_accounts({
-    "account": [
-        {"id": "u", "channel": "official", "activated": {"RecognizeIdcard": "2026-01-01T00:00:00+08:00",
-                                                         "VerifyVATInvoice": "2026-01-01T00:00:00+08:00"}},
-        {"id": "w", "channel": "official", "activated": {"RecognizeIdcard": "2026-10-10T00:00:00+08:00"}},
-        {"id": "m", "channel": "marketplace"},
-    ],
-    "plan": [
-        {"id": "p-ded", "account": "u", "kind": "dedicated", "api": "RecognizeIdcard", "quantity": 100,
-         "start": "2026-10-01T00:00:00+08:00"},
-        {"id": "p-sh", "account": "m", "channel": "marketplace", "kind": "shared", "quantity": 500,
-         "start": "2026-10-01T00:00:00+08:00", "refunded": "2026-11-15T00:00:00+08:00"},
-    ],
-    "qps_addon": [{"account": "u", "api": "RecognizeIdcard", "qps": 5, "start": "2026-10-01T00:00:00+08:00"}],
-    "alert": [{"account": "u", "kind": "plan_remaining", "target": "p-ded", "threshold": "10%"}],
-    "credential": [{"key": "AK-u", "account": "u", "until": "2027-01-01T00:00:00+08:00"}],
-}, CAT)
-
-
-def calls(prefix: str, account: str, channel: str, api: str, start: str, n: int, step: int = 60_000) -> dict:
-    t0 = CAT.clock.instant(start, what="t")
-    return {"record_id": np.array([f"{prefix}{k:04d}" for k in range(n)], dtype=object),
-            "account": np.array([account] * n, dtype=object), "channel": np.array([channel] * n, dtype=object),
-            "api": np.array([api] * n, dtype=object), "ts": np.arange(n, dtype=np.int64) * step + t0,
-            "success": np.array([1 if k % 17 else 0 for k in range(n)], dtype=np.int8)}
 
 
 def main(path: str, expected_path: str) -> None:
