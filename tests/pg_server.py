@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from typing import Any
 from pathlib import Path
 
 _SERVERS: dict[bool, "PgServer"] = {}
@@ -62,11 +63,12 @@ class PgServer:
         self.bin = folder
         self.dir = Path(tempfile.mkdtemp(prefix="ocrledger-pg-"))
         self.port = _free_port()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:  # the server refuses to run as root
-            user = pwd.getpwnam("postgres")
+        self.as_user: dict[str, Any] = {}
+        if os.geteuid() == 0:  # the server refuses to run as root: its commands run as postgres (no runuser/su
+            user = pwd.getpwnam("postgres")  # binary needed, which a PATH without /usr/sbin would not find)
             os.chown(self.dir, user.pw_uid, user.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
+            self.as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [],
+                            "env": {**os.environ, "HOME": user.pw_dir, "USER": "postgres", "LOGNAME": "postgres"}}
         data = self.dir / "data"
         self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--locale=C", "--no-sync")
@@ -79,7 +81,7 @@ class PgServer:
         atexit.register(self.stop)
 
     def _run(self, *cmd: str) -> None:
-        done = subprocess.run([*self.as_user, *cmd], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=120, cwd=self.dir, **self.as_user)
         if done.returncode != 0:
             log = self.dir / "log"
             tail = log.read_text()[-2000:] if log.exists() else ""
@@ -96,8 +98,8 @@ class PgServer:
         if not getattr(self, "started", False):
             return
         self.started = False
-        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=120)
+        subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=120, cwd=self.dir, **self.as_user)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
