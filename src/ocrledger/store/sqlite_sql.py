@@ -434,8 +434,8 @@ class SqliteStore:
         if pairs is not None:
             rows = self.db.execute(  # the pairs first, then an index search for each (CROSS JOIN keeps that order)
                 "SELECT c.party, c.period, c.api, c.target, c.counts FROM (SELECT value ->> 0 AS p, value ->> 1 AS a "
-                "FROM json_each(?2)) j CROSS JOIN counters c ON c.party = j.p AND c.period = ?1 AND c.api = j.a",
-                (period, json.dumps([[int(p), a] for p, a in pairs])))
+                "FROM json_each(?)) j CROSS JOIN counters c ON c.party = j.p AND c.period = ? AND c.api = j.a",
+                (json.dumps([[int(p), a] for p, a in pairs]), period))
         else:
             rows = self.db.execute("SELECT party, period, api, target, counts FROM counters WHERE party IN "
                                    "(SELECT value FROM json_each(?)) AND period = ?", (_ints(parties), period))
