@@ -525,8 +525,9 @@ class Ledger:
             new_key = self._counter_key(party, period, api, target)
             old_key = self._counter_key(old.party, old.period, self._api_index(old.api), old.target)
             by_key = np.argsort(old_key, kind="stable")
-            at = np.minimum(np.searchsorted(old_key[by_key], new_key), len(old_key) - 1)
-            hit = old_key[by_key][at] == new_key
+            sorted_key = old_key[by_key]
+            at = np.minimum(np.searchsorted(sorted_key, new_key), len(old_key) - 1)
+            hit = sorted_key[at] == new_key
             w = min(self._width, old.counts.shape[1])
             counts[hit, :w] += old.counts[by_key[at[hit]], :w]
         store.put_counters(CounterRows(party, period, [codes[a] for a in api.tolist()], target, counts))
