@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers import OCT, accounts, api, calls, catalog, official, repeat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,6 +61,29 @@ def test_tables_of_some_parties_are_the_whole_setup_tables_of_those_parties(scen
     some = data.draw(st.permutations(whole).flatmap(lambda p: st.integers(0, len(p)).map(lambda k: p[:k])))
     for i, party in enumerate(some):
         assert pair_plans(setup, some, i) == pair_plans(setup, whole, whole.index(party))
+
+
+@pytest.mark.skipif(_kernel.helpers() is None, reason="the compiled helpers are not loaded")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenarios(), data=st.data())
+def test_the_compiled_slice_equals_its_numpy_twin(scenario, data) -> None:  # type: ignore[no-untyped-def]
+    """``slice_setup`` (one compiled pass over the parties' packed rows) gives the numpy twin's arrays, bit for bit,
+    for parties in any order, listed or not, repeated or not."""
+    cat, acc, _ = scenario
+    setup = SetupTables(cat, acc)
+    whole = acc.parties() + [("nobody", "official"), ("nobody", "marketplace")]
+    some = data.draw(st.lists(st.sampled_from(whole), max_size=2 * len(whole)))
+    market = np.array([ch != "official" for _, ch in some], dtype=np.int8)
+    sel = setup.finder.find([a for a, _ in some], market) if some else np.zeros(0, dtype=np.int64)
+    got = []
+    with pytest.MonkeyPatch.context() as mp:
+        for pure in ("0", "1"):
+            mp.setenv("OCRLEDGER_PURE_PYTHON", pure)
+            tables, plans = setup._slice(sel, some)
+            got.append([tables.activation, tables.party_official, tables.plan_start, tables.plan_end, tables.ded_offset,
+                        tables.ded_plans, tables.sh_offset, tables.sh_plans, plans.rows, plans.quantity])
+    for compiled, twin in zip(*got):
+        assert compiled.dtype == twin.dtype and np.array_equal(compiled, twin)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

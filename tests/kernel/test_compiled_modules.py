@@ -23,7 +23,7 @@ OWNS = {
     "_hashing": {"string_repeats", "string_index", "string_find"},
     "_sorting": {"radix_argsort", "gather_strings", "string_lengths", "take_int32", "gather_calls"},
     "_passes": {"usage_counts", "plan_units", "qps_seconds", "call_codes", "byte_counts", "flag_values",
-                "plain_ends", "spans", "pair_plans", "json_reindent"},
+                "plain_ends", "spans", "slice_setup", "json_reindent"},
 }
 needs_build = pytest.mark.skipif(os.environ.get("OCRLEDGER_PURE_PYTHON") == "1", reason="pure-Python run requested")
 

@@ -1,7 +1,7 @@
 """Kernel tables from a catalog and accounts: activations, plans in expire-first order, per-pair plan lists."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import Sequence
 
@@ -42,12 +42,17 @@ class SetupTables:
         """(account, channel) -> setup position, looked up per batch party (``PartyIndex``)."""
         n = len(self.parties)
         official = (self.finder.market == 0).astype(np.int8)
-        activation = np.full((n, n_api), NO_ACTIVATION, dtype=np.int64)
+        # a party's row: its plan run (first, count), its dedicated and shared entry runs, its activations
+        self.block = block = np.empty((n, 6 + n_api), dtype=np.int64)
+        """Per setup party: plan run (first, count), dedicated and shared entry runs, then the activation
+        instant of each API: what a slice reads of a party, in one row."""
+        activation = block[:, 6:]
+        activation[:] = NO_ACTIVATION
         activation[official == 0] = ALWAYS_ACTIVE
         if len(cols.act_party):
             code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
-            activation.reshape(-1)[cols.act_party * n_api + code[cols.act_api]] = cols.act_when
-        self.official, self.activation = official, activation
+            activation[cols.act_party, code[cols.act_api]] = cols.act_when
+        self.official = official
         # plans party by party, each party's in expire-first order: a party's plans are then one run,
         # and any set of parties (in setup order) takes runs that are already in kernel order
         first = cols.plans.expire_first()
@@ -57,7 +62,10 @@ class SetupTables:
         owner = owner[by_owner]
         self.plans = plans
         self.plan_ids = np.array(plans.ids, dtype=object).reshape(len(plans))
-        self.plan_offset = _offsets(owner, n)
+        plan_offset = _offsets(owner, n)
+        self.plan_kernel = np.ascontiguousarray(np.stack([plans.start, plans.effective_end, plans.quantity], axis=1),
+                                                dtype=np.int64).reshape(len(plans), 3)
+        """(start, effective end, quantity) of each plan: one row, so a slice gathers one run per party."""
         # one (party, API, plan) entry per API a plan covers, dedicated and shared apart, each sorted by
         # (party, API, plan): a party's entries are one run, already grouped by pair in plan order
         set_len = np.array([len(apis) for apis in plans.api_sets], dtype=np.int64)
@@ -65,14 +73,18 @@ class SetupTables:
         set_codes = np.array([catalog.index[c] for apis in plans.api_sets for c in apis], dtype=np.int64)
         plan_of, nth = ragged(set_len[plans.api_set])
         api = set_codes[set_start[plans.api_set][plan_of] + nth]
-        self.entries = []
-        for kind in (True, False):
+        block[:, 0], block[:, 1] = plan_offset[:-1], np.diff(plan_offset)
+        self.entries: list[np.ndarray] = []
+        """Per plan kind (dedicated, shared): the (API, plan position among its party's plans) int32 rows."""
+        for col, kind in ((2, True), (4, False)):
             keep = plans.dedicated[plan_of] == kind
             p_of, e_api = plan_of[keep], api[keep]
             e_owner = owner[p_of]
             by = np.lexsort((p_of, e_api, e_owner))
-            self.entries.append(_Entries(_offsets(e_owner, n), np.ascontiguousarray(e_api[by], dtype=np.int64),
-                                         np.ascontiguousarray((p_of - self.plan_offset[e_owner])[by], dtype=np.int64)))
+            offset = _offsets(e_owner, n)
+            block[:, col], block[:, col + 1] = offset[:-1], np.diff(offset)
+            self.entries.append(np.ascontiguousarray(
+                np.stack([e_api[by], (p_of - plan_offset[e_owner])[by]], axis=1), dtype=np.int32).reshape(-1, 2))
         self._whole: tuple[KernelTables, PlanSlice] | None = None
 
     def tables(self, parties: Sequence[tuple[str, str]], listed_at: np.ndarray | None = None
@@ -100,23 +112,18 @@ class SetupTables:
         market = getattr(parties, "market", None)
         official = (market == 0).astype(np.int8) if market is not None else \
             np.fromiter((ch == OFFICIAL for _, ch in parties), dtype=np.int8, count=m)
-        activation = np.empty((m, n_api), dtype=np.int64)
-        activation[:] = np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE)[:, None]
-        known = np.flatnonzero(sel >= 0)
-        listed = sel[known]
-        if len(known) == m:  # every party listed: one gather straight into the table
-            np.take(self.activation, listed, axis=0, out=activation)
+        sel = np.ascontiguousarray(sel, dtype=np.int64)
+        activation = np.empty(m * n_api, dtype=np.int64)
+        ded_offset, sh_offset = np.zeros(m * n_api + 1, dtype=np.int64), np.zeros(m * n_api + 1, dtype=np.int64)
+        core = _kernel.helpers()
+        if core is not None:  # one compiled pass over the parties' rows
+            chosen, start, end, quantity, ded_plans, sh_plans = core.slice_setup(
+                sel, official, self.block, self.plan_kernel, *self.entries, NO_ACTIVATION, ALWAYS_ACTIVE,
+                activation, ded_offset, sh_offset)
         else:
-            activation[known] = self.activation[listed]
-        # the plans of the listed parties: each party's run, in the order the parties come
-        first = self.plan_offset[listed]
-        count = self.plan_offset[listed + 1] - first
-        _, chosen = spans(first, count)
-        run_start = np.cumsum(count) - count  # where each listed party's plans start in the slice
-        n_pair = m * n_api
-        (ded_offset, ded_plans), (sh_offset, sh_plans) = [_pair_plans(e, listed, known, run_start, n_api, n_pair)
-                                                          for e in self.entries]
-        plans = PlanSlice(self.plans, self.plan_ids, chosen)
+            chosen, start, end, quantity, ded_plans, sh_plans = self._slice_numpy(
+                sel, official, activation, ded_offset, sh_offset)
+        plans = PlanSlice(self.plans, self.plan_ids, chosen, quantity)
         arrays = self.arrays
         tables = KernelTables(
             n_api=n_api,
@@ -130,9 +137,9 @@ class SetupTables:
             tier_upto=arrays["tier_upto"],
             tier_price=arrays["tier_price"],
             party_official=official,
-            activation=activation.reshape(-1),
-            plan_start=self.plans.start[chosen],
-            plan_end=self.plans.effective_end[chosen],
+            activation=activation,
+            plan_start=start,
+            plan_end=end,
             ded_offset=ded_offset,
             ded_plans=ded_plans,
             sh_offset=sh_offset,
@@ -140,43 +147,35 @@ class SetupTables:
         )
         return tables, plans
 
-
-def _pair_plans(entries: "_Entries", listed: np.ndarray, at: np.ndarray, run_start: np.ndarray, n_api: int,
-                n_pair: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR offsets (n_pair + 1) and plans (int32) of the pairs of parties ``listed`` (setup positions) put at
-    slice positions ``at``, whose plans start at ``run_start``: one compiled pass (``pair_plans``) or numpy."""
-    e_first = entries.offset[listed]
-    e_count = entries.offset[listed + 1] - e_first
-    offset = np.zeros(n_pair + 1, dtype=np.int64)
-    core = _kernel.helpers()
-    if core is not None:
-        plans = np.empty(int(e_count.sum()), dtype=np.int32)
-        core.pair_plans(np.ascontiguousarray(listed, dtype=np.int64), np.ascontiguousarray(at, dtype=np.int64),
-                        entries.offset, entries.api, entries.rank, np.ascontiguousarray(run_start, dtype=np.int64),
-                        n_api, offset, plans)
-        return offset, plans
-    owner, entry = spans(e_first, e_count)
-    pair = at[owner] * n_api + entries.api[entry]  # non-decreasing: parties in order, then API
-    np.cumsum(np.bincount(pair, minlength=n_pair), out=offset[1:])
-    return offset, (run_start[owner] + entries.rank[entry]).astype(np.int32)
-
-
-@dataclass
-class _Entries:
-    """The (party, API, plan) entries of one plan kind: CSR by party, each party's sorted by (API, plan)."""
-
-    offset: np.ndarray
-    api: np.ndarray
-    rank: np.ndarray
-    """The plan's position among its party's plans."""
+    def _slice_numpy(self, sel: np.ndarray, official: np.ndarray, activation: np.ndarray, ded_offset: np.ndarray,
+                     sh_offset: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The numpy twin of the compiled ``slice_setup``: the same arrays from the same packed rows."""
+        m, n_api, block = len(sel), self.n_api, self.block
+        table = activation.reshape(m, n_api)
+        table[:] = np.where(official == 1, NO_ACTIVATION, ALWAYS_ACTIVE)[:, None]
+        known = np.flatnonzero(sel >= 0)
+        rows = block[sel[known]]
+        table[known] = rows[:, 6:]
+        owner, chosen = spans(rows[:, 0], rows[:, 1])
+        run_start = np.cumsum(rows[:, 1]) - rows[:, 1]  # where each listed party's plans start in the slice
+        lists = []
+        for col, entries, offset in ((2, self.entries[0], ded_offset), (4, self.entries[1], sh_offset)):
+            e_owner, entry = spans(rows[:, col], rows[:, col + 1])
+            pair = known[e_owner] * n_api + entries[entry, 0]  # non-decreasing: parties in order, then API
+            np.cumsum(np.bincount(pair, minlength=m * n_api), out=offset[1:])
+            lists.append((run_start[e_owner] + entries[entry, 1]).astype(np.int32))
+        kernel = self.plan_kernel[chosen]
+        return (chosen, np.ascontiguousarray(kernel[:, 0]), np.ascontiguousarray(kernel[:, 1]),
+                np.ascontiguousarray(kernel[:, 2]), lists[0], lists[1])
 
 
 class PlanSlice:
     """Some rows of a setup's plan columns (kernel order): what the kernel needs at once, the rest on demand."""
 
-    def __init__(self, plans: PlanColumns, ids: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, plans: PlanColumns, ids: np.ndarray, rows: np.ndarray, quantity: np.ndarray) -> None:
         self.source, self.rows, self._ids = plans, rows, ids
-        self.quantity = plans.quantity[rows]
+        self.quantity = quantity
+        """int64: each row's quantity (``plans.quantity[rows]``)."""
 
     def __len__(self) -> int:
         return len(self.rows)

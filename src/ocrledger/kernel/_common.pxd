@@ -7,6 +7,7 @@ cdef enum:
     PACK_ALL_RATIO = 4   # a batch of >= n_pair / 4 calls may pack every pair up front
     SAMPLE = 4096        # calls looked at to tell timestamp order from grouped
     HASH_BLOCK = 64      # keys hashed (and their slots prefetched) before they are probed
+    SLICE_AHEAD = 8      # parties between a setup row's prefetch and its plan runs' prefetch, and their use
 
 cdef extern from *:
     """

@@ -2,9 +2,10 @@
 import numpy as np
 
 def spans(start: np.ndarray, count: np.ndarray, owner: np.ndarray, index: np.ndarray) -> int: ...
-def pair_plans(listed: np.ndarray, at: np.ndarray, entry_offset: np.ndarray, entry_api: np.ndarray,
-               entry_rank: np.ndarray, run_start: np.ndarray, n_api: int, offset: np.ndarray,
-               plans: np.ndarray) -> int: ...
+def slice_setup(sel: np.ndarray, official: np.ndarray, block: np.ndarray, plan_kernel: np.ndarray, ded: np.ndarray,
+                sh: np.ndarray, no_activation: int, always_active: int, activation: np.ndarray,
+                ded_offset: np.ndarray, sh_offset: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 def flag_values(values: np.ndarray, seen: np.ndarray) -> None: ...
 def call_codes(party: np.ndarray, period: np.ndarray, source: np.ndarray, plan: np.ndarray, status: np.ndarray,
                party_lut: np.ndarray, channel_of: np.ndarray, period_lut: np.ndarray, plan_lut: np.ndarray,

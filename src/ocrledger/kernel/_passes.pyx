@@ -1,8 +1,10 @@
-"""Counting passes over columns in Cython (usage, plan units, QPS seconds, codes, bytes, flags, spans, pair plans) and json_reindent."""
+"""Counting passes over columns in Cython (usage, plan units, QPS seconds, codes, bytes, flags, spans, setup slices) and json_reindent."""
 from libc.stdint cimport INT32_MAX, int16_t, int32_t, int64_t, int8_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
-from ._common cimport count_t, offset_t
+from ._common cimport OCR_PREFETCH, SLICE_AHEAD, count_t, offset_t
+
+import numpy as _np
 
 
 def spans(const int64_t[::1] start, const int64_t[::1] count, int64_t[::1] owner, int64_t[::1] index):
@@ -30,45 +32,125 @@ def spans(const int64_t[::1] start, const int64_t[::1] count, int64_t[::1] owner
 
 
 
-def pair_plans(const int64_t[::1] listed, const int64_t[::1] at, const int64_t[::1] entry_offset,
-               const int64_t[::1] entry_api, const int64_t[::1] entry_rank, const int64_t[::1] run_start,
-               Py_ssize_t n_api, int64_t[::1] offset, int32_t[::1] plans):
-    """The CSR plan lists of the pairs of some parties, in one pass (``engine.tables``' slice).
+def slice_setup(const int64_t[::1] sel, const int8_t[::1] official, const int64_t[:, ::1] block,
+                const int64_t[:, ::1] plan_kernel, const int32_t[:, ::1] ded, const int32_t[:, ::1] sh,
+                int64_t no_activation, int64_t always_active, int64_t[::1] activation, int64_t[::1] ded_offset,
+                int64_t[::1] sh_offset):
+    """The kernel tables of some parties, sliced from a setup's packed rows in one pass (``engine.tables``).
 
-    Party j of the slice is setup party listed[j], placed at slice position at[j] (at increasing);
-    its entries entry_offset[listed[j]]:entry_offset[listed[j] + 1] (sorted by API, then plan) go to
-    pair at[j] * n_api + entry_api[e] with plan run_start[j] + entry_rank[e]. ``offset`` (n_pair + 1,
-    zeroed) gets the CSR offsets, ``plans`` the plan of each entry. Returns the number of entries."""
-    cdef Py_ssize_t m = listed.shape[0], n_pair = offset.shape[0] - 1, j, k = 0, pair, last = -1
-    cdef int64_t e, p, base, start
+    Slice party j is setup party sel[j] (-1: not listed). A setup party's row of ``block`` holds its
+    plan run (first, count), its dedicated and shared entry runs (first, count each), then its
+    activation instant per API; ``plan_kernel`` is (start, effective end, quantity) per plan; an entry
+    of ``ded``/``sh`` is (API, plan position among its party's plans), a party's sorted by API, then
+    plan. Writes ``activation`` (m * n_api; an unlisted party: no_activation if official, else
+    always_active) and the zeroed CSR offsets ``ded_offset``/``sh_offset`` (m * n_api + 1); returns
+    (chosen plan rows int64, plan start, plan end, quantity, dedicated plans int32, shared plans int32),
+    the slice's plans being the listed parties' runs in slice order."""
+    cdef Py_ssize_t m = sel.shape[0], n = block.shape[0], width = block.shape[1], n_api = width - 6
+    cdef Py_ssize_t n_plan = plan_kernel.shape[0], j, c, k
+    cdef int64_t p, total_plans = 0, total_ded = 0, total_sh = 0, value
     cdef bint bad = False
-    if at.shape[0] != m or run_start.shape[0] != m:
-        raise ValueError("listed, at and run_start differ in length")
+    if width < 6 or official.shape[0] != m or activation.shape[0] != m * n_api \
+            or ded_offset.shape[0] != m * n_api + 1 or sh_offset.shape[0] != m * n_api + 1 \
+            or plan_kernel.shape[1] != 3 or ded.shape[1] != 2 or sh.shape[1] != 2:
+        raise ValueError("slice_setup: arrays of the wrong shape")
     with nogil:
         for j in range(m):
-            p = listed[j]
-            if p < 0 or p + 1 >= entry_offset.shape[0]:
+            p = sel[j]
+            if p < -1 or p >= n:
                 bad = True
                 break
-            base = at[j] * n_api
-            start = run_start[j]
-            for e in range(entry_offset[p], entry_offset[p + 1]):
-                pair = base + entry_api[e]
-                if pair < last or pair >= n_pair or k >= plans.shape[0] or e >= entry_api.shape[0]:
-                    bad = True
-                    break
-                last = pair
-                offset[pair + 1] += 1
-                plans[k] = <int32_t>(start + entry_rank[e])
+            if p >= 0:
+                total_plans += block[p, 1]
+                total_ded += block[p, 3]
+                total_sh += block[p, 5]
+    if bad:
+        raise ValueError("slice_setup: a party outside the setup")
+    chosen = _np.empty(total_plans, dtype=_np.int64)
+    start = _np.empty(total_plans, dtype=_np.int64)
+    end = _np.empty(total_plans, dtype=_np.int64)
+    quantity = _np.empty(total_plans, dtype=_np.int64)
+    ded_plans = _np.empty(total_ded, dtype=_np.int32)
+    sh_plans = _np.empty(total_sh, dtype=_np.int32)
+    cdef int64_t[::1] o_chosen = chosen, o_start = start, o_end = end, o_quantity = quantity
+    cdef int32_t[::1] o_ded = ded_plans, o_sh = sh_plans
+    cdef int64_t run, first, count, q_ded = 0, q_sh = 0
+    k = 0
+    with nogil:
+        for j in range(m):
+            _prefetch_rows(sel, j, m, block, plan_kernel, ded, sh)
+            p = sel[j]
+            if p < 0:
+                value = no_activation if official[j] else always_active
+                for c in range(n_api):
+                    activation[j * n_api + c] = value
+                continue
+            for c in range(n_api):
+                activation[j * n_api + c] = block[p, 6 + c]
+            run = k
+            first, count = block[p, 0], block[p, 1]
+            if first < 0 or count < 0 or first + count > n_plan:
+                bad = True
+                break
+            for c in range(count):
+                o_chosen[k] = first + c
+                o_start[k] = plan_kernel[first + c, 0]
+                o_end[k] = plan_kernel[first + c, 1]
+                o_quantity[k] = plan_kernel[first + c, 2]
                 k += 1
-            if bad:
+            if not _entries(ded, block[p, 2], block[p, 3], j * n_api, n_api, run, count, ded_offset, o_ded, &q_ded):
+                bad = True
+                break
+            if not _entries(sh, block[p, 4], block[p, 5], j * n_api, n_api, run, count, sh_offset, o_sh, &q_sh):
+                bad = True
                 break
         if not bad:
-            for pair in range(n_pair):
-                offset[pair + 1] += offset[pair]
+            for c in range(m * n_api):
+                ded_offset[c + 1] += ded_offset[c]
+                sh_offset[c + 1] += sh_offset[c]
     if bad:
-        raise ValueError("an entry outside its arrays, or the parties' pairs out of order")
-    return k
+        raise ValueError("slice_setup: a plan or entry run outside its arrays, or a party's entries out of order")
+    return chosen, start, end, quantity, ded_plans, sh_plans
+
+
+cdef inline void _prefetch_rows(const int64_t[::1] sel, Py_ssize_t j, Py_ssize_t m, const int64_t[:, ::1] block,
+                                const int64_t[:, ::1] plan_kernel, const int32_t[:, ::1] ded,
+                                const int32_t[:, ::1] sh) noexcept nogil:
+    """Prefetch the block row of party j + 2 * SLICE_AHEAD, and the plan and entry runs of party j + SLICE_AHEAD
+    (whose row was prefetched before): the parties' rows are far apart, so each is a trip to memory."""
+    cdef Py_ssize_t w, far = j + 2 * SLICE_AHEAD, near = j + SLICE_AHEAD
+    cdef int64_t p
+    if far < m and sel[far] >= 0:
+        p = sel[far]
+        for w in range(0, block.shape[1], 8):
+            OCR_PREFETCH(&block[p, w])
+    if near < m and sel[near] >= 0:
+        p = sel[near]
+        if block[p, 1] > 0 and block[p, 0] < plan_kernel.shape[0]:
+            OCR_PREFETCH(&plan_kernel[block[p, 0], 0])
+            if block[p, 1] > 2 and block[p, 0] + 2 < plan_kernel.shape[0]:
+                OCR_PREFETCH(&plan_kernel[block[p, 0] + 2, 2])
+        if block[p, 3] > 0 and block[p, 2] < ded.shape[0]:
+            OCR_PREFETCH(&ded[block[p, 2], 0])
+        if block[p, 5] > 0 and block[p, 4] < sh.shape[0]:
+            OCR_PREFETCH(&sh[block[p, 4], 0])
+
+
+cdef bint _entries(const int32_t[:, ::1] entries, int64_t first, int64_t count, Py_ssize_t base, Py_ssize_t n_api,
+                   int64_t run, int64_t n_plans, int64_t[::1] offset, int32_t[::1] plans, int64_t* q) noexcept nogil:
+    """One party's entries (API, plan position) into the CSR offsets (counts at pair + 1) and plan list."""
+    cdef int64_t e, api, rank, last = -1
+    if first < 0 or count < 0 or first + count > entries.shape[0] or q[0] + count > plans.shape[0]:
+        return False
+    for e in range(first, first + count):
+        api, rank = entries[e, 0], entries[e, 1]
+        if api < last or api >= n_api or rank < 0 or rank >= n_plans:
+            return False
+        last = api
+        offset[base + api + 1] += 1
+        plans[q[0]] = <int32_t>(run + rank)
+        q[0] += 1
+    return True
 
 def flag_values(const int32_t[::1] values, uint8_t[::1] seen):
     """seen[v] = 1 for every v in values (a set of small integers without numpy's bincount, which first
