@@ -1,0 +1,201 @@
+"""The writer's memory of the per-party rows a batch reads (setup, plan use, pools, counters), valid while no other connection commits."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .rows import CounterRows
+
+MAX_PARTIES = 200_000
+"""Parties whose setup rows are kept; past it everything is forgotten (and read again as needed)."""
+MAX_PAIRS = 400_000
+"""(party, month, API) counter lines kept; past it the counter lines are forgotten."""
+
+
+class RowCache:
+    """A read-through view of a store for ``Ledger.ingest``: the same read methods (``find_parties``,
+    ``party_names``, ``activations``, ``plans_of``, ``addons``, ``alerts``, ``pools``, ``counters``) answered
+    from memory for parties already read, and the same writes (``add_parties``, ``add_plan_use``,
+    ``add_pools``, ``put_counters``) passed to the store and applied to what is kept.
+
+    What is kept is only ever the committed state of the file:
+
+    - ``begin()`` runs first in every ingest transaction, with the write lock held: the store's
+      ``data_version()`` (SQLite's ``PRAGMA data_version``) changes exactly when another connection
+      committed since, and then everything is forgotten. A store without such a token (PostgreSQL,
+      where several writers commit side by side) returns None and nothing is ever kept.
+    - ``clear()`` runs when the transaction fails (its rows were never committed: a party id it added
+      may be given again) and for every other write of this connection (a plan bought or refunded, an
+      API activated, an account listed, a month closed): those change setup rows, so the next batch
+      reads them afresh.
+    - the writes of a batch update what is kept in the same transaction; if the commit fails, ``clear()``.
+    """
+
+    def __init__(self, store: Any, *, max_parties: int = MAX_PARTIES, max_pairs: int = MAX_PAIRS) -> None:
+        self.store = store
+        self.max_parties, self.max_pairs = max_parties, max_pairs
+        self.token: Any = None
+        self.enabled = False
+        self.clear()
+
+    # ----------------------------------------------------------- validity
+    def clear(self) -> None:
+        """Forget everything (the next reads go to the store)."""
+        self._ids: dict[tuple[str, str], tuple[int, bool]] = {}
+        self._names: dict[int, tuple[str, str, bool]] = {}
+        self._acts: dict[tuple[int, str], int | None] = {}
+        self._plans: dict[int, list[tuple[Any, ...]]] = {}
+        self._used: dict[str, int] = {}
+        self._has_addons: dict[int, bool] = {}
+        self._has_alerts: dict[int, bool] = {}
+        self._pools: dict[int, int] = {}
+        self._lines: dict[tuple[int, int, str], list[tuple[int, int, str, int, bytes]]] = {}
+
+    def begin(self) -> None:
+        """At the start of an ingest transaction (write lock held): forget everything if another connection
+        committed since the last one, or always when the store gives no token."""
+        token = self.store.data_version()
+        if token is None or token != self.token:
+            self.clear()
+        self.token, self.enabled = token, token is not None
+
+    def _room(self) -> None:
+        if len(self._names) > self.max_parties or len(self._plans) > self.max_parties:
+            self.clear()
+        elif len(self._lines) > self.max_pairs:
+            self._lines = {}
+
+    # -------------------------------------------------------------- parties
+    def find_parties(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bool]]:
+        if not self.enabled:
+            return self.store.find_parties(pairs)
+        ids = self._ids
+        missing = [p for p in pairs if p not in ids]
+        if missing:
+            ids.update(self.store.find_parties(missing))
+        return {p: ids[p] for p in pairs if p in ids}
+
+    def add_parties(self, pairs: Sequence[tuple[str, str]], listed: bool) -> list[int]:
+        new = self.store.add_parties(pairs, listed)
+        if self.enabled:
+            for (account, channel), party in zip(pairs, new):
+                self._ids[(account, channel)] = (party, listed)
+                self._names[party] = (account, channel, listed)
+        return new
+
+    def party_names(self, parties: Sequence[int]) -> dict[int, tuple[str, str, bool]]:
+        if not self.enabled:
+            return self.store.party_names(parties)
+        names = self._names
+        missing = [p for p in parties if p not in names]
+        if missing:
+            names.update(self.store.party_names(missing))
+        return {p: names[p] for p in parties if p in names}
+
+    # ---------------------------------------------------------------- setup
+    def activations(self, parties: Sequence[int], pairs: Sequence[tuple[int, str]] | None = None
+                    ) -> list[tuple[int, str, int]]:
+        if not self.enabled or pairs is None:
+            return self.store.activations(parties, pairs)
+        acts = self._acts
+        missing = [pa for pa in pairs if pa not in acts]
+        if missing:
+            for pa in missing:
+                acts[pa] = None
+            for p, api, at in self.store.activations(sorted({p for p, _ in missing}), missing):
+                acts[(p, api)] = at
+        return sorted((p, api, acts[(p, api)]) for p, api in pairs if acts[(p, api)] is not None)
+
+    def plans_of(self, parties: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The store's rows (ordered by party, then purchase), the use so far last."""
+        if not self.enabled:
+            return self.store.plans_of(parties)
+        plans, used = self._plans, self._used
+        missing = [p for p in parties if p not in plans]
+        if missing:
+            for p in missing:
+                plans[p] = []
+            for row in self.store.plans_of(missing):
+                plans[row[1]].append(tuple(row[:9]))
+                used[row[0]] = int(row[9])
+        return [(*row, used[row[0]]) for p in sorted(set(parties)) for row in plans[p]]
+
+    def add_plan_use(self, rows: Sequence[tuple[str, int, int]]) -> None:
+        self.store.add_plan_use(rows)
+        if self.enabled:
+            for plan_id, _, units in rows:
+                if plan_id in self._used:
+                    self._used[plan_id] += units
+
+    def addons(self, parties: Sequence[int]) -> list[tuple[int, str, int, int, int]]:
+        return self._some(parties, self._has_addons, self.store.addons)
+
+    def alerts(self, parties: Sequence[int]) -> list[tuple[int, str, str | None, str]]:
+        return self._some(parties, self._has_alerts, self.store.alerts)
+
+    def _some(self, parties: Sequence[int], has: dict[int, bool], read: Any) -> list[Any]:
+        """Rows of a table most parties have none of (add-ons, alerts): only parties known to have none are
+        skipped; the store is asked for the others, so the rows keep the store's order."""
+        if not self.enabled:
+            return read(parties)
+        ask = [p for p in parties if has.get(p, True)]
+        if not ask:
+            return []
+        rows = read(ask)
+        with_rows = {r[0] for r in rows}
+        for p in ask:
+            has[p] = p in with_rows
+        return rows
+
+    # ---------------------------------------------------------------- pools
+    def pools(self, parties: Sequence[int]) -> dict[int, int]:
+        if not self.enabled:
+            return self.store.pools(parties)
+        kept = self._pools
+        missing = [p for p in parties if p not in kept]
+        if missing:
+            found = self.store.pools(missing)
+            for p in missing:
+                kept[p] = found.get(p, 0)
+        return {p: kept[p] for p in parties if kept[p]}
+
+    def add_pools(self, rows: Sequence[tuple[int, int]]) -> None:
+        self.store.add_pools(rows)
+        if self.enabled:
+            for p, free in rows:
+                if p in self._pools:
+                    self._pools[p] += free
+
+    # ------------------------------------------------------------- counters
+    def counters(self, parties: Sequence[int], period: int, pairs: Sequence[tuple[int, str]] | None = None
+                 ) -> CounterRows:
+        """As the store's: with ``pairs``, every row (each target) of those (party, API) lines of ``period``."""
+        if not self.enabled or pairs is None:
+            return self.store.counters(parties, period, pairs)
+        self._room()
+        lines = self._lines
+        missing = [(p, a) for p, a in pairs if (p, period, a) not in lines]
+        if missing:
+            for p, a in missing:
+                lines[(p, period, a)] = []
+            found = self.store.counters(parties, period, missing)
+            for row in zip(found.party.tolist(), found.period.tolist(), found.api, found.target.tolist(),
+                           found.packed()):
+                lines[(row[0], period, row[2])].append(row)
+        return CounterRows.read([row for p, a in pairs for row in lines[(p, period, a)]])
+
+    def put_counters(self, rows: CounterRows) -> None:
+        self.store.put_counters(rows)
+        if not self.enabled:
+            return
+        lines = self._lines
+        for row in zip(rows.party.tolist(), rows.period.tolist(), rows.api, rows.target.tolist(), rows.packed()):
+            kept = lines.get((row[0], row[1], row[2]))
+            if kept is None:
+                continue  # not read by this batch (forgotten when full): read from the store next time
+            for k, old in enumerate(kept):
+                if old[3] == row[3]:
+                    kept[k] = row
+                    break
+            else:
+                kept.append(row)
+                kept.sort(key=lambda r: r[3])
