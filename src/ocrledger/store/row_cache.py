@@ -48,7 +48,9 @@ class RowCache:
         self._has_addons: dict[int, bool] = {}
         self._has_alerts: dict[int, bool] = {}
         self._pools: dict[int, int] = {}
-        self._lines: dict[tuple[int, int, str], list[tuple[int, int, str, int, bytes]]] = {}
+        self._lines: dict[tuple[int, int, str], dict[int, tuple[int, int, str, int, bytes]]] = {}
+        """(party, period, API) -> target -> the row (party, period, api, target, packed counts): every row
+        of that line."""
 
     def begin(self) -> None:
         """At the start of an ingest transaction (write lock held): forget everything if another connection
@@ -176,12 +178,12 @@ class RowCache:
         missing = [(p, a) for p, a in pairs if (p, period, a) not in lines]
         if missing:
             for p, a in missing:
-                lines[(p, period, a)] = []
+                lines[(p, period, a)] = {}
             found = self.store.counters(parties, period, missing)
             for row in zip(found.party.tolist(), found.period.tolist(), found.api, found.target.tolist(),
                            found.packed()):
-                lines[(row[0], period, row[2])].append(row)
-        return CounterRows.read([row for p, a in pairs for row in lines[(p, period, a)]])
+                lines[(row[0], period, row[2])][row[3]] = row
+        return CounterRows.read([row for p, a in pairs for row in lines[(p, period, a)].values()])
 
     def put_counters(self, rows: CounterRows) -> None:
         self.store.put_counters(rows)
@@ -190,12 +192,5 @@ class RowCache:
         lines = self._lines
         for row in zip(rows.party.tolist(), rows.period.tolist(), rows.api, rows.target.tolist(), rows.packed()):
             kept = lines.get((row[0], row[1], row[2]))
-            if kept is None:
-                continue  # not read by this batch (forgotten when full): read from the store next time
-            for k, old in enumerate(kept):
-                if old[3] == row[3]:
-                    kept[k] = row
-                    break
-            else:
-                kept.append(row)
-                kept.sort(key=lambda r: r[3])
+            if kept is not None:  # else not read by this batch (forgotten when full): read from the store next time
+                kept[row[3]] = row
