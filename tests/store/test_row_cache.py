@@ -155,3 +155,21 @@ def test_a_second_batch_of_the_same_parties_reads_no_setup_rows_until_another_co
                       {**setup, "plan": [*setup["plan"], {"id": "p2", "account": "v", "kind": "dedicated",
                                                            "api": ID, "quantity": 10, "start": OCT}]})
         assert _bills(again) == want
+
+
+def test_bounded_memory_forgets_the_oldest_rows_and_stays_exact(ledger_target: Target) -> None:
+    names = [f"a{k}" for k in range(12)]
+    setup = {"account": [official(n, ID, VAT) for n in names],
+             "plan": [{"id": f"p{k}", "account": n, "kind": "dedicated", "api": ID, "quantity": 7, "start": OCT}
+                      for k, n in enumerate(names) if k % 2]}
+    ledger = Ledger.create(ledger_target.new(), CATALOG, accounts(CATALOG, **setup))
+    ledger._rows.max_parties, ledger._rows.max_lines = 3, 4  # a few parties kept, forgotten in turn
+    sent: list[tuple[Any, ...]] = []
+    for b in range(12):
+        rows = [r for k in (b, (b * 5) % 12, (b * 7 + 3) % 12)
+                for r in repeat(90, names[k], (ID, VAT)[k % 2], f"2026-10-{b + 2:02d}T00:00:00+08:00",
+                                prefix=f"{b}-{k}-")]
+        ledger.ingest(calls(rows), f"b{b}")
+        sent.extend(rows)
+        assert len(ledger._rows._names) <= 3 + 3 and len(ledger._rows._lines) <= 4 + 3
+    assert _bills(ledger) == _rated(sent, setup)
