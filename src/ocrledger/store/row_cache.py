@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from itertools import islice
+from operator import itemgetter
 from typing import Any, Sequence
 
 from .rows import CounterRows
@@ -112,27 +113,39 @@ class RowCache:
         if not self.enabled or pairs is None:
             return self.store.activations(parties, pairs)
         acts = self._acts
-        missing = [pa for pa in pairs if pa not in acts]
-        if missing:
-            for pa in missing:
-                acts[pa] = None
-            for p, api, at in self.store.activations(sorted({p for p, _ in missing}), missing):
-                acts[(p, api)] = at
-        return sorted((p, api, acts[(p, api)]) for p, api in pairs if acts[(p, api)] is not None)
+        hits: list[tuple[int, str]] = []
+        missing: list[tuple[int, str]] = []
+        for pa in pairs:
+            (hits if pa in acts else missing).append(pa)
+        found = self.store.activations(sorted({p for p, _ in missing}), missing) if missing else []
+        for pa in missing:
+            acts[pa] = None
+        for p, api, at in found:
+            acts[(p, api)] = at
+        if not hits:
+            return found  # the store's answer, in its order (party, api)
+        kept = [(p, api, acts[(p, api)]) for p, api in hits]
+        return sorted([r for r in kept if r[2] is not None] + found)
 
     def plans_of(self, parties: Sequence[int]) -> list[tuple[Any, ...]]:
         """The store's rows (ordered by party, then purchase), the use so far last."""
         if not self.enabled:
             return self.store.plans_of(parties)
         plans, used = self._plans, self._used
-        missing = [p for p in parties if p not in plans]
-        if missing:
-            for p in missing:
-                plans[p] = []
-            for row in self.store.plans_of(missing):
-                plans[row[1]].append(row)  # its use (row[9]) is kept apart: batches add to it
-                used[row[0]] = int(row[9])
-        return [(*row[:9], used[row[0]]) for p in sorted(set(parties)) for row in plans[p]]
+        wanted = sorted(set(parties))
+        missing = [p for p in wanted if p not in plans]
+        found = self.store.plans_of(missing) if missing else []
+        for p in missing:
+            plans[p] = []
+        for row in found:
+            plans[row[1]].append(row)  # its use (row[9]) is kept apart: batches add to it
+            used[row[0]] = int(row[9])
+        if len(missing) == len(wanted):
+            return found
+        asked = set(missing)
+        rows = [(*row[:9], used[row[0]]) for p in wanted if p not in asked for row in plans[p]] + found
+        rows.sort(key=itemgetter(1))  # by party; stable, so each party's plans stay in purchase order
+        return rows
 
     def add_plan_use(self, rows: Sequence[tuple[str, int, int]]) -> None:
         self.store.add_plan_use(rows)
@@ -187,15 +200,22 @@ class RowCache:
         if not self.enabled or pairs is None:
             return self.store.counters(parties, period, pairs)
         lines = self._lines
-        missing = [(p, a) for p, a in pairs if (p, period, a) not in lines]
-        if missing:
-            for p, a in missing:
-                lines[(p, period, a)] = {}
-            found = self.store.counters(parties, period, missing)
+        hits: list[tuple[int, str]] = []
+        missing: list[tuple[int, str]] = []
+        for p, a in pairs:
+            (hits if (p, period, a) in lines else missing).append((p, a))
+        found = self.store.counters(parties, period, missing) if missing else None
+        for p, a in missing:
+            lines[(p, period, a)] = {}
+        if found is not None:
             for row in zip(found.party.tolist(), found.period.tolist(), found.api, found.target.tolist(),
                            found.packed()):
                 lines[(row[0], period, row[2])][row[3]] = row
-        return CounterRows.read([row for p, a in pairs for row in lines[(p, period, a)].values()])
+            if not hits:
+                return found
+        kept = CounterRows.read([row for p, a in hits for row in lines[(p, period, a)].values()])
+        # the rows of the lines kept, then the ones read (the order of rows is not part of the answer)
+        return kept if found is None or not len(found) else CounterRows.concat([kept, found], 0)
 
     def put_counters(self, rows: CounterRows) -> None:
         self.store.put_counters(rows)
