@@ -173,3 +173,25 @@ def test_bounded_memory_forgets_the_oldest_rows_and_stays_exact(ledger_target: T
         sent.extend(rows)
         assert len(ledger._rows._names) <= 3 + 3 and len(ledger._rows._lines) <= 4 + 3
     assert _bills(ledger) == _rated(sent, setup)
+
+
+def test_a_batch_of_mostly_new_parties_past_the_bound_reads_the_store_and_what_is_kept_stays_exact(
+        ledger_target: Target) -> None:
+    names = [f"a{k}" for k in range(10)]
+    setup = {"account": [official(n, ID, VAT) for n in names],
+             "plan": [{"id": f"p{k}", "account": n, "kind": "dedicated", "api": ID, "quantity": 50, "start": OCT}
+                      for k, n in enumerate(names)]}
+    ledger = Ledger.create(ledger_target.new(), CATALOG, accounts(CATALOG, **setup))
+    ledger._rows.max_parties = 4
+    sent: list[tuple[Any, ...]] = []
+    widths = []
+    for b, group in enumerate([names[:2], names, names[:2], names[2:], names[:3], names[1:2], names]):
+        rows = [r for k, n in enumerate(group)
+                for r in repeat(40, n, (ID, VAT)[(b + k) % 2], f"2026-10-{b + 2:02d}T00:00:00+08:00",
+                                prefix=f"{b}-{n}-")]
+        ledger.ingest(calls(rows), f"b{b}")
+        sent.extend(rows)
+        widths.append(ledger._rows.active)
+        assert _bills(ledger) == _rated(sent, setup)
+    if not ledger_target.postgres:  # the wide batches read the store; the narrow ones what is kept
+        assert widths == [True, False, True, False, True, True, False]

@@ -40,6 +40,9 @@ class RowCache:
         self.max_parties, self.max_lines = max_parties, max_lines
         self.token: Any = None
         self.enabled = False
+        """True while what is kept is valid: the writes of a batch are applied to it."""
+        self.active = False
+        """True when this batch reads through what is kept (``find_parties`` decides, first in a batch)."""
         self.clear()
 
     # ----------------------------------------------------------- validity
@@ -64,6 +67,7 @@ class RowCache:
         if token is None or token != self.token:
             self.clear()
         self.token, self.enabled = token, token is not None
+        self.active = self.enabled
         self.trim()
 
     def trim(self) -> None:
@@ -82,10 +86,17 @@ class RowCache:
 
     # -------------------------------------------------------------- parties
     def find_parties(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bool]]:
-        if not self.enabled:
+        """The store's answer; first in a batch, it also decides whether the batch reads through what is kept:
+        when at least half its parties are kept, or all of them fit under the bound. A batch of mostly new
+        parties past the bound (10^5 accounts, batches of 10,000 calls) would only churn it, so it reads the
+        store (what is kept stays exact: the batch's writes still update it)."""
+        if not self.active:
             return self.store.find_parties(pairs)
         ids = self._ids
         missing = [p for p in pairs if p not in ids]
+        if 2 * len(missing) > len(pairs) and len(self._names) + len(missing) > self.max_parties:
+            self.active = False
+            return self.store.find_parties(pairs)
         if missing:
             ids.update(self.store.find_parties(missing))
         return {p: ids[p] for p in pairs if p in ids}
@@ -99,7 +110,7 @@ class RowCache:
         return new
 
     def party_names(self, parties: Sequence[int]) -> dict[int, tuple[str, str, bool]]:
-        if not self.enabled:
+        if not self.active:
             return self.store.party_names(parties)
         names = self._names
         missing = [p for p in parties if p not in names]
@@ -110,7 +121,7 @@ class RowCache:
     # ---------------------------------------------------------------- setup
     def activations(self, parties: Sequence[int], pairs: Sequence[tuple[int, str]] | None = None
                     ) -> list[tuple[int, str, int]]:
-        if not self.enabled or pairs is None:
+        if not self.active or pairs is None:
             return self.store.activations(parties, pairs)
         acts = self._acts
         hits: list[tuple[int, str]] = []
@@ -129,7 +140,7 @@ class RowCache:
 
     def plans_of(self, parties: Sequence[int]) -> list[tuple[Any, ...]]:
         """The store's rows (ordered by party, then purchase), the use so far last."""
-        if not self.enabled:
+        if not self.active:
             return self.store.plans_of(parties)
         plans, used = self._plans, self._used
         wanted = sorted(set(parties))
@@ -163,7 +174,7 @@ class RowCache:
     def _some(self, parties: Sequence[int], has: dict[int, bool], read: Any) -> list[Any]:
         """Rows of a table most parties have none of (add-ons, alerts): only parties known to have none are
         skipped; the store is asked for the others, so the rows keep the store's order."""
-        if not self.enabled:
+        if not self.active:
             return read(parties)
         ask = [p for p in parties if has.get(p, True)]
         if not ask:
@@ -176,7 +187,7 @@ class RowCache:
 
     # ---------------------------------------------------------------- pools
     def pools(self, parties: Sequence[int]) -> dict[int, int]:
-        if not self.enabled:
+        if not self.active:
             return self.store.pools(parties)
         kept = self._pools
         missing = [p for p in parties if p not in kept]
@@ -197,7 +208,7 @@ class RowCache:
     def counters(self, parties: Sequence[int], period: int, pairs: Sequence[tuple[int, str]] | None = None
                  ) -> CounterRows:
         """As the store's: with ``pairs``, every row (each target) of those (party, API) lines of ``period``."""
-        if not self.enabled or pairs is None:
+        if not self.active or pairs is None:
             return self.store.counters(parties, period, pairs)
         lines = self._lines
         hits: list[tuple[int, str]] = []
