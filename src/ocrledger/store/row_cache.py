@@ -1,4 +1,4 @@
-"""The writer's memory of the per-party rows a batch reads (setup, plan use, pools, counters), valid while no other connection commits."""
+"""What the writer keeps of the rows its batches read, valid while no other connection commits."""
 from __future__ import annotations
 
 from itertools import islice
