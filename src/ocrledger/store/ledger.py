@@ -41,6 +41,7 @@ from ..model.money import check_int64, round_line, to_cents_decimal, to_decimal
 from .alerts import AlertEvent, detect
 from .log import LogPage, PlanState, log_page, plan_state
 from .persist import catalog_to_dict
+from .row_cache import RowCache
 from .rows import CounterRows, accounts_of, write_accounts
 from .backends import Store, create_store, open_store
 from .sqlite_sql import SCHEMA_VERSION, SqliteStore
@@ -100,6 +101,8 @@ class Ledger:
         self.store = store
         self.path = store.path
         self.kernel = kernel if isinstance(kernel, ModuleType) else _kernel.get(kernel)
+        self._rows = RowCache(store)
+        """The parties' rows batches read, kept between batches while no other connection commits."""
         self.catalog: Catalog = parse_catalog(json.loads(store.meta("catalog") or "{}"), source=f"{self.path}:catalog")
         self._closed: set[int] = set()
         self._width = TIER0 + max(len(a.tiers) for a in self.catalog.apis)
@@ -185,10 +188,22 @@ class Ledger:
 
     # ------------------------------------------------------------ transactions
     @contextmanager
-    def _write(self, exclusive: bool = False) -> Iterator[None]:
-        with self.store.write(exclusive):
-            self._closed = self.store.closed_periods()
-            yield
+    def _write(self, exclusive: bool = False, *, batch: bool = False) -> Iterator[None]:
+        """A write transaction. A batch (``batch=True``) may use the rows kept from earlier batches, once
+        ``RowCache.begin`` checked that no other connection committed since; every other write (a plan, a
+        refund, an activation, a month closed, ...) forgets them. A transaction that fails forgets them too:
+        what it read or wrote was never committed."""
+        try:
+            with self.store.write(exclusive):
+                if batch:
+                    self._rows.begin()
+                else:
+                    self._rows.clear()
+                self._closed = self.store.closed_periods()
+                yield
+        except BaseException:
+            self._rows.clear()
+            raise
 
     @contextmanager
     def _read(self) -> Iterator[None]:
@@ -204,11 +219,14 @@ class Ledger:
             raise OcrledgerError(f"account {account!r} is not listed on the {channel} channel")
         return found[0]
 
-    def _setup(self, ids: Sequence[int], pairs: Sequence[tuple[int, str]] | None = None) -> _Setup:
+    def _setup(self, ids: Sequence[int], pairs: Sequence[tuple[int, str]] | None = None, rows: Any = None
+               ) -> _Setup:
         """The Engine of the given parties' stored setup (activations, plans, add-ons, alerts); with ``pairs``
-        (party id, API code), the activations of those pairs only."""
-        names = self.store.party_names(ids)
-        acc, used = accounts_of(self.store, ids, names, source=f"{self.path}:accounts", pairs=pairs)
+        (party id, API code), the activations of those pairs only; read from ``rows`` (the store, or a batch's
+        ``RowCache``)."""
+        rows = self.store if rows is None else rows
+        names = rows.party_names(ids)
+        acc, used = accounts_of(rows, ids, names, source=f"{self.path}:accounts", pairs=pairs)
         by_id = {i: (names[i][0], names[i][1]) for i in ids}
         engine = Engine(self.catalog, acc, kernel=self.kernel)
         known = engine.setup.parties
@@ -326,7 +344,7 @@ class Ledger:
             raise OcrledgerError("the ledger file is read-only: batches cannot be ingested", file=self.path)
         for attempt in range(CONFLICT_RETRIES):
             try:
-                with self._write():
+                with self._write(batch=True):
                     self.store.lock_batch(batch_id)
                     if self.store.has_batch(batch_id):
                         return IngestResult(batch_id, replayed=True)
@@ -353,19 +371,20 @@ class Ledger:
         party_of, api_of = np.divmod(used_pairs, n_api)  # party_of: account code * 2 + market
         pairs = sorted({(names[k >> 1], channels[k & 1]) for k in np.unique(party_of).tolist()})
         self.store.lock_parties(pairs)
-        found = self.store.find_parties(pairs)
+        found = self._rows.find_parties(pairs)
         new = [p for p in pairs if p not in found]
         ids = {p: v[0] for p, v in found.items()}
-        ids.update(zip(new, self.store.add_parties(new, listed=False)))
+        ids.update(zip(new, self._rows.add_parties(new, listed=False)))
         setup = self._setup([ids[p] for p in pairs], [(ids[(names[k >> 1], channels[k & 1])], self._codes[a])
-                                                      for k, a in zip(party_of.tolist(), api_of.tolist())])
+                                                      for k, a in zip(party_of.tolist(), api_of.tolist())],
+                            self._rows)
         parties, engine = setup.parties, setup.engine
         tables, plan_rows = engine.setup.tables(parties)
         kernel_plan_ids = plan_rows.ids_of(np.arange(len(plan_rows))).tolist()
         used = np.array([setup.used[pid] for pid in kernel_plan_ids], dtype=np.int64).reshape(len(plan_rows))
         state = KernelState.fresh(tables, plan_rows.quantity - used)
         alerts = engine.accounts.alerts
-        pools = self.store.pools(setup.ids)
+        pools = self._rows.pools(setup.ids)
         for k, pid in enumerate(setup.ids):
             state.pool_used[k] = pools.get(pid, 0)
         enc = encode(table, parties, clock)
@@ -431,7 +450,7 @@ class Ledger:
         state.pair_period[:] = period
         for name in ("free_used", "payg_calls", "payg_tier", "payg_spend"):
             getattr(state, name)[:] = 0
-        rows = self.store.counters(ids, period, pairs)
+        rows = self._rows.counters(ids, period, pairs)
         if whole:
             wanted = set(pairs)
             extra = self.store.counters(whole, period)
@@ -530,19 +549,19 @@ class Ledger:
             hit = sorted_key[at] == new_key
             w = min(self._width, old.counts.shape[1])
             counts[hit, :w] += old.counts[by_key[at[hit]], :w]
-        store.put_counters(CounterRows(party, period, [codes[a] for a in api.tolist()], target, counts))
+        self._rows.put_counters(CounterRows(party, period, [codes[a] for a in api.tolist()], target, counts))
         pools = np.flatnonzero(self._is_verification[api] & (added[:, FREE] > 0))
         pool_rows: dict[int, int] = defaultdict(int)
         for p, free in zip(party[pools].tolist(), added[pools, FREE].tolist()):
             pool_rows[p] += free
-        store.add_pools(list(pool_rows.items()))
+        self._rows.add_pools(list(pool_rows.items()))
         late = 0
         for k in np.flatnonzero(target != ON_TIME).tolist():
             late += int(added[k].sum() - added[k, DUPLICATE])
             rows = (batch.party == lines.party[keep[k]]) & (batch.period == period[k]) & (batch.api == api[k]) & fresh
             store.add_late_records((int(party[k]), int(period[k]), codes[api[k]], int(target[k]), r)
                                    for r in record_id[rows].tolist())
-        store.add_plan_use([(plans[k], p, units) for (k, p), units in usage.plan_used.items()])
+        self._rows.add_plan_use([(plans[k], p, units) for (k, p), units in usage.plan_used.items()])
         party_id = ids[batch.party] if len(batch) else np.zeros(0, np.int64)
         api_code = np.array(codes, dtype=object)[batch.api]
         plan_col = np.where(out.plan >= 0, plan_ids, None)

@@ -315,6 +315,11 @@ class PostgresStore:
             self._rollback()
             raise
 
+    def data_version(self) -> None:
+        """None: several writers commit side by side and no token tells this one that another changed the
+        parties it would keep, so the writer's ``RowCache`` keeps nothing on PostgreSQL (docs/ledger.md)."""
+        return None
+
     # ----------------------------------------------------------------- locks
     def lock_batch(self, batch_id: str) -> None:
         """Hold the batch id until commit: a second writer of the same id waits, then sees it committed."""

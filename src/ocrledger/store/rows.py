@@ -136,8 +136,11 @@ class CounterRows:
                            self.target[index], self.counts[index])
 
     def packed(self) -> list[bytes]:
-        """Each row's counts as the BLOB the store keeps."""
-        return pack(self.counts)
+        """Each row's counts as the BLOB the store keeps (made once: the store and the writer's cache both use it)."""
+        blobs = self.__dict__.get("_packed")
+        if blobs is None:
+            blobs = self.__dict__["_packed"] = pack(self.counts)
+        return blobs
 
     def tuples(self) -> Iterator[tuple[int, int, str, int, list[int]]]:
         """(party, period, api, target, counts) per row, as Python values."""

@@ -280,6 +280,14 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise _explain(exc, self.path, self.timeout) from None
 
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (``PRAGMA data_version``; this connection's
+        own commits leave it): what the writer's ``RowCache`` is checked against."""
+        try:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise _explain(exc, self.path, self.timeout) from None
+
     # ----------------------------------------------------------------- locks
     def lock_batch(self, batch_id: str) -> None:
         """Nothing to do: SQLite's write lock already serialises every batch (see ``PostgresStore``)."""
