@@ -41,9 +41,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def cli(cwd: Path, *args: str, stdout: int | None = subprocess.PIPE, env: dict[str, str] | None = None,
         code: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command in a child, as a user runs it: stdout buffered (PYTHONUNBUFFERED, which some machines set,
+    removed: a buffered --help on a full device fails at its flush, not at its write)."""
     argv = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "ocrledger", *args]
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     return subprocess.run(argv, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+                          env={**base, **(env or {})})
 
 
 def one_line(r: subprocess.CompletedProcess[str], code: int, *names: str) -> str:

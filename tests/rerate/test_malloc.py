@@ -1,36 +1,44 @@
 """The in-memory pass's malloc policy: freed memory is kept for reuse inside the block, returned after it."""
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pytest
 
 from ocrledger.rerate import malloc as _malloc
 
 needs_glibc = pytest.mark.skipif(_malloc._glibc() is None, reason="glibc malloc only")
+
+
+KEPT = """
+import os, numpy as np
+from ocrledger.rerate import malloc as _malloc
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss() -> int:
+def rss():
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * PAGE
+size = 256 << 20
+with _malloc.reuse_freed_memory():
+    before = rss()
+    block = np.ones(size, dtype=np.uint8)  # touched: resident
+    del block
+    kept = rss() - before
+    again = np.ones(size, dtype=np.uint8)  # the same memory again: no fresh pages
+    assert rss() - before < size + (size >> 3), rss() - before
+    del again
+after = rss() - before
+assert kept > size // 2, kept  # freed, but still in the process for the next array
+assert after < size // 4, after  # the defaults are back and malloc_trim gave the memory back
+"""
 
 
 @needs_glibc
 def test_freed_memory_is_kept_inside_the_block_and_returned_after_it() -> None:
-    size = 256 << 20
-    with _malloc.reuse_freed_memory():
-        before = rss()
-        block = np.ones(size, dtype=np.uint8)  # touched: resident
-        del block
-        kept = rss() - before
-        again = np.ones(size, dtype=np.uint8)  # the same memory again: no fresh pages
-        assert rss() - before < size + (size >> 3)
-        del again
-    after = rss() - before
-    assert kept > size // 2  # freed, but still in the process for the next array
-    assert after < size // 4  # the defaults are back and malloc_trim gave the memory back
+    """In a fresh process, as the prefault test: in a long session the heap's top may sit under other blocks (seen
+    in a CI run: the 256 MB block was returned at once), which says nothing of the policy."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", KEPT], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_default_environment_turns_it_off(monkeypatch) -> None:  # type: ignore[no-untyped-def]

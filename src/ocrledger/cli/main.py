@@ -311,7 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = NamedOutput(stdout, "<stdout>")  # type: ignore[assignment]
     restore_logging: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help or --version printed, or a usage error said on stderr
+            sys.stdout.flush()  # a buffered stdout's full device or closed pipe is found here, not at exit
+            return done.code if isinstance(done.code, int) else EXIT_INPUT if done.code else 0
         restore_logging = _log_to_stderr(args.verbose, args.quiet)
         handler: Handler = args.handler
         code = handler(args)
