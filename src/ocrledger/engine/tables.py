@@ -52,7 +52,6 @@ class SetupTables:
         if len(cols.act_party):
             code = np.array([catalog.index[c] for c in cols.api_codes], dtype=np.int64)
             activation[cols.act_party, code[cols.act_api]] = cols.act_when
-        self.official = official
         # plans party by party, each party's in expire-first order: a party's plans are then one run,
         # and any set of parties (in setup order) takes runs that are already in kernel order
         first = cols.plans.expire_first()
